@@ -1,0 +1,65 @@
+/* api/api.h — the HTTP surface of discoveryd: routing, /new, the v2 keys protocol (short and
+ * private forms), /status, /health, /metrics, /robots.txt.
+ *
+ * service/ creates one struct api per process (api_new) and, on each HTTP thread, one
+ * struct api_thread (api_thread_init) before that thread's loop runs; every request h2o hands
+ * to that thread goes to api_handle(). api/ never touches Raft: it talks to the store only
+ * through store/node.h (writes, watches, quorum barriers) and reads applied state under
+ * node_rdlock(). Responses are always sent from the thread that owns the request.
+ */
+#ifndef DISCOVERYD_API_API_H
+#define DISCOVERYD_API_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <h2o.h>
+#include "store/node.h"
+
+/* Rate-limit classes the api asks about (SPEC §4). */
+enum api_rl_class {
+    API_RL_NEW_ADDR,   /* token creation per client address (IPv4 /32, IPv6 /64) */
+    API_RL_NEW_RANGE,  /* token creation per address range (IPv4 /24, IPv6 /48) */
+    API_RL_TOKEN_WRITE /* writes per token */
+};
+
+/* Decides one request against a bucket. key is an address prefix (16 bytes, IPv4 mapped into
+ * ::ffff:0:0/96 then masked) or a token name. Returns true when allowed; otherwise false and
+ * the seconds to wait in *retry_after (>= 1). Must not block. Called on HTTP threads. */
+typedef bool (*api_rate_fn)(void *arg, enum api_rl_class cls, const void *key, size_t key_len,
+                            uint32_t *retry_after);
+
+struct api_config {
+    const char *public_url;      /* base URL /new prints ("https://disc.example.com"); NULL: "http://" + Host */
+    uint32_t max_size;           /* --max-size, default 15 */
+    uint32_t surplus;            /* --surplus, default 16: a token holds at most size+surplus members */
+    uint32_t max_value_bytes;    /* --max-value, default 4096 */
+    uint32_t max_key_bytes;      /* --max-key, default 255 (one path component) */
+    uint32_t max_body_bytes;     /* --max-body, default 65536 */
+    int64_t token_ttl_ms;        /* --token-ttl, default 168h (for /status "expires") */
+    api_rate_fn rate;            /* NULL: no limits */
+    void *rate_arg;
+};
+void api_config_defaults(struct api_config *cfg);
+
+struct api;
+/* 0, or -1 (ENOMEM). cfg is copied (strings included). */
+int api_new(struct api **out, const struct api_config *cfg, struct node *node);
+void api_free(struct api *api);
+
+/* Per HTTP thread state. Lives on that thread; init before its loop runs, dispose after the
+ * loop stopped and every op it submitted has completed. */
+struct api_thread {
+    struct api *api;
+    h2o_context_t *ctx;
+    void *priv; /* the queue that brings node completions back to this thread, counters, ... */
+};
+int api_thread_init(struct api_thread *t, struct api *api, h2o_context_t *ctx);
+void api_thread_dispose(struct api_thread *t);
+
+/* Handle one request (any path, any method). Always answers, now or later. */
+int api_handle(struct api_thread *t, h2o_req_t *req);
+
+/* Log lines go through this; service/ sets it (default: stderr with a timestamp). */
+extern void (*api_log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,110 @@
+/* store/node.h — the store thread: the one door between HTTP threads (api/) and the store.
+ *
+ * The store thread owns the KV tree, the watch hub and (later) Raft, the WAL and the transport:
+ * no locks around them, except one read-write lock that lets HTTP threads serve non-quorum GETs
+ * straight from the applied state (node_rdlock) instead of paying a thread hop per read.
+ * Today the node is a single in-memory member: a write is encoded as a kv_cmd, "committed" at
+ * once and applied with kv_apply. Later Raft decides when commands apply; this header stays.
+ *
+ * Threads: node_submit() may be called from any thread. An op's done() callback is delivered
+ * through op->client->post(), which the caller implements to hop back onto its own thread
+ * (service/ uses h2o_multithread queues). Every submitted op completes exactly once.
+ */
+#ifndef DISCOVERYD_STORE_NODE_H
+#define DISCOVERYD_STORE_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "store/kv.h"
+
+struct node;
+struct node_op;
+
+/* Implemented by the submitter: deliver op to its thread, then call op->done(op) there. */
+struct node_client {
+    void (*post)(struct node_client *self, struct node_op *op);
+};
+
+enum node_op_type {
+    NODE_OP_WRITE,  /* apply op->cmd (encoded by the node); result: event or error */
+    NODE_OP_WATCH,  /* wait for an event on key at wait_index; result: event, error, or timeout */
+    NODE_OP_QUORUM, /* linearizable-read barrier: completes when the local state reflects every write
+                       committed before it; then the caller reads under node_rdlock() */
+};
+
+/* Result codes in op->status besides 0 and the kv_errcode values (all > 0). */
+enum node_status {
+    NODE_OK = 0,
+    NODE_EUNAVAILABLE = -1,   /* shutting down / no leader / cannot commit: answer 5xx */
+    NODE_ETIMEOUT = -2,       /* WATCH: --watch-timeout passed: answer 200 with an empty body */
+    NODE_ETOOMANYWATCHES = -3,/* WATCH: parked-watch cap (per client or total): answer 429 */
+    NODE_ENOMEM = -4,         /* answer 500 */
+};
+
+struct node_op {
+    enum node_op_type type;
+    /* ---- in (owned by the submitter; must stay valid until done) ---- */
+    struct kv_cmd cmd;          /* WRITE; cmd.now_ms is filled by the node (the proposer's clock) */
+    const char *key;            /* WATCH */
+    uint32_t key_len;
+    bool recursive;             /* WATCH */
+    uint64_t wait_index;        /* WATCH: 0 = next event */
+    uint8_t client_addr[16];    /* WATCH: the client's address key for the per-client cap */
+    struct node_client *client;
+    void (*done)(struct node_op *op);
+    void *data;                 /* the submitter's */
+    /* ---- out (valid in done) ---- */
+    int status;                 /* 0, a kv_errcode (> 0), or a negative node_status */
+    struct kv_event *event;     /* reference owned by the op: the submitter calls kv_event_unref */
+    struct kv_error err;        /* when status is a kv_errcode: the submitter calls kv_error_clear */
+    uint64_t etcd_index;        /* X-Etcd-Index: the index after the write / when the watch started */
+    uint64_t raft_index;        /* X-Raft-Index */
+    uint64_t raft_term;         /* X-Raft-Term */
+    /* ---- node-private ---- */
+    struct node_op *next_;
+    void *priv_;
+};
+
+struct node_config {
+    uint32_t history_per_token;      /* default 1000 */
+    int64_t watch_timeout_ms;        /* default 60000 */
+    uint32_t max_watches_total;      /* default 65536 */
+    uint32_t max_watches_per_client; /* default 1024 */
+    int64_t token_ttl_ms;            /* default 168h; 0 = never */
+    uint64_t cluster_id;             /* X-Etcd-Cluster-ID */
+    const char *data_dir;            /* accepted; the durable store comes later */
+};
+void node_config_defaults(struct node_config *cfg);
+
+/* Start the store thread. 0, or -1 with a one-line reason in errbuf. */
+int node_start(struct node **out, const struct node_config *cfg, char *errbuf, size_t errlen);
+/* Stop accepting, complete every pending op (NODE_EUNAVAILABLE) and parked watch (NODE_ETIMEOUT),
+ * join the thread and free everything. Ops' done callbacks are posted before this returns; the
+ * caller keeps its threads running until they are delivered. */
+void node_stop(struct node *n);
+
+/* Hand an op to the store thread (any thread). Always completes through op->client->post. */
+void node_submit(struct node *n, struct node_op *op);
+
+/* Read access to the applied state from any thread. Hold it only while rendering. */
+void node_rdlock(struct node *n);
+void node_rdunlock(struct node *n);
+const struct kv *node_kv(struct node *n);
+
+/* For X-Raft-Index / X-Raft-Term / X-Etcd-Cluster-ID on reads (any thread, lock-free). */
+void node_raft_state(struct node *n, uint64_t *index, uint64_t *term);
+uint64_t node_cluster_id(struct node *n);
+
+/* /health: true when this node can commit a write; else false and a one-line reason. */
+bool node_healthy(struct node *n, char *reason, size_t len);
+
+struct node_stats {
+    uint64_t parked_watches;
+    uint64_t tokens;
+    uint64_t nodes;
+    uint64_t applied;          /* commands applied */
+    uint64_t expired_tokens;   /* tokens deleted by the sweep */
+};
+void node_stats(struct node *n, struct node_stats *st);
+
+#endif
