@@ -116,7 +116,9 @@ void kv_event_unref(struct kv_event *ev);
 /* ---- commands ---- */
 
 enum kv_cmd_type {
-    KV_CMD_SET = 1,  /* PUT plain: create or replace a file; dir=true makes/keeps a dir (102 if replacing a dir with a file) */
+    KV_CMD_SET = 1,  /* PUT plain: create or replace a file; dir=true makes a dir. As etcd's Set: an existing dir is
+                        never replaced (102, with or without dir=true); a replaced file becomes a new node, so
+                        createdIndex moves too (etcd v2 api.md shows the same) */
     KV_CMD_CREATE,   /* PUT prevExist=false: 105 if the key exists */
     KV_CMD_UPDATE,   /* PUT prevExist=true without prevValue/prevIndex: 100 if missing */
     KV_CMD_CAS,      /* PUT with prevValue and/or prevIndex (prevExist absent or true) */
@@ -155,6 +157,10 @@ int kv_cmd_encode(const struct kv_cmd *c, uint8_t **out, size_t *out_len);
 /* Parse bytes from kv_cmd_encode(). The string pointers of *c point into buf.
  * Returns 0, or -1 for anything malformed (bad version, truncation, lengths past the end, bad type). */
 int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c);
+/* Allocation-free variant for a reused buffer: writes the encoding into buf when it fits in cap and
+ * returns its length; returns the needed length (> cap) and writes nothing when it does not. */
+size_t kv_cmd_encoded_len(const struct kv_cmd *c);
+size_t kv_cmd_encode_to(const struct kv_cmd *c, uint8_t *buf, size_t cap);
 
 /* ---- the state machine ---- */
 

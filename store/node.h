@@ -86,7 +86,8 @@ void node_stop(struct node *n);
 /* Hand an op to the store thread (any thread). Always completes through op->client->post. */
 void node_submit(struct node *n, struct node_op *op);
 
-/* Read access to the applied state from any thread. Hold it only while rendering. */
+/* Read access to the applied state from any thread. Hold it only while rendering, and never
+ * recursively: writers are preferred, so a nested rdlock can deadlock behind a waiting writer. */
 void node_rdlock(struct node *n);
 void node_rdunlock(struct node *n);
 const struct kv *node_kv(struct node *n);

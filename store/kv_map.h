@@ -1,0 +1,61 @@
+/* store/kv_map.h — a small intrusive chained hash table, private to store/ (kv, watch, node).
+ *
+ * The caller embeds a struct kv_mapent in its item, computes the hash itself and compares keys
+ * itself while walking a bucket chain, so one table serves the tree's child index (keyed by
+ * parent + name), the watch hub's token and key buckets, and node.c's per-client watch counts.
+ * Single-threaded; no locking.
+ */
+#ifndef DISCOVERYD_STORE_KV_MAP_H
+#define DISCOVERYD_STORE_KV_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct kv_mapent {
+    struct kv_mapent *next;
+    uint64_t hash;
+};
+
+struct kv_map {
+    struct kv_mapent **buckets;
+    size_t mask; /* nbuckets - 1 (a power of two); 0 buckets when mask == 0 and buckets == NULL */
+    size_t count;
+};
+
+/* FNV-1a over bytes, continuing from h (start with KV_HASH_INIT). */
+#define KV_HASH_INIT 0xcbf29ce484222325ULL
+static inline uint64_t kv_hash_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+/* A final mix so that the low bits used for the bucket depend on every input bit. */
+static inline uint64_t kv_hash_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+void kv_map_init(struct kv_map *m);
+void kv_map_free(struct kv_map *m); /* frees the bucket array only; items are the caller's */
+/* The first entry of the chain that may hold hash; walk ->next and compare e->hash and the key. */
+static inline struct kv_mapent *kv_map_chain(const struct kv_map *m, uint64_t hash)
+{
+    return m->buckets ? m->buckets[hash & m->mask] : NULL;
+}
+/* Allocate the bucket array now (so that later inserts cannot fail). 0, or -1 on ENOMEM. */
+int kv_map_reserve(struct kv_map *m);
+/* Insert e (e->hash set by the caller). 0, or -1 on ENOMEM (then e is not inserted). */
+int kv_map_insert(struct kv_map *m, struct kv_mapent *e);
+/* Remove e, which must be in m. */
+void kv_map_remove(struct kv_map *m, struct kv_mapent *e);
+
+#endif

@@ -1,0 +1,524 @@
+/* store/watch.c — per-token event history and parked watchers (etcd v2 watch semantics).
+ *
+ * Layout: a token (the component after /discovery/) owns a ring of its last history_per_token
+ * events, grown on demand (most tokens see a handful of events, so a million tokens must not cost
+ * a million full rings), and the key groups of its parked watchers. Key groups (one per watched
+ * path, holding every watcher parked on it) are also indexed by full path in one hash table, so
+ * publishing an event looks up the groups of its key and of each ancestor inside the token: the
+ * cost is O(depth + woken), independent of how many watchers the other tokens hold. Watches on
+ * paths outside any token ("/", "/discovery", "/foo") are rare; they live in one global list that
+ * every event checks, and they read history from a global ring of every event.
+ * Matching follows etcd v2store (watcher_hub.go, event_history.go), except that a deleted dir wakes
+ * watchers under it by path ("/a/b" under "/a"), where etcd's history scan uses a byte prefix.
+ */
+#define _GNU_SOURCE /* asprintf */
+#include "store/watch.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/kv_map.h"
+
+#define TOKEN_PREFIX KV_DISCOVERY_DIR "/"
+#define TOKEN_PREFIX_LEN (sizeof(TOKEN_PREFIX) - 1)
+
+struct whist {
+    struct kv_event **a;
+    uint32_t cap, head, n;
+    uint64_t dropped_max; /* index of the newest event the ring has dropped; 0 = none */
+};
+
+struct kgroup;
+
+struct wtoken {
+    struct kv_mapent ent; /* in hub->tokens */
+    struct whist hist;
+    struct kgroup *groups; /* key groups with parked watchers inside this token */
+    uint32_t name_len;
+    char name[];
+};
+
+struct kgroup {
+    struct kv_mapent ent; /* in hub->keys */
+    struct wtoken *tok;   /* NULL: a key outside any token (hub->global_groups) */
+    struct kgroup *next, *prev;
+    struct watcher *head;
+    uint32_t key_len;
+    char key[];
+};
+
+struct watch_hub {
+    uint32_t hist_cap;
+    struct kv_map tokens;
+    struct kv_map keys;
+    struct whist global;
+    struct kgroup *global_groups;
+    uint64_t nparked;
+};
+
+/* ---------------------------------------------------------------- history rings */
+
+static int hist_push(struct whist *r, uint32_t max, struct kv_event *ev)
+{
+    if (r->n == r->cap && r->cap < max) {
+        uint32_t cap = r->cap ? r->cap * 2 : 4;
+        if (cap > max)
+            cap = max;
+        struct kv_event **a = malloc((size_t)cap * sizeof(*a));
+        if (a) {
+            for (uint32_t i = 0; i < r->n; i++)
+                a[i] = r->a[(r->head + i) % r->cap];
+            free(r->a);
+            r->a = a;
+            r->cap = cap;
+            r->head = 0;
+        } else if (r->cap == 0) {
+            return -1;
+        }
+    }
+    if (r->n < r->cap) {
+        r->a[(r->head + r->n) % r->cap] = kv_event_ref(ev);
+        r->n++;
+        return 0;
+    }
+    /* full: drop the oldest */
+    struct kv_event *old = r->a[r->head];
+    r->dropped_max = old->index;
+    kv_event_unref(old);
+    r->a[r->head] = kv_event_ref(ev);
+    r->head = (r->head + 1) % r->cap;
+    return 0;
+}
+
+static void hist_clear(struct whist *r)
+{
+    for (uint32_t i = 0; i < r->n; i++)
+        kv_event_unref(r->a[(r->head + i) % r->cap]);
+    free(r->a);
+    memset(r, 0, sizeof(*r));
+}
+
+static struct kv_event *hist_at(const struct whist *r, uint32_t i)
+{
+    return r->a[(r->head + i) % r->cap];
+}
+
+/* key is path-below-or-equal base ("/a/b" under "/a"; everything under "/"). */
+static bool path_under(const char *key, size_t klen, const char *base, size_t blen)
+{
+    if (blen == 1 && base[0] == '/')
+        return true;
+    return klen > blen && key[blen] == '/' && memcmp(key, base, blen) == 0;
+}
+
+/* etcd's isHidden: a component starting with '_' in the event key below the watched key. */
+static bool hidden_below(const char *wkey, size_t wlen, const char *ekey)
+{
+    const char *s = ekey + wlen;
+    return s[0] == '_' || strstr(s, "/_") != NULL;
+}
+
+/* key names base itself or a path under it. */
+static bool at_or_under(const char *key, size_t klen, const char *base, size_t blen)
+{
+    return (klen == blen && memcmp(key, base, blen) == 0) || path_under(key, klen, base, blen);
+}
+
+static bool ev_removes_dir(const struct kv_event *ev)
+{
+    return (ev->action == KV_ACT_DELETE || ev->action == KV_ACT_EXPIRE) && ev->has_prev && ev->prev.dir;
+}
+
+/* The history scan's match (EventHistory.scan): no hidden filter, refreshes skipped. */
+static bool hist_match(const struct kv_event *ev, const char *key, size_t klen, bool recursive)
+{
+    if (ev->refresh)
+        return false;
+    size_t elen = strlen(ev->node.key);
+    if (elen == klen && memcmp(ev->node.key, key, klen) == 0)
+        return true;
+    if (recursive && path_under(ev->node.key, elen, key, klen))
+        return true;
+    if (ev_removes_dir(ev) && path_under(key, klen, ev->prev.key, elen))
+        return true;
+    return false;
+}
+
+/* The live match (watcherHub.notify + watcher.notify). */
+static bool live_match(const struct watcher *w, const struct kv_event *ev, size_t elen)
+{
+    if (ev->index < w->since)
+        return false;
+    const char *ekey = ev->node.key;
+    if (elen == w->key_len && memcmp(ekey, w->key, elen) == 0)
+        return true;
+    if (path_under(ekey, elen, w->key, w->key_len))
+        return w->recursive && !hidden_below(w->key, w->key_len, ekey);
+    if (ev_removes_dir(ev) && path_under(w->key, w->key_len, ekey, elen))
+        return true;
+    return false;
+}
+
+/* ---------------------------------------------------------------- lookups */
+
+static bool token_of(const char *key, size_t len, const char **name, size_t *nlen)
+{
+    if (len <= TOKEN_PREFIX_LEN || memcmp(key, TOKEN_PREFIX, TOKEN_PREFIX_LEN) != 0)
+        return false;
+    const char *s = key + TOKEN_PREFIX_LEN;
+    const char *e = memchr(s, '/', len - TOKEN_PREFIX_LEN);
+    size_t n = e ? (size_t)(e - s) : len - TOKEN_PREFIX_LEN;
+    if (n == 0)
+        return false;
+    *name = s;
+    *nlen = n;
+    return true;
+}
+
+/* Seeded by the hub's address: token names and watched keys come from clients, and a seed they
+ * cannot know keeps them from aiming many names at one bucket. */
+static uint64_t str_hash(const struct watch_hub *h, const char *s, size_t n)
+{
+    uint64_t seed = KV_HASH_INIT ^ ((uint64_t)(uintptr_t)h * 0x9e3779b97f4a7c15ULL);
+    return kv_hash_mix(kv_hash_bytes(seed, s, n));
+}
+
+static struct wtoken *token_find(const struct watch_hub *h, const char *name, size_t n)
+{
+    uint64_t hash = str_hash(h, name, n);
+    for (struct kv_mapent *e = kv_map_chain(&h->tokens, hash); e; e = e->next) {
+        struct wtoken *t = (struct wtoken *)e;
+        if (e->hash == hash && t->name_len == n && memcmp(t->name, name, n) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+static struct wtoken *token_get(struct watch_hub *h, const char *name, size_t n)
+{
+    struct wtoken *t = token_find(h, name, n);
+    if (t)
+        return t;
+    t = calloc(1, sizeof(*t) + n + 1);
+    if (!t)
+        return NULL;
+    memcpy(t->name, name, n);
+    t->name_len = (uint32_t)n;
+    t->ent.hash = str_hash(h, name, n);
+    if (kv_map_insert(&h->tokens, &t->ent) != 0) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void token_maybe_free(struct watch_hub *h, struct wtoken *t)
+{
+    if (t->groups || t->hist.n)
+        return;
+    kv_map_remove(&h->tokens, &t->ent);
+    hist_clear(&t->hist);
+    free(t);
+}
+
+static struct kgroup *group_find(const struct watch_hub *h, const char *key, size_t n)
+{
+    uint64_t hash = str_hash(h, key, n);
+    for (struct kv_mapent *e = kv_map_chain(&h->keys, hash); e; e = e->next) {
+        struct kgroup *g = (struct kgroup *)e;
+        if (e->hash == hash && g->key_len == n && memcmp(g->key, key, n) == 0)
+            return g;
+    }
+    return NULL;
+}
+
+static void group_unlink_free(struct watch_hub *h, struct kgroup *g)
+{
+    kv_map_remove(&h->keys, &g->ent);
+    if (g->prev)
+        g->prev->next = g->next;
+    else if (g->tok)
+        g->tok->groups = g->next;
+    else
+        h->global_groups = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    free(g);
+}
+
+/* ---------------------------------------------------------------- API */
+
+struct watch_hub *watch_hub_new(uint32_t history_per_token)
+{
+    struct watch_hub *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->hist_cap = history_per_token ? history_per_token : 1000;
+    kv_map_init(&h->tokens);
+    kv_map_init(&h->keys);
+    return h;
+}
+
+static void group_list_free(struct kgroup *g)
+{
+    while (g) {
+        struct kgroup *next = g->next;
+        for (struct watcher *w = g->head; w;) {
+            struct watcher *wn = w->next;
+            w->next = w->prev = NULL;
+            w->bucket = NULL;
+            w = wn;
+        }
+        free(g);
+        g = next;
+    }
+}
+
+void watch_hub_free(struct watch_hub *h)
+{
+    if (!h)
+        return;
+    if (h->tokens.buckets) {
+        for (size_t i = 0; i <= h->tokens.mask; i++) {
+            struct kv_mapent *e = h->tokens.buckets[i];
+            while (e) {
+                struct kv_mapent *next = e->next;
+                struct wtoken *t = (struct wtoken *)e;
+                group_list_free(t->groups);
+                hist_clear(&t->hist);
+                free(t);
+                e = next;
+            }
+        }
+    }
+    group_list_free(h->global_groups);
+    hist_clear(&h->global);
+    kv_map_free(&h->tokens);
+    kv_map_free(&h->keys);
+    free(h);
+}
+
+int watch_start(struct watch_hub *h, struct watcher *w, uint64_t wait_index, uint64_t current_index,
+                struct kv_event **ev, struct kv_error *err)
+{
+    uint64_t since = wait_index ? wait_index : current_index + 1;
+    w->since = since;
+    w->next = w->prev = NULL;
+    w->bucket = NULL;
+    if (since > current_index)
+        return 1;
+    const char *name;
+    size_t nlen;
+    const struct whist *r = &h->global;
+    if (token_of(w->key, w->key_len, &name, &nlen)) {
+        struct wtoken *t = token_find(h, name, nlen);
+        if (!t)
+            return 1;
+        r = &t->hist;
+    }
+    if (r->dropped_max && r->dropped_max >= since) {
+        if (err) {
+            free(err->cause);
+            err->code = KV_EEVENTCLEARED;
+            err->index = current_index;
+            uint64_t oldest = r->n ? hist_at(r, 0)->index : r->dropped_max + 1;
+            if (asprintf(&err->cause, "the requested history has been cleared [%" PRIu64 "/%" PRIu64 "]",
+                         oldest, since) < 0)
+                err->cause = NULL;
+        }
+        return KV_EEVENTCLEARED;
+    }
+    /* first event with index >= since (indexes increase along the ring) */
+    uint32_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (hist_at(r, mid)->index < since)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (uint32_t i = lo; i < r->n; i++) {
+        struct kv_event *e = hist_at(r, i);
+        if (hist_match(e, w->key, w->key_len, w->recursive)) {
+            *ev = kv_event_ref(e);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int watch_park(struct watch_hub *h, struct watcher *w)
+{
+    struct kgroup *g = group_find(h, w->key, w->key_len);
+    if (!g) {
+        const char *name;
+        size_t nlen;
+        struct wtoken *t = NULL;
+        if (token_of(w->key, w->key_len, &name, &nlen) && !(t = token_get(h, name, nlen)))
+            return -1;
+        g = calloc(1, sizeof(*g) + w->key_len + 1);
+        if (!g) {
+            if (t)
+                token_maybe_free(h, t);
+            return -1;
+        }
+        memcpy(g->key, w->key, w->key_len);
+        g->key_len = w->key_len;
+        g->tok = t;
+        g->ent.hash = str_hash(h, w->key, w->key_len);
+        if (kv_map_insert(&h->keys, &g->ent) != 0) {
+            free(g);
+            if (t)
+                token_maybe_free(h, t);
+            return -1;
+        }
+        struct kgroup **list = t ? &t->groups : &h->global_groups;
+        g->next = *list;
+        if (*list)
+            (*list)->prev = g;
+        *list = g;
+    }
+    w->prev = NULL;
+    w->next = g->head;
+    if (g->head)
+        g->head->prev = w;
+    g->head = w;
+    w->bucket = g;
+    h->nparked++;
+    return 0;
+}
+
+/* Unlink w from its group; free the group (and its token when idle) once empty unless told not to
+ * (publish frees groups itself after it finishes walking them). */
+static void unpark(struct watch_hub *h, struct watcher *w, bool free_empty)
+{
+    struct kgroup *g = w->bucket;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        g->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+    w->bucket = NULL;
+    h->nparked--;
+    if (free_empty && !g->head) {
+        struct wtoken *t = g->tok;
+        group_unlink_free(h, g);
+        if (t)
+            token_maybe_free(h, t);
+    }
+}
+
+void watch_cancel(struct watch_hub *h, struct watcher *w)
+{
+    if (!w || !w->bucket)
+        return;
+    unpark(h, w, true);
+}
+
+/* Move every watcher of g that ev wakes onto the fired chain; all = skip the key test (the
+ * caller knows g's key is under a removed dir). Frees g when it empties. */
+static void collect(struct watch_hub *h, struct kgroup *g, const struct kv_event *ev, size_t elen, bool all,
+                    struct watcher **fired)
+{
+    for (struct watcher *w = g->head; w;) {
+        struct watcher *next = w->next;
+        if (all ? ev->index >= w->since : live_match(w, ev, elen)) {
+            unpark(h, w, false);
+            w->next = *fired;
+            *fired = w;
+        }
+        w = next;
+    }
+    if (!g->head)
+        group_unlink_free(h, g);
+}
+
+/* Every group of t whose key is under the removed dir key. */
+static void collect_under(struct watch_hub *h, struct wtoken *t, const struct kv_event *ev, size_t elen,
+                          struct watcher **fired)
+{
+    for (struct kgroup *g = t->groups; g;) {
+        struct kgroup *next = g->next;
+        if (path_under(g->key, g->key_len, ev->node.key, elen))
+            collect(h, g, ev, elen, true, fired);
+        g = next;
+    }
+}
+
+void watch_publish(struct watch_hub *h, struct kv_event *ev, watch_fire_fn fire, void *arg)
+{
+    const char *key = ev->node.key;
+    size_t elen = strlen(key);
+    const char *name;
+    size_t nlen;
+    struct wtoken *t = NULL;
+    bool in_token = token_of(key, elen, &name, &nlen);
+    (void)hist_push(&h->global, h->hist_cap, ev);
+    if (in_token && (t = token_get(h, name, nlen)))
+        (void)hist_push(&t->hist, h->hist_cap, ev);
+
+    struct watcher *fired = NULL;
+    if (!ev->refresh) {
+        /* watches outside any token: few, checked one by one */
+        for (struct kgroup *g = h->global_groups; g;) {
+            struct kgroup *next = g->next;
+            collect(h, g, ev, elen, false, &fired);
+            g = next;
+        }
+        if (t) {
+            /* the key itself and its ancestors inside the token, by hash */
+            size_t tok_end = TOKEN_PREFIX_LEN + nlen;
+            for (size_t end = tok_end; end <= elen; end++) {
+                if (end < elen && key[end] != '/')
+                    continue;
+                struct kgroup *g = group_find(h, key, end);
+                if (g)
+                    collect(h, g, ev, elen, false, &fired);
+            }
+            if (ev_removes_dir(ev))
+                collect_under(h, t, ev, elen, &fired);
+        } else if (ev_removes_dir(ev) && at_or_under(TOKEN_PREFIX, TOKEN_PREFIX_LEN - 1, key, elen)) {
+            /* "/" or "/discovery" removed: every token's watchers are under it */
+            for (size_t i = 0; h->tokens.buckets && i <= h->tokens.mask; i++)
+                for (struct kv_mapent *e = h->tokens.buckets[i]; e; e = e->next)
+                    collect_under(h, (struct wtoken *)e, ev, elen, &fired);
+        }
+    }
+
+    /* a token's history lives as long as the token */
+    bool removal = ev->action == KV_ACT_DELETE || ev->action == KV_ACT_EXPIRE || ev->action == KV_ACT_CAD;
+    if (removal && t && elen == TOKEN_PREFIX_LEN + nlen) {
+        hist_clear(&t->hist);
+        token_maybe_free(h, t);
+    } else if (removal && !in_token && ev_removes_dir(ev) &&
+               at_or_under(TOKEN_PREFIX, TOKEN_PREFIX_LEN - 1, key, elen)) {
+        for (size_t i = 0; h->tokens.buckets && i <= h->tokens.mask; i++) {
+            struct kv_mapent *e = h->tokens.buckets[i];
+            while (e) {
+                struct kv_mapent *next = e->next;
+                struct wtoken *tt = (struct wtoken *)e;
+                hist_clear(&tt->hist);
+                token_maybe_free(h, tt);
+                e = next;
+            }
+        }
+    } else if (t) {
+        token_maybe_free(h, t);
+    }
+
+    while (fired) {
+        struct watcher *w = fired;
+        fired = w->next;
+        w->next = NULL;
+        fire(arg, w, ev);
+    }
+}
+
+uint64_t watch_nparked(const struct watch_hub *h)
+{
+    return h->nparked;
+}
