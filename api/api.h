@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <h2o.h>
+#include <sys/socket.h>
 #include "store/node.h"
 
 /* Rate-limit classes the api asks about (SPEC §4). */
@@ -38,6 +39,15 @@ struct api_config {
     int64_t token_ttl_ms;        /* --token-ttl, default 168h (for /status "expires") */
     api_rate_fn rate;            /* NULL: no limits */
     void *rate_arg;
+    /* The client's address for rate limits and the parked-watch cap (NULL: the socket peer).
+     * service/ sets it to honour X-Forwarded-For when --trusted-proxy names the peer. Fills out
+     * and *len; returns 0, or -1 when unknown. Called on HTTP threads; must not block. */
+    int (*client_addr)(void *arg, h2o_req_t *req, struct sockaddr_storage *out, socklen_t *len);
+    void *client_addr_arg;
+    /* Extra /metrics lines (e.g. the rate limiter's PostgreSQL state), appended as given; NULL:
+     * none. write() may be called any number of times. HTTP threads; must not block. */
+    void (*metrics_extra)(void *arg, void (*write)(void *wctx, const char *s, size_t n), void *wctx);
+    void *metrics_extra_arg;
 };
 void api_config_defaults(struct api_config *cfg);
 

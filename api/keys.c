@@ -1,0 +1,365 @@
+/* api/keys.c — the v2 keys handler: validates (keys_parse.c), reads applied state under the
+ * node's read lock, or hands writes, watches and quorum reads to the store thread and answers
+ * them when they come back on this thread. Also the discovery bookkeeping of SPEC §5: a member
+ * registration is capped at size + surplus, and filling a token or going surplus is logged
+ * and counted.
+ */
+#include "api/api_int.h"
+
+#include <stdio.h>
+#include "api/addr.h"
+
+/* The keys route's common error path: JSON error with the keys headers. */
+static void send_err(struct api_thread *t, h2o_req_t *req, const struct api_route *r, int code,
+                     const char *cause, uint64_t index)
+{
+    api_send_keys_error(t, req, code, cause, index, r->token, r->token_len);
+}
+
+static void send_body(struct api_thread *t, h2o_req_t *req, int status, struct api_buf *b)
+{
+    if (b->oom) {
+        api_buf_free(b);
+        api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
+        return;
+    }
+    char *body = h2o_mem_alloc_pool(&req->pool, b->len ? b->len : 1);
+    memcpy(body, b->p, b->len);
+    size_t len = b->len;
+    api_buf_free(b);
+    api_send(t, req, API_ROUTE_KEYS, status, "application/json", body, len);
+}
+
+/* A read of applied state (plain GET/HEAD, or after a quorum barrier). */
+static void do_read(struct api_thread *t, h2o_req_t *req, const char *key, size_t key_len, const char *token,
+                    size_t token_len, const struct api_keys_req *k, uint64_t raft_index, uint64_t raft_term)
+{
+    struct node *node = t->api->node;
+    struct api_buf b = {0};
+    struct kv_error err = {0};
+    const struct kv_node *n;
+    node_rdlock(node);
+    const struct kv *kv = node_kv(node);
+    uint64_t index = kv_index(kv);
+    int rc = kv_get(kv, key, key_len, &n, &err);
+    if (rc == 0)
+        api_json_get(&b, n, k->recursive, k->sorted, api_now_ms());
+    api_discovery_headers(t, req, token, token_len);
+    node_rdunlock(node);
+    if (rc != 0) {
+        api_buf_free(&b);
+        api_json_error(&b, rc, api_err_message(rc), err.cause, err.index);
+        api_etcd_headers(t, req, err.index, false, 0, 0);
+        kv_error_clear(&err);
+        send_body(t, req, api_err_http_status(rc), &b);
+        return;
+    }
+    api_etcd_headers(t, req, index, true, raft_index, raft_term);
+    send_body(t, req, 200, &b);
+}
+
+static const char *op_key(const struct api_op *op)
+{
+    return op->kreq.cmd.key;
+}
+
+/* Answer an op that failed in the node (negative status) or in the store (kv error). */
+static void answer_failure(struct api_op *op, h2o_req_t *req)
+{
+    struct api_thread *t = op->t;
+    int st = op->op.status;
+    if (st > 0) {
+        api_send_keys_error(t, req, st, op->op.err.cause, op->op.err.index, op->token, op->token_len);
+        return;
+    }
+    switch (st) {
+    case NODE_ETOOMANYWATCHES:
+        api_send_keys_error(t, req, API_E_TOO_MANY_WATCHES, "too many parked watches; retry later",
+                            op->op.etcd_index, op->token, op->token_len);
+        break;
+    case NODE_EUNAVAILABLE: {
+        /* 5xx: the etcd client retries only server errors */
+        struct api_buf b = {0};
+        api_json_error(&b, KV_ERAFT, kv_err_message(KV_ERAFT),
+                       "the store is unavailable (no leader or shutting down)", op->op.etcd_index);
+        api_etcd_headers(t, req, op->op.etcd_index, false, 0, 0);
+        send_body(t, req, 503, &b);
+        break;
+    }
+    default: {
+        struct api_buf b = {0};
+        api_json_error(&b, KV_ERAFT, kv_err_message(KV_ERAFT), "out of memory", op->op.etcd_index);
+        api_etcd_headers(t, req, op->op.etcd_index, false, 0, 0);
+        send_body(t, req, 500, &b);
+        break;
+    }
+    }
+}
+
+/* After a registration applied: where does it rank among the token's members? */
+static void note_registration(struct api_op *op)
+{
+    struct api *api = op->t->api;
+    const struct kv_event *ev = op->op.event;
+    atomic_fetch_add_explicit(&api->registrations, 1, memory_order_relaxed);
+    node_rdlock(api->node);
+    const struct kv *kv = node_kv(api->node);
+    const struct kv_node *d = api_token_dir(kv, op->token, op->token_len);
+    uint32_t size = api_token_size(kv, op->token, op->token_len);
+    uint32_t rank = 0;
+    if (d != NULL)
+        for (const struct kv_node *c = d->first_child; c != NULL; c = c->next_sibling)
+            if (!kv_node_hidden(c) && c->created_index <= ev->node.created_index)
+                rank++;
+    node_rdunlock(api->node);
+    if (size == 0 || rank == 0)
+        return;
+    if (rank == size) {
+        atomic_fetch_add_explicit(&api->tokens_full, 1, memory_order_relaxed);
+        api_log("token %.*s is full: %u of %u members registered (last %s)", (int)op->token_len, op->token,
+                rank, size, ev->node.key);
+    } else if (rank > size) {
+        atomic_fetch_add_explicit(&api->surplus_registrations, 1, memory_order_relaxed);
+        api_log("token %.*s: surplus registration %s (member %u, size %u)", (int)op->token_len, op->token,
+                ev->node.key, rank, size);
+    }
+}
+
+static void on_write_done(struct node_op *nop)
+{
+    struct api_op *op = nop->data;
+    h2o_req_t *req = api_op_take_req(op);
+    const struct kv_event *ev = nop->event;
+    if (nop->status == 0 && ev != NULL) {
+        bool new_node = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
+        if (op->kreq.registration && new_node && !ev->node.dir)
+            note_registration(op);
+        if (op->creates_token && new_node) {
+            atomic_fetch_add_explicit(&op->t->api->tokens_created, 1, memory_order_relaxed);
+            api_log("token %.*s created by hand", (int)op->token_len, op->token);
+        }
+    }
+    if (req == NULL)
+        goto Done;
+    if (nop->status != 0 || ev == NULL) {
+        answer_failure(op, req);
+        goto Done;
+    }
+    struct api_buf b = {0};
+    api_json_event(&b, ev, api_now_ms(), op->kreq.no_value_on_success);
+    bool created = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
+    api_etcd_headers(op->t, req, nop->etcd_index, true, nop->raft_index, nop->raft_term);
+    node_rdlock(op->t->api->node);
+    api_discovery_headers(op->t, req, op->token, op->token_len);
+    node_rdunlock(op->t->api->node);
+    send_body(op->t, req, created ? 201 : 200, &b);
+Done:
+    api_op_free(op);
+}
+
+static void on_watch_done(struct node_op *nop)
+{
+    struct api_op *op = nop->data;
+    h2o_req_t *req = api_op_take_req(op);
+    if (req == NULL)
+        goto Done;
+    if (nop->status == NODE_ETIMEOUT || (nop->status == 0 && nop->event == NULL)) {
+        /* the long-poll cap: 200 with an empty body makes the client re-poll at once */
+        api_etcd_headers(op->t, req, nop->etcd_index, true, nop->raft_index, nop->raft_term);
+        node_rdlock(op->t->api->node);
+        api_discovery_headers(op->t, req, op->token, op->token_len);
+        node_rdunlock(op->t->api->node);
+        api_send(op->t, req, API_ROUTE_KEYS, 200, "application/json", "", 0);
+        goto Done;
+    }
+    if (nop->status != 0) {
+        answer_failure(op, req);
+        goto Done;
+    }
+    struct api_buf b = {0};
+    api_json_event(&b, nop->event, api_now_ms(), false);
+    api_etcd_headers(op->t, req, nop->etcd_index, true, nop->raft_index, nop->raft_term);
+    node_rdlock(op->t->api->node);
+    api_discovery_headers(op->t, req, op->token, op->token_len);
+    node_rdunlock(op->t->api->node);
+    send_body(op->t, req, 200, &b);
+Done:
+    api_op_free(op);
+}
+
+static void on_quorum_done(struct node_op *nop)
+{
+    struct api_op *op = nop->data;
+    h2o_req_t *req = api_op_take_req(op);
+    if (req == NULL)
+        goto Done;
+    if (nop->status != 0) {
+        answer_failure(op, req);
+        goto Done;
+    }
+    do_read(op->t, req, op_key(op), op->kreq.cmd.key_len, op->token, op->token_len, &op->kreq,
+            nop->raft_index, nop->raft_term);
+Done:
+    api_op_free(op);
+}
+
+/* Copy what the store thread reads (key, value, prevValue) into the op: the request may go. */
+static struct api_op *make_op(struct api_thread *t, h2o_req_t *req, const struct api_route *r,
+                              const struct api_keys_req *k)
+{
+    const struct kv_cmd *c = &k->cmd;
+    size_t extra =
+        r->key_len + 1 + (c->value ? c->value_len + 1 : 0) + (c->prev_value ? c->prev_value_len + 1 : 0);
+    struct api_op *op = api_op_new(t, req, API_ROUTE_KEYS, extra);
+    if (op == NULL)
+        return NULL;
+    op->kreq = *k;
+    char *p = op->buf;
+    memcpy(p, r->key, r->key_len);
+    p[r->key_len] = 0;
+    op->kreq.cmd.key = p;
+    op->kreq.cmd.key_len = r->key_len;
+    p += r->key_len + 1;
+    if (c->value != NULL) {
+        memcpy(p, c->value, c->value_len);
+        p[c->value_len] = 0;
+        op->kreq.cmd.value = p;
+        p += c->value_len + 1;
+    }
+    if (c->prev_value != NULL) {
+        memcpy(p, c->prev_value, c->prev_value_len);
+        p[c->prev_value_len] = 0;
+        op->kreq.cmd.prev_value = p;
+    }
+    memcpy(op->token, r->token, r->token_len);
+    op->token[r->token_len] = 0;
+    op->token_len = r->token_len;
+    return op;
+}
+
+static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_route *r,
+                         struct api_keys_req *k)
+{
+    struct api *api = t->api;
+    bool creates_token = false;
+    enum api_method m = api_method_of(req->method.base, req->method.len);
+    /* decide against the applied state: does the token exist, how big may it grow */
+    node_rdlock(api->node);
+    const struct kv *kv = node_kv(api->node);
+    const struct kv_node *dir = api_token_dir(kv, r->token, r->token_len);
+    uint64_t index = kv_index(kv);
+    if (dir == NULL && m != API_M_DELETE) {
+        /* only a size (or the bare token dir) may bring a token into being; anything else would
+         * make size-less tokens that bypass /new's limits */
+        if (k->config_size || (k->token_dir && k->cmd.dir && m == API_M_PUT)) {
+            creates_token = true;
+        } else {
+            node_rdunlock(api->node);
+            char cause[sizeof(KV_DISCOVERY_DIR) + API_TOKEN_MAX_LEN + 2];
+            snprintf(cause, sizeof(cause), KV_DISCOVERY_DIR "/%.*s", (int)r->token_len, r->token);
+            send_err(t, req, r, KV_ENOTFOUND, cause, index);
+            return;
+        }
+    }
+    if (k->registration) {
+        uint32_t size = api_token_size(kv, r->token, r->token_len);
+        k->cmd.max_children = (size ? size : api->cfg.max_size) + api->cfg.surplus;
+    }
+    node_rdunlock(api->node);
+
+    if (creates_token) {
+        if (api_rate_new(t, req, API_ROUTE_KEYS, true, r->token, r->token_len) != 0)
+            return;
+    } else {
+        uint32_t retry;
+        if (!api_rate_allow(t, API_RL_TOKEN_WRITE, r->token, r->token_len, &retry)) {
+            char line[128];
+            snprintf(line, sizeof(line), "too many writes to this token; retry in %u s", retry);
+            api_header_u64(req, "retry-after", "Retry-After", retry);
+            send_err(t, req, r, API_E_RATE_LIMITED, line, 0);
+            return;
+        }
+    }
+    struct api_op *op = make_op(t, req, r, k);
+    if (op == NULL) {
+        api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
+        return;
+    }
+    op->creates_token = creates_token;
+    op->op.type = NODE_OP_WRITE;
+    op->op.cmd = op->kreq.cmd;
+    op->op.done = on_write_done;
+    api_op_submit(op);
+}
+
+void api_keys_handle(struct api_thread *t, h2o_req_t *req, const struct api_route *r)
+{
+    const struct api_config *cfg = &t->api->cfg;
+    enum api_method m = api_method_of(req->method.base, req->method.len);
+    if (m == API_M_OTHER) {
+        api_send_405(t, req, API_ROUTE_KEYS, "GET, HEAD, PUT, POST, DELETE");
+        return;
+    }
+    if (req->entity.base != NULL && req->entity.len > cfg->max_body_bytes) {
+        char cause[96];
+        snprintf(cause, sizeof(cause), "the request body is larger than %u bytes", cfg->max_body_bytes);
+        send_err(t, req, r, API_E_BODY_TOO_LARGE, cause, 0);
+        return;
+    }
+    struct api_form form;
+    int rc = api_request_form(req, &form);
+    if (rc == -2) {
+        api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
+        return;
+    }
+    if (rc != 0) {
+        send_err(t, req, r, KV_EINVALIDFORM, form.err, 0);
+        return;
+    }
+    struct api_keys_req k;
+    struct api_keys_err e;
+    if (api_keys_parse(cfg, m, r->key, r->key_len, r->token_len, r->longest, &form, api_now_ms(), &k, &e) !=
+        0) {
+        send_err(t, req, r, e.code, e.cause, 0);
+        return;
+    }
+    switch (k.kind) {
+    case API_KEYS_READ:
+        if (!k.quorum) {
+            do_read(t, req, r->key, r->key_len, r->token, r->token_len, &k, 0, 0);
+        } else {
+            k.cmd.key = r->key;
+            k.cmd.key_len = r->key_len;
+            struct api_op *op = make_op(t, req, r, &k);
+            if (op == NULL) {
+                api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
+                return;
+            }
+            op->op.type = NODE_OP_QUORUM;
+            op->op.done = on_quorum_done;
+            api_op_submit(op);
+        }
+        break;
+    case API_KEYS_WATCH: {
+        k.cmd.key = r->key;
+        k.cmd.key_len = r->key_len;
+        struct api_op *op = make_op(t, req, r, &k);
+        if (op == NULL) {
+            api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
+            return;
+        }
+        op->op.type = NODE_OP_WATCH;
+        op->op.key = op->kreq.cmd.key;
+        op->op.key_len = op->kreq.cmd.key_len;
+        op->op.recursive = k.recursive;
+        op->op.wait_index = k.wait_index;
+        api_client_key(t, req, API_ADDR_V4_HOST, API_ADDR_V6_HOST, op->op.client_addr);
+        op->op.done = on_watch_done;
+        api_op_submit(op);
+        break;
+    }
+    case API_KEYS_WRITE:
+        submit_write(t, req, r, &k);
+        break;
+    }
+}

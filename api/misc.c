@@ -1,0 +1,123 @@
+/* api/misc.c — the small routes: /health (can this node commit?), /metrics (Prometheus text),
+ * /robots.txt (keep crawlers off tokens) and / (a pointer to /new until the home page lands).
+ */
+#include "api/api_int.h"
+
+#include <stdio.h>
+
+void api_health_handle(struct api_thread *t, h2o_req_t *req)
+{
+    if (!api_is_method(req, "GET") && !api_is_method(req, "HEAD")) {
+        api_send_405(t, req, API_ROUTE_HEALTH, "GET, HEAD");
+        return;
+    }
+    char reason[200] = "";
+    struct api_buf b = {0};
+    int status = 200;
+    if (node_healthy(t->api->node, reason, sizeof(reason))) {
+        api_buf_puts(&b, "{\"health\":\"true\"}\n");
+    } else {
+        status = 503;
+        api_buf_puts(&b, "{\"health\":\"false\",\"reason\":");
+        api_json_str(&b, reason, strnlen(reason, sizeof(reason)));
+        api_buf_puts(&b, "}\n");
+    }
+    if (b.oom) {
+        api_buf_free(&b);
+        api_send_text(t, req, API_ROUTE_HEALTH, 500, "out of memory");
+        return;
+    }
+    char *body = h2o_mem_alloc_pool(&req->pool, b.len);
+    memcpy(body, b.p, b.len);
+    size_t len = b.len;
+    api_buf_free(&b);
+    api_send(t, req, API_ROUTE_HEALTH, status, "application/json", body, len);
+}
+
+static void metrics_write(void *wctx, const char *s, size_t n)
+{
+    api_buf_put(wctx, s, n);
+}
+
+static void counter(struct api_buf *b, const char *name, const char *help, uint64_t v, const char *type)
+{
+    api_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+                   (unsigned long long)v);
+}
+
+void api_metrics_handle(struct api_thread *t, h2o_req_t *req)
+{
+    if (!api_is_method(req, "GET") && !api_is_method(req, "HEAD")) {
+        api_send_405(t, req, API_ROUTE_METRICS, "GET, HEAD");
+        return;
+    }
+    struct api *api = t->api;
+    struct api_buf b = {0};
+    api_buf_puts(&b,
+                 "# HELP discoveryd_http_requests_total HTTP requests answered, by route and status code.\n"
+                 "# TYPE discoveryd_http_requests_total counter\n");
+    for (int r = 0; r < API_ROUTE_COUNT; r++) {
+        for (int c = 0; c < API_NCODES; c++) {
+            uint64_t v = atomic_load_explicit(&api->requests[r][c], memory_order_relaxed);
+            if (v == 0)
+                continue;
+            char code[8];
+            if (c < API_NCODES - 1 && api_metric_codes[c] != 0)
+                snprintf(code, sizeof(code), "%d", api_metric_codes[c]);
+            else
+                snprintf(code, sizeof(code), "other");
+            api_buf_printf(&b, "discoveryd_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
+                           api_route_name((enum api_route_kind)r), code, (unsigned long long)v);
+        }
+    }
+    struct node_stats st = {0};
+    node_stats(api->node, &st);
+    counter(&b, "discoveryd_tokens_created_total", "Tokens created (by /new or by hand).",
+            atomic_load(&api->tokens_created), "counter");
+    counter(&b, "discoveryd_registrations_total", "Member registrations accepted.",
+            atomic_load(&api->registrations), "counter");
+    counter(&b, "discoveryd_tokens_full_total", "Tokens that reached their size.",
+            atomic_load(&api->tokens_full), "counter");
+    counter(&b, "discoveryd_surplus_registrations_total", "Registrations beyond a token's size.",
+            atomic_load(&api->surplus_registrations), "counter");
+    counter(&b, "discoveryd_rate_limited_total", "Requests refused by a rate limit.",
+            atomic_load(&api->rate_limited), "counter");
+    counter(&b, "discoveryd_parked_watches", "Watches waiting for an event.", st.parked_watches, "gauge");
+    counter(&b, "discoveryd_tokens_live", "Tokens in the store.", st.tokens, "gauge");
+    counter(&b, "discoveryd_store_nodes", "Nodes in the key tree.", st.nodes, "gauge");
+    counter(&b, "discoveryd_store_applied_total", "Commands applied to the store.", st.applied, "counter");
+    counter(&b, "discoveryd_tokens_expired_total", "Tokens deleted by expiry.", st.expired_tokens, "counter");
+    if (api->cfg.metrics_extra != NULL)
+        api->cfg.metrics_extra(api->cfg.metrics_extra_arg, metrics_write, &b);
+    if (b.oom) {
+        api_buf_free(&b);
+        api_send_text(t, req, API_ROUTE_METRICS, 500, "out of memory");
+        return;
+    }
+    char *body = h2o_mem_alloc_pool(&req->pool, b.len);
+    memcpy(body, b.p, b.len);
+    size_t len = b.len;
+    api_buf_free(&b);
+    api_send(t, req, API_ROUTE_METRICS, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
+}
+
+void api_robots_handle(struct api_thread *t, h2o_req_t *req)
+{
+    if (!api_is_method(req, "GET") && !api_is_method(req, "HEAD")) {
+        api_send_405(t, req, API_ROUTE_ROBOTS, "GET, HEAD");
+        return;
+    }
+    static const char body[] = "User-agent: *\nDisallow: /\n";
+    api_send(t, req, API_ROUTE_ROBOTS, 200, "text/plain; charset=utf-8", body, sizeof(body) - 1);
+}
+
+void api_home_handle(struct api_thread *t, h2o_req_t *req)
+{
+    if (!api_is_method(req, "GET") && !api_is_method(req, "HEAD")) {
+        api_send_405(t, req, API_ROUTE_HOME, "GET, HEAD");
+        return;
+    }
+    api_send_text(t, req, API_ROUTE_HOME, 200,
+                  "discoveryd: an etcd discovery service. Create a token with: curl -w \"\\n\" 'http://<this "
+                  "host>/new?size=3'");
+}
