@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""tests/bench/bench_helper.py — the small jobs tests/bench/run.sh does not do in bash: free ports,
+readiness polls, seeding tokens, parsing wrk output and writing BENCHMARKS.md from the results.
+Python 3 standard library only; every loop is bounded."""
+
+import http.client
+import os
+import socket
+import statistics
+import sys
+import threading
+import time
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    print(port)
+
+
+def wait_ready(port, path, timeout, pid=None):
+    deadline = time.time() + float(timeout)
+    while time.time() < deadline:
+        if pid and not os.path.exists("/proc/%s" % pid):
+            print("server process %s exited before it was ready" % pid, file=sys.stderr)
+            return 1
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=2)
+            c.request("GET", path)
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if r.status == 200:
+                return 0
+        except OSError:
+            pass
+        time.sleep(0.1)
+    print("not ready after %s s: 127.0.0.1:%s%s" % (timeout, port, path), file=sys.stderr)
+    return 1
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def put_all(port, reqs, conns=8):
+    """PUTs (path, body) pairs over a few keep-alive connections; returns {status: count}."""
+    counts = {}
+    lock = threading.Lock()
+    errors = []
+
+    def worker(part):
+        c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+        local = {}
+        for path, body in part:
+            try:
+                c.request("PUT", path, body=body, headers=FORM)
+                r = c.getresponse()
+                r.read()
+                local[r.status] = local.get(r.status, 0) + 1
+            except OSError as e:
+                errors.append(str(e))
+                c.close()
+        c.close()
+        with lock:
+            for k, v in local.items():
+                counts[k] = counts.get(k, 0) + v
+
+    parts = [reqs[i::conns] for i in range(conns)]
+    ts = [threading.Thread(target=worker, args=(p,)) for p in parts]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(600)
+    if errors:
+        counts["transport-error"] = len(errors)
+    return counts
+
+
+def seed_tokens(port, prefix, n, size):
+    reqs = [("/v2/keys/discovery/%s-%d/_config/size" % (prefix, i), "value=%s" % size) for i in range(int(n))]
+    counts = put_all(port, reqs)
+    ok = counts.get(201, 0) + counts.get(200, 0)
+    print("seeded %d/%s tokens %s-*: statuses %r" % (ok, n, prefix, counts), file=sys.stderr)
+    return 0 if ok == int(n) else 1
+
+
+def seed_members(port, token):
+    reqs = [("/v2/keys/discovery/%s/_config/size" % token, "value=3")]
+    reqs += [("/v2/keys/discovery/%s/%016x?prevExist=false" % (token, 0xfc594def544cce00 + i),
+              "value=m%d%%3Dhttp%%3A%%2F%%2F127.0.0.1%%3A%d2380" % (i + 1, i + 1)) for i in range(3)]
+    counts = put_all(port, reqs[:1], 1)
+    counts2 = put_all(port, reqs[1:], 1)
+    ok = counts.get(201, 0) + counts2.get(201, 0)
+    if ok != 4:
+        print("seeding token %s failed: %r %r" % (token, counts, counts2), file=sys.stderr)
+        return 1
+    return 0
+
+
+def to_ms(text):
+    for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3), ("m", 60e3)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * f
+    return float(text)
+
+
+def parse_wrk(path):
+    """One line of tab-separated fields: rps p50_ms p99_ms non2xx socket_errors requests."""
+    rps = p50 = p99 = None
+    non2xx = sockerr = 0
+    total = 0
+    for line in open(path, encoding="utf-8", errors="replace"):
+        f = line.split()
+        if line.startswith("Requests/sec:"):
+            rps = float(f[1])
+        elif len(f) == 2 and f[0] == "50%":
+            p50 = to_ms(f[1])
+        elif len(f) == 2 and f[0] == "99%":
+            p99 = to_ms(f[1])
+        elif line.strip().startswith("Non-2xx or 3xx responses:"):
+            non2xx = int(f[-1])
+        elif line.strip().startswith("Socket errors:"):
+            sockerr = sum(int(x.strip(",")) for x in f if x.strip(",").isdigit())
+        elif "requests in" in line:
+            total = int(f[0])
+    if rps is None or p50 is None or p99 is None:
+        print("\t".join(["nan"] * 3 + ["0", "0", "0"]))
+        return 1
+    print("%.2f\t%.3f\t%.3f\t%d\t%d\t%d" % (rps, p50, p99, non2xx, sockerr, total))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# BENCHMARKS.md
+
+WORKLOADS = {
+    "get": ("(a) GET of a 3-member token dir",
+            "`GET /v2/keys/discovery/<tok>?quorum=false&recursive=false&sorted=false` (what every member "
+            "sends twice), one token holding `_config/size`=3 and three members."),
+    "put": ("(b) member registrations",
+            "`PUT /v2/keys/discovery/<tok>/<unique id>?prevExist=false`, body "
+            "`value=name%3Dhttp%3A%2F%2F127.0.0.1%3A2380`, `Content-Type: application/x-www-form-urlencoded`; "
+            "ids unique per request (`tests/bench/put.lua`), spread over TOKENS tokens whose `_config/size`=3 "
+            "was written beforehand on both targets. Fresh server and data dir for every run."),
+}
+
+
+def fmt(v, unit="", nd=0):
+    if v is None:
+        return "–"
+    return ("{:,.%df}" % nd).format(v) + unit
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def report(results, meta_path, out):
+    meta = {}
+    for line in open(meta_path, encoding="utf-8"):
+        if "=" in line:
+            k, v = line.rstrip("\n").split("=", 1)
+            meta[k] = v
+    rows = []
+    for line in open(results, encoding="utf-8"):
+        f = line.rstrip("\n").split("\t")
+        if len(f) < 12 or f[0] == "round":
+            continue
+        rows.append(dict(round=int(f[0]), wl=f[1], target=f[2], status=f[3],
+                         rps=float(f[4]) if f[4] not in ("", "nan") else None,
+                         p50=float(f[5]) if f[5] not in ("", "nan") else None,
+                         p99=float(f[6]) if f[6] not in ("", "nan") else None,
+                         non2xx=int(f[7] or 0), sockerr=int(f[8] or 0), total=int(f[9] or 0),
+                         hwm=int(f[10]) if f[10] else None, cpu=float(f[11]) if f[11] else None,
+                         data=int(f[12]) if len(f) > 12 and f[12] else None))
+    quick = meta.get("quick") == "1"
+    L = []
+    L.append("# discoveryd vs etcd 3.4: benchmarks")
+    L.append("")
+    L.append("Written by `tests/bench/run.sh` (do not edit by hand; re-run the script).")
+    L.append("")
+    if quick:
+        L.append("> **SMOKE RUN (`--quick`)** — %s round of %s s per target and workload. These numbers only "
+                 "prove that the script works; they are **not** a measurement (one short round; the machine may "
+                 "have been busy). For the real table run `tests/bench/run.sh` (3 rounds × 10 s) on a quiet "
+                 "machine." % (meta.get("rounds"), meta.get("duration")))
+        L.append("")
+    L.append("## How these numbers were produced")
+    L.append("")
+    L.append("- Command: `%s`" % meta.get("command", ""))
+    L.append("- Date: %s" % meta.get("date", ""))
+    L.append("- Machine: %s CPUs (`nproc`), %s, kernel %s" % (meta.get("nproc"), meta.get("cpu"), meta.get("kernel")))
+    L.append("- etcd: %s, started with `--enable-v2=true`, defaults otherwise (fsync on, snapshot-count 100000), "
+             "fresh data dir in a temp dir, loopback" % meta.get("etcd_version"))
+    L.append("- discoveryd: %s, `%s`" % (meta.get("dd_version"), meta.get("dd_args")))
+    L.append("- Load: `%s` from the same machine; wrk, etcd and discoveryd share the CPUs. Targets alternate "
+             "(etcd, discoveryd, etcd, discoveryd, …); each run starts a fresh server process. Tables show the "
+             "**median of %s round(s)**; per-round values are listed below each table." % (meta.get("wrk_cmd"), meta.get("rounds")))
+    L.append("- Peak RSS = `VmHWM` from `/proc/<pid>/status` of the server at the end of the run (a fresh process per "
+             "run, so it is the peak of that workload plus start-up). Server CPU = (utime+stime) during the wrk run / "
+             "duration, in cores.")
+    if meta.get("note"):
+        L.append("- Note: %s" % meta["note"])
+    L.append("- A run with non-2xx replies or socket errors is flagged ⚠ in the tables and its counts are shown; "
+             "such a run is not a clean measurement.")
+    L.append("")
+    for wl in ("get", "put"):
+        title, desc = WORKLOADS[wl]
+        wrows = [r for r in rows if r["wl"] == wl]
+        L.append("## %s" % title)
+        L.append("")
+        L.append(desc.replace("TOKENS", meta.get("tokens", "10000")))
+        dd_put = [r for r in wrows if r["target"] == "discoveryd" and r["status"] == "ok" and r["total"]]
+        if wl == "put" and (not dd_put or max(r["data"] or 0 for r in dd_put) < 1024):
+            # Evidence, not a hard-coded claim: after tens of thousands of registrations the
+            # discoveryd data dir is still (nearly) empty, so nothing was made durable.
+            L.append("")
+            L.append("discoveryd: **in-memory store (durable store not yet landed)** — its data dir holds "
+                     "< 1 MiB after the run, so its registrations were not written to a WAL and fsynced, "
+                     "while etcd's were. The comparison becomes fair once the durable store is in.")
+        L.append("")
+        L.append("| target | req/s | p50 | p99 | peak RSS | server CPU | non-2xx | socket errors | runs |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        med = {}
+        for target in ("etcd", "discoveryd"):
+            trs = [r for r in wrows if r["target"] == target]
+            okrs = [r for r in trs if r["status"] == "ok"]
+            if not okrs:
+                why = trs[0]["status"] if trs else "not run"
+                L.append("| %s | %s | | | | | | | |" % (target, why))
+                continue
+            m = dict(rps=median([r["rps"] for r in okrs]), p50=median([r["p50"] for r in okrs]),
+                     p99=median([r["p99"] for r in okrs]), hwm=median([r["hwm"] for r in okrs]),
+                     cpu=median([r["cpu"] for r in okrs]))
+            med[target] = m
+            bad = sum(r["non2xx"] for r in okrs)
+            serr = sum(r["sockerr"] for r in okrs)
+            flag = " ⚠" if bad or serr else ""
+            L.append("| %s%s | %s | %s | %s | %s | %s | %d | %d | %d |" % (
+                target, flag, fmt(m["rps"]), fmt(m["p50"], " ms", 2), fmt(m["p99"], " ms", 2),
+                fmt(m["hwm"] / 1024 if m["hwm"] else None, " MiB", 1), fmt(m["cpu"], "", 2), bad, serr, len(okrs)))
+        if "etcd" in med and "discoveryd" in med:
+            e, d = med["etcd"], med["discoveryd"]
+
+            def ratio(a, b):
+                return "%.2f×" % (a / b) if a and b else "–"
+            errs = sum(r["non2xx"] + r["sockerr"] for r in wrows if r["status"] == "ok")
+            L.append("| **discoveryd / etcd**%s | **%s** | %s | %s | %s | %s | | | |" % (
+                " ⚠" if errs else "",
+                ratio(d["rps"], e["rps"]), ratio(d["p50"], e["p50"]), ratio(d["p99"], e["p99"]),
+                ratio(d["hwm"], e["hwm"]), ratio(d["cpu"], e["cpu"])))
+            L.append("")
+            L.append("Ratio: req/s higher is better for discoveryd; p50, p99, RSS and CPU lower is better.")
+            if errs:
+                L.append("")
+                L.append("⚠ **Not a valid comparison**: %d replies in these runs were non-2xx or failed at the "
+                         "socket level (counts per run below); error replies are cheaper than real work." % errs)
+        L.append("")
+        L.append("Per round:")
+        L.append("")
+        L.append("| round | target | status | req/s | p50 | p99 | peak RSS | CPU | requests | non-2xx | socket errors "
+                 "| data dir after |")
+        L.append("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in sorted(wrows, key=lambda r: (r["round"], r["target"] != "etcd")):
+            L.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s |" % (
+                r["round"], r["target"], r["status"] + (" ⚠" if r["non2xx"] or r["sockerr"] else ""),
+                fmt(r["rps"]), fmt(r["p50"], " ms", 2), fmt(r["p99"], " ms", 2),
+                fmt(r["hwm"] / 1024 if r["hwm"] else None, " MiB", 1), fmt(r["cpu"], "", 2),
+                fmt(r["total"]), r["non2xx"], r["sockerr"],
+                fmt(r["data"] / 1024 if r["data"] is not None else None, " MiB", 1)))
+        L.append("")
+    L.append("## Reference")
+    L.append("")
+    L.append("The recorded etcd 3.4.23 baseline (trace §8, 2 vCPU VM, same wrk command): GET token dir "
+             "37,588 req/s, p50 1.64 ms, p99 49.5 ms; registration PUT on a fresh store 19,340 req/s, p50 2.93 ms, "
+             "p99 20.4 ms.")
+    L.append("")
+    with open(out, "w", encoding="utf-8") as f:
+        f.write("\n".join(L))
+    return 0
+
+
+def main(argv):
+    cmd = argv[1] if len(argv) > 1 else ""
+    if cmd == "freeport":
+        free_port()
+        return 0
+    if cmd == "wait":
+        return wait_ready(argv[2], argv[3], argv[4], argv[5] if len(argv) > 5 else None)
+    if cmd == "seed-tokens":
+        return seed_tokens(argv[2], argv[3], argv[4], argv[5])
+    if cmd == "seed-members":
+        return seed_members(argv[2], argv[3])
+    if cmd == "parse-wrk":
+        return parse_wrk(argv[2])
+    if cmd == "report":
+        return report(argv[2], argv[3], argv[4])
+    print("usage: bench_helper.py freeport | wait PORT PATH TIMEOUT | seed-tokens PORT PREFIX N SIZE | "
+          "seed-members PORT TOKEN | parse-wrk FILE | report RESULTS META OUT", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

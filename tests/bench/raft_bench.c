@@ -1,0 +1,5 @@
+/* tests/bench/raft_bench.c — placeholder */
+int main(void)
+{
+    return 0;
+}

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh — side-by-side benchmark of discoveryd and etcd 3.4 (v2 API) on this machine:
+# the same wrk workloads against both, alternating, medians and ratios written to BENCHMARKS.md.
+# Installs nothing (run deploy/deps.sh first). Usage: tests/bench/run.sh [--rounds N] [--duration S] [--quick]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+helper=(python3 "$here/bench_helper.py")
+
+rounds=3
+duration=10
+quick=0
+tokens=10000
+out="$root/BENCHMARKS.md"
+build=1
+wrk_threads=2
+wrk_conns=64
+invocation="tests/bench/run.sh${*:+ $*}"
+
+usage() {
+    cat <<EOF
+usage: tests/bench/run.sh [options]
+  --rounds N      rounds of (etcd, discoveryd) per workload (default 3)
+  --duration S    seconds per wrk run (default 10)
+  --quick         smoke test: 1 round of 3 s (numbers labelled as a smoke run)
+  --tokens N      tokens the registration workload spreads over (default 10000)
+  --out FILE      report file (default BENCHMARKS.md at the repo root)
+  --no-build      use build-bench/discoveryd as it is
+Env: DISCOVERYD_BIN=path uses that binary instead of building build-bench (it is named in the report);
+     DISCOVERYD_BENCH_ARGS adds flags to discoveryd; BENCH_NOTE adds a line to the report.
+EOF
+}
+
+while (($#)); do
+    case "$1" in
+    --rounds) rounds=${2:?}; shift 2 ;;
+    --duration) duration=${2:?}; shift 2 ;;
+    --quick) quick=1; rounds=1; duration=3; shift ;;
+    --tokens) tokens=${2:?}; shift 2 ;;
+    --out) out=${2:?}; shift 2 ;;
+    --no-build) build=0; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+[[ $rounds =~ ^[1-9][0-9]*$ && $rounds -le 50 ]] || { echo "--rounds: 1..50" >&2; exit 2; }
+[[ $duration =~ ^[1-9][0-9]*$ && $duration -le 600 ]] || { echo "--duration: 1..600 s" >&2; exit 2; }
+[[ $tokens =~ ^[1-9][0-9]*$ && $tokens -le 1000000 ]] || { echo "--tokens: 1..1000000" >&2; exit 2; }
+
+for tool in etcd wrk python3 cmake curl; do
+    command -v "$tool" >/dev/null || { echo "missing $tool: run deploy/deps.sh first" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d /tmp/dd-bench.XXXXXX)
+server_pid=""
+
+stop_server() {
+    [[ -n $server_pid ]] || return 0
+    if kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do # at most 10 s
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$server_pid" 2>/dev/null || true
+    fi
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+cleanup() {
+    stop_server
+    if [[ -n ${wrk_pid:-} ]]; then
+        kill "$wrk_pid" 2>/dev/null || true
+        wait "$wrk_pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---------------------------------------------------------------------------------------------
+# build discoveryd (Release); without a binary the discoveryd column says why
+
+dd_bin="$root/build-bench/discoveryd"
+dd_status="ok"
+dd_origin="Release build (\`build-bench\`)"
+if [[ -n ${DISCOVERYD_BIN:-} ]]; then
+    build=0
+    dd_bin=$DISCOVERYD_BIN
+    dd_origin="binary given by DISCOVERYD_BIN=$DISCOVERYD_BIN (not built by this script)"
+    [[ -x $dd_bin ]] || dd_status="not built"
+fi
+if ((build)); then
+    log "building discoveryd (Release, build-bench)"
+    if ! { cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release &&
+        cmake --build "$root/build-bench" --target discoveryd -j2; } >"$tmp/build.log" 2>&1; then
+        log "discoveryd build failed (last lines below); benchmarking etcd only"
+        tail -n 15 "$tmp/build.log" >&2
+        dd_status="not built"
+    fi
+fi
+if [[ $dd_status == ok && ! -x $dd_bin ]]; then
+    found=$(find "$root/build-bench" -name discoveryd -type f -perm -u+x 2>/dev/null | head -n 1 || true)
+    if [[ -n $found ]]; then dd_bin=$found; else dd_status="not built"; fi
+fi
+
+nproc_=$(nproc)
+dd_args=(--threads "$nproc_" --surplus 1000 --new-rate 1000000 --new-burst 1000000
+    --new-range-rate 1000000 --new-range-burst 1000000
+    --token-write-rate 1000000 --token-write-burst 1000000 --log-level warn)
+# shellcheck disable=SC2206 # word splitting of the extra flags is intended
+dd_args+=(${DISCOVERYD_BENCH_ARGS:-})
+
+# ---------------------------------------------------------------------------------------------
+# servers: start_<target> DIR sets server_pid and server_port
+
+start_etcd() {
+    local dir=$1 cport pport
+    cport=$("${helper[@]}" freeport)
+    pport=$("${helper[@]}" freeport)
+    etcd --name bench --data-dir "$dir/etcd.data" --enable-v2=true \
+        --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
+        --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+        --initial-cluster "bench=http://127.0.0.1:$pport" --initial-cluster-state new \
+        >"$dir/server.log" 2>&1 &
+    server_pid=$!
+    server_port=$cport
+    "${helper[@]}" wait "$server_port" /v2/keys/ 30 "$server_pid"
+}
+
+start_discoveryd() {
+    local dir=$1 port
+    port=$("${helper[@]}" freeport)
+    "$dd_bin" --listen "127.0.0.1:$port" --data-dir "$dir/dd.data" --public-url "http://127.0.0.1:$port" \
+        "${dd_args[@]}" >"$dir/server.log" 2>&1 &
+    server_pid=$!
+    server_port=$port
+    "${helper[@]}" wait "$server_port" /health 30 "$server_pid"
+}
+
+# cpu ticks (utime+stime) of a pid
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || true; }
+
+results="$tmp/results.tsv"
+printf 'round\twl\ttarget\tstatus\trps\tp50\tp99\tnon2xx\tsockerr\trequests\thwm_kb\tcpu\tdata_kb\n' >"$results"
+clk=$(getconf CLK_TCK)
+
+# run_one ROUND WORKLOAD TARGET: one fresh server, seed, wrk, measure, stop
+run_one() {
+    local round=$1 wl=$2 target=$3
+    local dir="$tmp/r$round-$wl-$target"
+    mkdir -p "$dir"
+    if [[ $target == discoveryd && $dd_status != ok ]]; then
+        printf '%s\t%s\t%s\t%s\t\t\t\t0\t0\t0\t\t\n' "$round" "$wl" "$target" "$dd_status" >>"$results"
+        return 0
+    fi
+    log "round $round, workload $wl, $target: starting"
+    if ! "start_$target" "$dir"; then
+        log "$target failed to start; log tail:"
+        tail -n 20 "$dir/server.log" >&2 || true
+        stop_server
+        printf '%s\t%s\t%s\tfailed to start\t\t\t\t0\t0\t0\t\t\n' "$round" "$wl" "$target" >>"$results"
+        return 0
+    fi
+    local url args=()
+    if [[ $wl == get ]]; then
+        local tok="bench-get-$round"
+        "${helper[@]}" seed-members "$server_port" "$tok" || { stop_server; printf '%s\t%s\t%s\tseed failed\t\t\t\t0\t0\t0\t\t\n' "$round" "$wl" "$target" >>"$results"; return 0; }
+        url="http://127.0.0.1:$server_port/v2/keys/discovery/$tok?quorum=false&recursive=false&sorted=false"
+        args=(-s "$here/get.lua")
+    else
+        log "seeding $tokens tokens"
+        "${helper[@]}" seed-tokens "$server_port" "bench" "$tokens" 3 || { stop_server; printf '%s\t%s\t%s\tseed failed\t\t\t\t0\t0\t0\t\t\n' "$round" "$wl" "$target" >>"$results"; return 0; }
+        url="http://127.0.0.1:$server_port"
+        args=(-s "$here/put.lua")
+    fi
+    local t0 t1 c0 c1
+    c0=$(cpu_ticks "$server_pid")
+    t0=$(date +%s.%N)
+    BENCH_TOKENS=$tokens BENCH_TOKEN_PREFIX=bench \
+        wrk -t"$wrk_threads" -c"$wrk_conns" -d"${duration}s" --latency "${args[@]}" "$url" >"$dir/wrk.txt" 2>&1 &
+    wrk_pid=$!
+    local peak=0 rss
+    for _ in $(seq 1 $(((duration + 30) * 5))); do # bounded: wrk ends after duration (+ its 2 s timeout)
+        kill -0 "$wrk_pid" 2>/dev/null || break
+        rss=$(status_kb "$server_pid" VmRSS)
+        [[ -n $rss && $rss -gt $peak ]] && peak=$rss
+        sleep 0.2
+    done
+    if kill -0 "$wrk_pid" 2>/dev/null; then kill "$wrk_pid" 2>/dev/null || true; fi
+    wait "$wrk_pid" 2>/dev/null || true
+    wrk_pid=""
+    t1=$(date +%s.%N)
+    c1=$(cpu_ticks "$server_pid")
+    local hwm
+    hwm=$(status_kb "$server_pid" VmHWM)
+    [[ -n $hwm ]] || hwm=$peak
+    local status=ok
+    kill -0 "$server_pid" 2>/dev/null || status="server died"
+    local data_kb
+    data_kb=$(du -sk "$dir"/*.data 2>/dev/null | awk '{s += $1} END {print s + 0}')
+    local parsed
+    parsed=$("${helper[@]}" parse-wrk "$dir/wrk.txt") || status="wrk output unparsable"
+    local cpu
+    cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$clk" 'BEGIN{printf "%.3f", (b-a)/hz/(t1-t0)}')
+    IFS=$'\t' read -r rps p50 p99 non2xx sockerr total <<<"$parsed"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$wl" "$target" "$status" \
+        "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$total" "$hwm" "$cpu" "$data_kb" >>"$results"
+    log "  $target: $rps req/s, p50 $p50 ms, p99 $p99 ms, non-2xx $non2xx, socket errors $sockerr, VmHWM $hwm kB, cpu $cpu cores, data dir $data_kb kB, $status"
+    if [[ $status != ok || $non2xx != 0 || $sockerr != 0 ]]; then
+        log "  wrk output:"
+        sed 's/^/    /' "$dir/wrk.txt" >&2
+    fi
+    stop_server
+}
+
+for wl in get put; do
+    for round in $(seq 1 "$rounds"); do
+        run_one "$round" "$wl" etcd
+        run_one "$round" "$wl" discoveryd
+    done
+done
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+dd_version="not built"
+if [[ $dd_status == ok ]]; then
+    dd_version="commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    if [[ -n $(git -C "$root" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+        dd_version+=" + uncommitted changes"
+    fi
+fi
+{
+    echo "command=$invocation"
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "nproc=$nproc_"
+    echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "kernel=$(uname -r)"
+    echo "etcd_version=etcd $(etcd --version | awk '/^etcd Version/ {print $3}')"
+    echo "dd_version=$dd_version, $dd_origin"
+    echo "dd_args=discoveryd --listen 127.0.0.1:PORT --data-dir DIR --public-url URL ${dd_args[*]}"
+    echo "wrk_cmd=wrk -t$wrk_threads -c$wrk_conns -d${duration}s --latency"
+    echo "rounds=$rounds"
+    echo "duration=$duration"
+    echo "tokens=$tokens"
+    echo "quick=$quick"
+    echo "note=${BENCH_NOTE:-}"
+} >"$tmp/meta.txt"
+"${helper[@]}" report "$results" "$tmp/meta.txt" "$out"
+log "wrote $out"
+column -t -s $'\t' "$results" >&2 || cat "$results" >&2
