@@ -977,8 +977,7 @@ def find_reference():
         cands.append(os.environ["DISCOVERYD_REFERENCE"])
     src = os.environ.get("DISCOVERYD_SOURCE") or os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
-    cands += [os.path.join(src, "tests", "integration", "reference"), os.path.join(src, "reference"),
-              os.path.join(src, "docs", "reference"), "/work/shared/reference"]
+    cands.append(os.path.join(src, "tests", "integration", "reference"))
     for c in cands:
         d = os.path.join(c, "etcd-3.4-trace")
         if os.path.isfile(os.path.join(d, "proxy-run2.jsonl")) and \
