@@ -56,6 +56,7 @@ struct node {
     pthread_mutex_t qmu;
     struct node_op *qhead, *qtail;
     bool stopping; /* under qmu */
+    bool stopped;  /* node_stop finished: the thread is joined (owner thread only) */
     pthread_rwlock_t rw;
     struct kv *kv;
     struct watch_hub *hub;
@@ -462,7 +463,7 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-static void node_free(struct node *n)
+static void node_destroy(struct node *n)
 {
     if (n->clients.buckets) {
         for (size_t i = 0; i <= n->clients.mask; i++) {
@@ -506,7 +507,7 @@ int node_start(struct node **out, const struct node_config *cfg, char *errbuf, s
     n->hub = watch_hub_new(n->cfg.history_per_token);
     if (!n->kv || !n->hub) {
         snprintf(errbuf, errlen, "out of memory");
-        node_free(n);
+        node_destroy(n);
         return -1;
     }
     n->cluster_id = cfg->cluster_id;
@@ -522,7 +523,7 @@ int node_start(struct node **out, const struct node_config *cfg, char *errbuf, s
     int rc = uv_loop_init(&n->loop);
     if (rc != 0) {
         snprintf(errbuf, errlen, "uv_loop_init: %s", uv_strerror(rc));
-        node_free(n);
+        node_destroy(n);
         return -1;
     }
     uv_async_init(&n->loop, &n->async, on_async);
@@ -539,7 +540,7 @@ int node_start(struct node **out, const struct node_config *cfg, char *errbuf, s
         uv_close((uv_handle_t *)&n->stimer, NULL);
         uv_run(&n->loop, UV_RUN_DEFAULT);
         uv_loop_close(&n->loop);
-        node_free(n);
+        node_destroy(n);
         return -1;
     }
     *out = n;
@@ -556,7 +557,16 @@ void node_stop(struct node *n)
     pthread_mutex_unlock(&n->qmu);
     pthread_join(n->thread, NULL);
     uv_loop_close(&n->loop);
-    node_free(n);
+    n->stopped = true;
+}
+
+void node_free(struct node *n)
+{
+    if (!n)
+        return;
+    if (!n->stopped)
+        node_stop(n);
+    node_destroy(n);
 }
 
 void node_submit(struct node *n, struct node_op *op)

@@ -78,10 +78,14 @@ void node_config_defaults(struct node_config *cfg);
 
 /* Start the store thread. 0, or -1 with a one-line reason in errbuf. */
 int node_start(struct node **out, const struct node_config *cfg, char *errbuf, size_t errlen);
-/* Stop accepting, complete every pending op (NODE_EUNAVAILABLE) and parked watch (NODE_ETIMEOUT),
- * join the thread and free everything. Ops' done callbacks are posted before this returns; the
- * caller keeps its threads running until they are delivered. */
+/* Stop accepting, complete every pending op (NODE_EUNAVAILABLE) and parked watch (NODE_ETIMEOUT)
+ * and join the thread. Ops' done callbacks are posted before this returns; the caller keeps its
+ * threads running until they are delivered. The node stays readable (node_rdlock, node_kv,
+ * node_cluster_id, ...) until node_free, because those callbacks still render from it. */
 void node_stop(struct node *n);
+/* Free everything (stopping first if node_stop was not called). Call only once no thread can
+ * still deliver a completion or read through this node. */
+void node_free(struct node *n);
 
 /* Hand an op to the store thread (any thread). Always completes through op->client->post. */
 void node_submit(struct node *n, struct node_op *op);

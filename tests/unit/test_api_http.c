@@ -147,6 +147,7 @@ static int server_down(void **state)
     uv_run(&S.loop, UV_RUN_NOWAIT);
     uv_loop_close(&S.loop);
     api_free(S.api);
+    node_free(S.node);
     return 0;
 }
 

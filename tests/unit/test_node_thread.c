@@ -204,7 +204,7 @@ static void test_write_completes_through_post_with_event(void **state)
     assert_int_equal(st.tokens, 1);
     assert_int_equal(st.nodes, 4);
     assert_int_equal(st.applied, 2);
-    node_stop(n);
+    node_free(n);
     tclient_destroy(&t);
 }
 
@@ -216,8 +216,8 @@ static void test_random_cluster_id_when_not_configured(void **state)
     struct node *a = start(&cfg), *b = start(&cfg);
     assert_true(node_cluster_id(a) != 0);
     assert_true(node_cluster_id(a) != node_cluster_id(b));
-    node_stop(a);
-    node_stop(b);
+    node_free(a);
+    node_free(b);
 }
 
 static void test_watch_parks_then_fires_on_later_write(void **state)
@@ -264,7 +264,7 @@ static void test_watch_parks_then_fires_on_later_write(void **state)
     assert_string_equal(w.op.event->node.key, "/discovery/T/_config/x");
     assert_int_equal(w.op.etcd_index, 4);
     op_release(&w);
-    node_stop(n);
+    node_free(n);
     tclient_destroy(&t);
 }
 
@@ -294,7 +294,7 @@ static void test_watch_times_out_with_etimeout(void **state)
     node_submit(n, &w[0].op);
     assert_int_equal(wait_done(&t, &w[0]), 1);
     assert_int_equal(w[0].op.status, NODE_ETIMEOUT);
-    node_stop(n);
+    node_free(n);
     tclient_destroy(&t);
 }
 
@@ -348,7 +348,7 @@ static void test_watch_caps_give_too_many_watches(void **state)
     op_watch(&w[2], &t, "/discovery/U", true, 0, 7);
     node_submit(n, &w[2].op);
     wait_parked(n, 2);
-    node_stop(n);
+    node_free(n);
     assert_int_equal(w[2].op.status, NODE_ETIMEOUT);
     assert_int_equal(w[3].op.status, NODE_ETIMEOUT);
     tclient_destroy(&t);
@@ -368,7 +368,7 @@ static void test_stop_completes_parked_watches(void **state)
         node_submit(n, &w[i].op);
     }
     wait_parked(n, 4);
-    node_stop(n);
+    node_free(n);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(w[i].done, 1);
         assert_int_equal(w[i].op.status, NODE_ETIMEOUT);
@@ -404,7 +404,7 @@ static void test_token_expires_through_sweep_and_wakes_watchers(void **state)
     node_stats(n, &st);
     assert_int_equal(st.expired_tokens, 1);
     assert_int_equal(st.tokens, 0);
-    node_stop(n);
+    node_free(n);
     tclient_destroy(&t);
 }
 
@@ -487,7 +487,7 @@ static void test_concurrent_writers_get_unique_increasing_indexes(void **state)
     qsort(created, NW * PER, sizeof(created[0]), cmp_u64);
     for (int i = 0; i < NW * PER; i++)
         assert_int_equal(created[i], (uint64_t)(2 + i)); /* 2..1201, each once */
-    node_stop(n);
+    node_free(n);
 }
 
 int main(void)

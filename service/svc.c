@@ -1,0 +1,162 @@
+/* service/svc.c — start-up and graceful shutdown of the whole process.
+ *
+ * Start: the data dir, then the listeners (a bind error stops the start before anything else
+ * runs), the node, the rate limiter, the api and the HTTP threads.
+ * Stop: threads stop accepting and stop handing requests to the api (acknowledged), node_stop
+ * completes pending ops and parked watches, threads deliver those answers and close, then
+ * everything is freed in reverse order.
+ */
+#include "service/svc.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "service/log.h"
+#include "service/ratelimit.h"
+#include "service/server.h"
+#include "store/node.h"
+
+/* How long a stopping thread waits for clients to take their last responses. */
+#define SVC_DRAIN_GRACE_MS 10000
+
+struct svc {
+    const struct svc_config *cfg;
+    struct svc_server *srv;
+    struct node *node;
+    struct rl *rl;
+    struct api *api;
+    bool serving; /* HTTP threads were started (some may have failed) */
+};
+
+static void svc_free(struct svc *s)
+{
+    if (s->serving) {
+        /* Order matters: no thread may call into the api (and so the node) once node_stop
+         * began, and the threads must still run while node_stop's completions are delivered. */
+        svc_server_stop_accepting(s->srv);
+        node_stop(s->node);
+        size_t abandoned = svc_server_drain(s->srv, SVC_DRAIN_GRACE_MS);
+        if (abandoned > 0)
+            svc_log(SVC_LOG_WARN, "%zu connection(s) abandoned at shutdown", abandoned);
+    }
+    svc_server_free(s->srv);
+    /* Only now: the completions node_stop posted were rendered on the HTTP threads, from the node. */
+    node_free(s->node);
+    api_free(s->api);
+    rl_free(s->rl);
+    free(s);
+}
+
+int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t errlen)
+{
+    struct svc *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto Error;
+    }
+    s->cfg = cfg;
+    svc_log_set_level(cfg->log_level);
+    api_log = svc_api_log;
+
+    if (svc_config_prepare_data_dir(cfg, err, errlen) != 0)
+        goto Error;
+    if (svc_server_new(&s->srv, cfg, err, errlen) != 0)
+        goto Error;
+
+    struct node_config nc;
+    node_config_defaults(&nc);
+    nc.history_per_token = cfg->history;
+    nc.watch_timeout_ms = cfg->watch_timeout_ms;
+    nc.max_watches_total = cfg->max_watches;
+    nc.max_watches_per_client = cfg->max_watches_per_client;
+    nc.token_ttl_ms = cfg->token_ttl_ms;
+    nc.data_dir = cfg->data_dir;
+    char nerr[256] = "";
+    if (node_start(&s->node, &nc, nerr, sizeof(nerr)) != 0) {
+        s->node = NULL;
+        snprintf(err, errlen, "cannot start the store: %s", nerr);
+        goto Error;
+    }
+
+    struct rl_config rc = {.max_buckets = 0};
+    rc.rules[API_RL_NEW_ADDR] = (struct rl_rule){cfg->new_rate, cfg->new_burst};
+    rc.rules[API_RL_NEW_RANGE] = (struct rl_rule){cfg->new_range_rate, cfg->new_range_burst};
+    rc.rules[API_RL_TOKEN_WRITE] = (struct rl_rule){cfg->token_write_rate, cfg->token_write_burst};
+    if (rl_new(&s->rl, &rc) != 0) {
+        s->rl = NULL;
+        snprintf(err, errlen, "out of memory (rate limiter)");
+        goto Error;
+    }
+    svc_log(SVC_LOG_INFO, "rate limits are per process (no --postgres)");
+
+    struct api_config ac;
+    api_config_defaults(&ac);
+    ac.public_url = cfg->public_url[0] ? cfg->public_url : NULL;
+    ac.max_size = cfg->max_size;
+    ac.surplus = cfg->surplus;
+    ac.max_value_bytes = cfg->max_value;
+    ac.max_key_bytes = cfg->max_key;
+    ac.max_body_bytes = cfg->max_body;
+    ac.token_ttl_ms = cfg->token_ttl_ms;
+    ac.rate = rl_api_rate;
+    ac.rate_arg = s->rl;
+    if (api_new(&s->api, &ac, s->node) != 0) {
+        s->api = NULL;
+        snprintf(err, errlen, "out of memory (api)");
+        goto Error;
+    }
+
+    s->serving = true;
+    char terr[256] = "";
+    if (svc_server_start(s->srv, s->api, terr, sizeof(terr)) != 0) {
+        snprintf(err, errlen, "cannot start HTTP threads: %s", terr);
+        goto Error;
+    }
+    svc_log(SVC_LOG_INFO, "discoveryd %s listening on %s; data dir %s; %u HTTP thread(s)%s", SVC_VERSION,
+            svc_server_addresses(s->srv), cfg->data_dir, cfg->threads, cfg->tls_cert ? "; TLS" : "");
+    *out = s;
+    return 0;
+
+Error:
+    svc_log(SVC_LOG_ERROR, "%s", err);
+    if (s != NULL)
+        svc_free(s);
+    return -1;
+}
+
+const char *svc_addresses(const struct svc *s)
+{
+    return svc_server_addresses(s->srv);
+}
+
+void svc_stop(struct svc *s)
+{
+    svc_free(s);
+    svc_log(SVC_LOG_INFO, "stopped");
+}
+
+int svc_run(const struct svc_config *cfg)
+{
+    char err[512];
+    sigset_t stop_set;
+    struct svc *s;
+    int sig = 0;
+
+    signal(SIGPIPE, SIG_IGN); /* a client that hangs up must not kill the process */
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+
+    if (svc_start(&s, cfg, err, sizeof(err)) != 0)
+        return 1;
+    while (sigwait(&stop_set, &sig) != 0)
+        ;
+    svc_log(SVC_LOG_INFO, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    svc_stop(s);
+    return 0;
+}
