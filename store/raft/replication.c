@@ -233,7 +233,7 @@ bool raft_maybe_commit(struct raft *r)
         }
     uint64_t mci = m[raft_quorum(r) - 1];
     /* §5.4.2: only an entry of the current term is committed by counting replicas. */
-    if (mci > r->commit && raft_log_term(&r->log, mci) != 0) {
+    if (mci > r->commit && raft_log_term(&r->log, mci) == r->term) {
         raft_commit_to(r, mci);
         return true;
     }

@@ -3,7 +3,7 @@
 (reference/etcd-3.4-trace/proxy-run2.jsonl and store-json-examples.txt) against discoveryd and
 compares status, the headers members depend on, and JSON bodies byte for byte modulo indexes/tokens.
 
-Run:  DISCOVERYD_BIN=build/service/discoveryd python3 tests/integration/test_conformance.py
+Run:  DISCOVERYD_BIN=build-itest/discoveryd python3 tests/integration/test_conformance.py
       python3 tests/integration/test_conformance.py --target etcd   (proves the comparison on etcd 3.4)
 Exit 0 when every check passes. Python 3 standard library only.
 
