@@ -122,8 +122,13 @@ int api_route(struct api_route *r, const char *path, size_t len, api_alloc_fn al
     if (n == 2 && eq(&c[0], "v2") && eq(&c[1], "keys"))
         goto Forbidden;
     if (n >= 2 && eq(&c[0], "v2") && eq(&c[1], "keys")) {
-        if (n >= 4 && eq(&c[2], "discovery") && api_token_name_valid(c[3].s, c[3].len))
+        if (n >= 4 && eq(&c[2], "discovery")) {
+            /* Inside the served namespace a malformed token is bad input (400), not a path we
+             * refuse to serve (403). */
+            if (!api_token_name_valid(c[3].s, c[3].len))
+                return bad(r, "a token name is 1 to 128 characters of A-Z a-z 0-9 . _ -");
             return keys_route(r, c, 3, n, false, alloc, actx);
+        }
         goto Forbidden;
     }
     if (api_token_reserved(c[0].s, c[0].len)) {

@@ -469,8 +469,10 @@ int svc_server_new(struct svc_server **out, const struct svc_config *cfg, char *
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
     handler->on_req = on_req;
     srv->gc.server_name = h2o_iovec_init(H2O_STRLIT("discoveryd"));
-    /* One byte over the limit still reaches the api, which answers 413 in its own format. */
-    srv->gc.max_request_entity_size = (size_t)cfg->max_body + 1;
+    /* Bodies up to 1 MiB (or max-body + 1 if larger) reach the api, which answers 413 in its own
+     * format and keeps the connection alive; only beyond that does h2o refuse and close. */
+    size_t entity_cap = (size_t)cfg->max_body + 1;
+    srv->gc.max_request_entity_size = entity_cap > (1u << 20) ? entity_cap : (1u << 20);
     /* HTTP/1.1 only: Debian's h2o 2.2.5 lacks the HTTP/2 Rapid-Reset fix. */
     srv->gc.http1.upgrade_to_http2 = 0;
     /* h2o 2.2.5's HTTP/1 request timeout runs only while a request's head or body is being read

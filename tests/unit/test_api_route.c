@@ -112,7 +112,7 @@ static void test_other_v2_keys_paths_are_forbidden(void **s)
     assert_kind("/v2/keys/discovery/", API_ROUTE_FORBIDDEN);
     assert_kind("/v2/keys/foo", API_ROUTE_FORBIDDEN);
     assert_kind("/v2/keys/_etcd/registry/T", API_ROUTE_FORBIDDEN);
-    assert_kind("/v2/keys/discovery/a%20b", API_ROUTE_FORBIDDEN);
+    assert_kind("/v2/keys/discovery/a%20b", API_ROUTE_BAD_PATH); /* malformed token inside the namespace */
 }
 
 static void test_reserved_words_are_not_tokens(void **s)
