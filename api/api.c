@@ -246,6 +246,21 @@ void api_send_text(struct api_thread *t, h2o_req_t *req, enum api_route_kind rou
     api_send(t, req, route, status, "text/plain; charset=utf-8", body, n + 1);
 }
 
+void api_send_buf(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int status,
+                  const char *content_type, struct api_buf *b)
+{
+    if (b->oom) {
+        api_buf_free(b);
+        api_send_text(t, req, route, 500, "out of memory");
+        return;
+    }
+    char *body = h2o_mem_alloc_pool(&req->pool, b->len ? b->len : 1);
+    memcpy(body, b->p, b->len);
+    size_t len = b->len;
+    api_buf_free(b);
+    api_send(t, req, route, status, content_type, body, len);
+}
+
 void api_send_405(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, const char *allow)
 {
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, "Allow", allow, strlen(allow));
@@ -322,23 +337,14 @@ void api_send_keys_error(struct api_thread *t, h2o_req_t *req, int code, const c
 {
     struct api_buf b = {0};
     api_json_error(&b, code, api_err_message(code), cause, index);
-    if (b.oom) {
-        api_buf_free(&b);
-        api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
-        return;
-    }
     api_etcd_headers(t, req, index, false, 0, 0);
     if (token != NULL) {
         node_rdlock(t->api->node);
         api_discovery_headers(t, req, token, token_len);
         node_rdunlock(t->api->node);
     }
-    char *body = h2o_mem_alloc_pool(&req->pool, b.len);
-    memcpy(body, b.p, b.len);
-    size_t len = b.len;
-    api_buf_free(&b);
-    api_send(t, req, token != NULL ? API_ROUTE_KEYS : API_ROUTE_FORBIDDEN, api_err_http_status(code),
-             "application/json", body, len);
+    api_send_buf(t, req, token != NULL ? API_ROUTE_KEYS : API_ROUTE_FORBIDDEN, api_err_http_status(code),
+                 "application/json", &b);
 }
 
 /* ---- client addresses and rate limits ---- */

@@ -67,6 +67,10 @@ int64_t api_now_ms(void);
 /* Send a complete response: status, Content-Type, Content-Length and body (none for HEAD). */
 void api_send(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int status,
               const char *content_type, const char *body, size_t len);
+/* Send a rendered buffer (copied into the request pool, then freed); a buffer that ran out of
+ * memory while rendering becomes a 500 instead. */
+void api_send_buf(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int status,
+                  const char *content_type, struct api_buf *b);
 /* One-line text/plain answer (the line gets its "\n"). */
 void api_send_text(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int status,
                    const char *line);

@@ -16,18 +16,14 @@ static void send_err(struct api_thread *t, h2o_req_t *req, const struct api_rout
     api_send_keys_error(t, req, code, cause, index, r->token, r->token_len);
 }
 
-static void send_body(struct api_thread *t, h2o_req_t *req, int status, struct api_buf *b)
+/* The headers of a successful keys answer: etcd's (index, raft index/term, cluster id) and, for a
+ * token, X-Discovery-Size/Full as the token stands now. */
+static void success_headers(struct api_op *op, h2o_req_t *req, const struct node_op *nop)
 {
-    if (b->oom) {
-        api_buf_free(b);
-        api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
-        return;
-    }
-    char *body = h2o_mem_alloc_pool(&req->pool, b->len ? b->len : 1);
-    memcpy(body, b->p, b->len);
-    size_t len = b->len;
-    api_buf_free(b);
-    api_send(t, req, API_ROUTE_KEYS, status, "application/json", body, len);
+    api_etcd_headers(op->t, req, nop->etcd_index, true, nop->raft_index, nop->raft_term);
+    node_rdlock(op->t->api->node);
+    api_discovery_headers(op->t, req, op->token, op->token_len);
+    node_rdunlock(op->t->api->node);
 }
 
 /* A read of applied state (plain GET/HEAD, or after a quorum barrier). */
@@ -51,11 +47,11 @@ static void do_read(struct api_thread *t, h2o_req_t *req, const char *key, size_
         api_json_error(&b, rc, api_err_message(rc), err.cause, err.index);
         api_etcd_headers(t, req, err.index, false, 0, 0);
         kv_error_clear(&err);
-        send_body(t, req, api_err_http_status(rc), &b);
+        api_send_buf(t, req, API_ROUTE_KEYS, api_err_http_status(rc), "application/json", &b);
         return;
     }
     api_etcd_headers(t, req, index, true, raft_index, raft_term);
-    send_body(t, req, 200, &b);
+    api_send_buf(t, req, API_ROUTE_KEYS, 200, "application/json", &b);
 }
 
 static const char *op_key(const struct api_op *op)
@@ -83,14 +79,14 @@ static void answer_failure(struct api_op *op, h2o_req_t *req)
         api_json_error(&b, KV_ERAFT, kv_err_message(KV_ERAFT),
                        "the store is unavailable (no leader or shutting down)", op->op.etcd_index);
         api_etcd_headers(t, req, op->op.etcd_index, false, 0, 0);
-        send_body(t, req, 503, &b);
+        api_send_buf(t, req, API_ROUTE_KEYS, 503, "application/json", &b);
         break;
     }
     default: {
         struct api_buf b = {0};
         api_json_error(&b, KV_ERAFT, kv_err_message(KV_ERAFT), "out of memory", op->op.etcd_index);
         api_etcd_headers(t, req, op->op.etcd_index, false, 0, 0);
-        send_body(t, req, 500, &b);
+        api_send_buf(t, req, API_ROUTE_KEYS, 500, "application/json", &b);
         break;
     }
     }
@@ -148,11 +144,8 @@ static void on_write_done(struct node_op *nop)
     struct api_buf b = {0};
     api_json_event(&b, ev, api_now_ms(), op->kreq.no_value_on_success);
     bool created = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
-    api_etcd_headers(op->t, req, nop->etcd_index, true, nop->raft_index, nop->raft_term);
-    node_rdlock(op->t->api->node);
-    api_discovery_headers(op->t, req, op->token, op->token_len);
-    node_rdunlock(op->t->api->node);
-    send_body(op->t, req, created ? 201 : 200, &b);
+    success_headers(op, req, nop);
+    api_send_buf(op->t, req, API_ROUTE_KEYS, created ? 201 : 200, "application/json", &b);
 Done:
     api_op_free(op);
 }
@@ -165,10 +158,7 @@ static void on_watch_done(struct node_op *nop)
         goto Done;
     if (nop->status == NODE_ETIMEOUT || (nop->status == 0 && nop->event == NULL)) {
         /* the long-poll cap: 200 with an empty body makes the client re-poll at once */
-        api_etcd_headers(op->t, req, nop->etcd_index, true, nop->raft_index, nop->raft_term);
-        node_rdlock(op->t->api->node);
-        api_discovery_headers(op->t, req, op->token, op->token_len);
-        node_rdunlock(op->t->api->node);
+        success_headers(op, req, nop);
         api_send(op->t, req, API_ROUTE_KEYS, 200, "application/json", "", 0);
         goto Done;
     }
@@ -178,11 +168,8 @@ static void on_watch_done(struct node_op *nop)
     }
     struct api_buf b = {0};
     api_json_event(&b, nop->event, api_now_ms(), false);
-    api_etcd_headers(op->t, req, nop->etcd_index, true, nop->raft_index, nop->raft_term);
-    node_rdlock(op->t->api->node);
-    api_discovery_headers(op->t, req, op->token, op->token_len);
-    node_rdunlock(op->t->api->node);
-    send_body(op->t, req, 200, &b);
+    success_headers(op, req, nop);
+    api_send_buf(op->t, req, API_ROUTE_KEYS, 200, "application/json", &b);
 Done:
     api_op_free(op);
 }

@@ -22,16 +22,7 @@ void api_health_handle(struct api_thread *t, h2o_req_t *req)
         api_json_str(&b, reason, strnlen(reason, sizeof(reason)));
         api_buf_puts(&b, "}\n");
     }
-    if (b.oom) {
-        api_buf_free(&b);
-        api_send_text(t, req, API_ROUTE_HEALTH, 500, "out of memory");
-        return;
-    }
-    char *body = h2o_mem_alloc_pool(&req->pool, b.len);
-    memcpy(body, b.p, b.len);
-    size_t len = b.len;
-    api_buf_free(&b);
-    api_send(t, req, API_ROUTE_HEALTH, status, "application/json", body, len);
+    api_send_buf(t, req, API_ROUTE_HEALTH, status, "application/json", &b);
 }
 
 static void metrics_write(void *wctx, const char *s, size_t n)
@@ -89,16 +80,7 @@ void api_metrics_handle(struct api_thread *t, h2o_req_t *req)
     counter(&b, "discoveryd_tokens_expired_total", "Tokens deleted by expiry.", st.expired_tokens, "counter");
     if (api->cfg.metrics_extra != NULL)
         api->cfg.metrics_extra(api->cfg.metrics_extra_arg, metrics_write, &b);
-    if (b.oom) {
-        api_buf_free(&b);
-        api_send_text(t, req, API_ROUTE_METRICS, 500, "out of memory");
-        return;
-    }
-    char *body = h2o_mem_alloc_pool(&req->pool, b.len);
-    memcpy(body, b.p, b.len);
-    size_t len = b.len;
-    api_buf_free(&b);
-    api_send(t, req, API_ROUTE_METRICS, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
+    api_send_buf(t, req, API_ROUTE_METRICS, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 
 void api_robots_handle(struct api_thread *t, h2o_req_t *req)

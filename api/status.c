@@ -92,14 +92,5 @@ void api_status_handle(struct api_thread *t, h2o_req_t *req, const struct api_ro
         api_discovery_headers(t, req, r->token, r->token_len);
     }
     node_rdunlock(node);
-    if (b.oom) {
-        api_buf_free(&b);
-        api_send_text(t, req, API_ROUTE_STATUS, 500, "out of memory");
-        return;
-    }
-    char *body = h2o_mem_alloc_pool(&req->pool, b.len);
-    memcpy(body, b.p, b.len);
-    size_t len = b.len;
-    api_buf_free(&b);
-    api_send(t, req, API_ROUTE_STATUS, status, "application/json", body, len);
+    api_send_buf(t, req, API_ROUTE_STATUS, status, "application/json", &b);
 }
