@@ -96,7 +96,7 @@ struct raft {
     unsigned n_prs;
 
     /* snapshots (snapshot.c) */
-    struct raft_snapshot snap;  /* the latest durable snapshot (data may be NULL: none) */
+    struct raft_snapshot snap; /* the latest durable snapshot (data may be NULL: none) */
     bool has_snap;
     struct raft_snapshot pending_snap; /* received, waiting to be handed out in a ready */
     bool has_pending_snap;
@@ -187,7 +187,6 @@ int raft_conf_at(struct raft *r, uint64_t idx, struct raft_conf *out);
 /* A leader removed by a committed configuration steps down. */
 int raft_check_removed_leader(struct raft *r);
 
-#define RAFT_ERR(r, code, ...)                                                                        \
-    (snprintf((r)->errmsg, sizeof((r)->errmsg), __VA_ARGS__), (code))
+#define RAFT_ERR(r, code, ...) (snprintf((r)->errmsg, sizeof((r)->errmsg), __VA_ARGS__), (code))
 
 #endif

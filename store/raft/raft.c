@@ -161,8 +161,8 @@ static int fail_new(struct raft *r, int code, char *errmsg, size_t errlen, const
     return code;
 }
 
-int raft_new(struct raft **out, const struct raft_config *cfg, const struct raft_persisted *st,
-             char *errmsg, size_t errlen)
+int raft_new(struct raft **out, const struct raft_config *cfg, const struct raft_persisted *st, char *errmsg,
+             size_t errlen)
 {
     *out = NULL;
     if (cfg->id == 0 || cfg->heartbeat_tick == 0 || cfg->election_tick <= cfg->heartbeat_tick ||
@@ -231,7 +231,8 @@ int raft_new(struct raft **out, const struct raft_config *cfg, const struct raft
         int rv = raft_conf_encode(&cfg->bootstrap, buf, sizeof(buf), &len);
         if (rv != 0)
             return fail_new(r, RAFT_EINVAL, errmsg, errlen, "invalid bootstrap configuration");
-        struct raft_entry e = {.term = 1, .index = 1, .type = RAFT_ENTRY_CONF, .len = (uint32_t)len, .data = buf};
+        struct raft_entry e = {
+            .term = 1, .index = 1, .type = RAFT_ENTRY_CONF, .len = (uint32_t)len, .data = buf};
         r->term = 1;
         rv = raft_append(r, &e, 1);
         if (rv != 0)
@@ -309,8 +310,7 @@ int raft_step(struct raft *r, const struct raft_message *m)
         if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE) {
             /* Thesis §6.2 (check-quorum lease): while we hear from a leader, ignore campaigns,
              * unless the leader itself asked for this one (transfer). */
-            bool in_lease =
-                r->cfg.check_quorum && r->lead != 0 && r->election_elapsed < r->cfg.election_tick;
+            bool in_lease = r->cfg.check_quorum && r->lead != 0 && r->election_elapsed < r->cfg.election_tick;
             if (in_lease && !m->transfer)
                 return 0;
         }
@@ -329,9 +329,14 @@ int raft_step(struct raft *r, const struct raft_message *m)
             struct raft_message resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from, .term = r->term};
             return raft_send(r, &resp, 0);
         }
-        if (m->type == RAFT_MSG_PRE_VOTE) {
-            struct raft_message resp = {
-                .type = RAFT_MSG_PRE_VOTE_RESP, .to = m->from, .term = r->term, .reject = true};
+        if (m->type == RAFT_MSG_PRE_VOTE || m->type == RAFT_MSG_VOTE) {
+            /* §5.1: answer a stale campaign with our term. Without this a candidate outside the
+             * configurations of everyone ahead of it never learns the term it must exceed. */
+            struct raft_message resp = {.type = m->type == RAFT_MSG_VOTE ? RAFT_MSG_VOTE_RESP
+                                                                         : RAFT_MSG_PRE_VOTE_RESP,
+                                        .to = m->from,
+                                        .term = r->term,
+                                        .reject = true};
             return raft_send(r, &resp, 0);
         }
         return 0;
@@ -349,7 +354,8 @@ int raft_step(struct raft *r, const struct raft_message *m)
     case RAFT_MSG_SNAPSHOT:
         if (r->role == RAFT_LEADER) {
             /* Two leaders in one term cannot exist (§5.2); a correct peer never sends this. */
-            return RAFT_ERR(r, RAFT_EINVAL, "leader message from %llu in my term", (unsigned long long)m->from);
+            return RAFT_ERR(r, RAFT_EINVAL, "leader message from %llu in my term",
+                            (unsigned long long)m->from);
         }
         if (r->role != RAFT_FOLLOWER)
             raft_become_follower(r, r->term, m->from);

@@ -38,13 +38,13 @@
 #include <stdint.h>
 
 enum raft_errcode {
-    RAFT_ENOMEM = 1,      /* an allocation failed; the core's state is unchanged or still consistent */
-    RAFT_EINVAL = 2,      /* bad argument */
-    RAFT_ENOTLEADER = 3,  /* this node is not the leader: forward to raft_leader() */
-    RAFT_EBUSY = 4,       /* a conf change is pending, a transfer runs, or the uncommitted cap is hit */
-    RAFT_EMALFORMED = 5,  /* codec: truncated, oversized or inconsistent input */
-    RAFT_EVERSION = 6,    /* codec: unknown format version */
-    RAFT_ETOOSMALL = 7,   /* codec: output buffer too small */
+    RAFT_ENOMEM = 1,     /* an allocation failed; the core's state is unchanged or still consistent */
+    RAFT_EINVAL = 2,     /* bad argument */
+    RAFT_ENOTLEADER = 3, /* this node is not the leader: forward to raft_leader() */
+    RAFT_EBUSY = 4,      /* a conf change is pending, a transfer runs, or the uncommitted cap is hit */
+    RAFT_EMALFORMED = 5, /* codec: truncated, oversized or inconsistent input */
+    RAFT_EVERSION = 6,   /* codec: unknown format version */
+    RAFT_ETOOSMALL = 7,  /* codec: output buffer too small */
 };
 const char *raft_strerror(int code);
 
@@ -98,17 +98,17 @@ struct raft_hard_state {
 };
 
 enum raft_msg_type {
-    RAFT_MSG_APPEND = 1,    /* index=prev index, log_term=prev term, entries, commit */
-    RAFT_MSG_APPEND_RESP,   /* index=last matched index, or (reject) the prev index refused;
-                               reject: hint=a last index worth probing, log_term=its term */
-    RAFT_MSG_VOTE,          /* index/log_term = candidate's last log index/term; transfer */
-    RAFT_MSG_VOTE_RESP,     /* reject */
-    RAFT_MSG_PRE_VOTE,      /* term = the term the sender would campaign in */
-    RAFT_MSG_PRE_VOTE_RESP, /* reject */
-    RAFT_MSG_HEARTBEAT,     /* commit, ctx = latest read-index sequence */
-    RAFT_MSG_HEARTBEAT_RESP,/* ctx echoed */
-    RAFT_MSG_SNAPSHOT,      /* snapshot */
-    RAFT_MSG_TIMEOUT_NOW,   /* leadership transfer: campaign now */
+    RAFT_MSG_APPEND = 1,     /* index=prev index, log_term=prev term, entries, commit */
+    RAFT_MSG_APPEND_RESP,    /* index=last matched index, or (reject) the prev index refused;
+                                reject: hint=a last index worth probing, log_term=its term */
+    RAFT_MSG_VOTE,           /* index/log_term = candidate's last log index/term; transfer */
+    RAFT_MSG_VOTE_RESP,      /* reject */
+    RAFT_MSG_PRE_VOTE,       /* term = the term the sender would campaign in */
+    RAFT_MSG_PRE_VOTE_RESP,  /* reject */
+    RAFT_MSG_HEARTBEAT,      /* commit, ctx = latest read-index sequence */
+    RAFT_MSG_HEARTBEAT_RESP, /* ctx echoed */
+    RAFT_MSG_SNAPSHOT,       /* snapshot */
+    RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer: campaign now */
 };
 #define RAFT_MSG_TYPE_MAX RAFT_MSG_TIMEOUT_NOW
 
@@ -148,13 +148,13 @@ struct raft_ready {
 };
 
 struct raft_config {
-    uint64_t id;                /* this node, non-zero */
-    struct raft_conf bootstrap; /* fresh cluster member: the initial voters (must contain id);
-                                   n=0: join an existing cluster or restart from state */
-    unsigned election_tick;     /* followers campaign after [election_tick, 2*election_tick) */
-    unsigned heartbeat_tick;    /* < election_tick */
-    unsigned max_inflight;      /* appends in flight per follower in replicate state, 1..256 */
-    uint64_t max_msg_bytes;     /* entry bytes per append message (at least one entry is sent) */
+    uint64_t id;                    /* this node, non-zero */
+    struct raft_conf bootstrap;     /* fresh cluster member: the initial voters (must contain id);
+                                       n=0: join an existing cluster or restart from state */
+    unsigned election_tick;         /* followers campaign after [election_tick, 2*election_tick) */
+    unsigned heartbeat_tick;        /* < election_tick */
+    unsigned max_inflight;          /* appends in flight per follower in replicate state, 1..256 */
+    uint64_t max_msg_bytes;         /* entry bytes per append message (at least one entry is sent) */
     uint64_t max_uncommitted_bytes; /* leader refuses proposals beyond this; 0 = no cap */
     bool pre_vote;
     bool check_quorum;
@@ -175,8 +175,8 @@ struct raft;
 
 /* Create a core. st may be NULL (fresh). Everything in st is copied. On error *out is NULL and
  * errmsg (if non-NULL) holds a one-line reason. */
-int raft_new(struct raft **out, const struct raft_config *cfg, const struct raft_persisted *st,
-             char *errmsg, size_t errlen);
+int raft_new(struct raft **out, const struct raft_config *cfg, const struct raft_persisted *st, char *errmsg,
+             size_t errlen);
 void raft_free(struct raft *r);
 
 /* Inputs. Each returns 0 or a RAFT_E* code; on error the state is still consistent. */
@@ -215,7 +215,7 @@ uint64_t raft_leader(const struct raft *r);
 uint64_t raft_commit_index(const struct raft *r);
 uint64_t raft_applied_index(const struct raft *r);
 uint64_t raft_last_index(const struct raft *r);
-uint64_t raft_first_index(const struct raft *r);          /* first entry still in memory */
+uint64_t raft_first_index(const struct raft *r); /* first entry still in memory */
 uint64_t raft_snapshot_index(const struct raft *r);
 const struct raft_conf *raft_configuration(const struct raft *r); /* latest, maybe uncommitted */
 /* Term of entry idx; 0 if it is not known (compacted beyond the snapshot or past the end). */

@@ -181,7 +181,8 @@ int raft_handle_heartbeat(struct raft *r, const struct raft_message *m)
     if (c > raft_log_last_index(&r->log))
         c = raft_log_last_index(&r->log);
     raft_commit_to(r, c);
-    struct raft_message resp = {.type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from, .term = r->term, .ctx = m->ctx};
+    struct raft_message resp = {
+        .type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from, .term = r->term, .ctx = m->ctx};
     return raft_send(r, &resp, 0);
 }
 
