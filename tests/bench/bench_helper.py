@@ -5,6 +5,7 @@ Python 3 standard library only; every loop is bounded."""
 
 import http.client
 import os
+import re
 import socket
 import statistics
 import sys
@@ -278,8 +279,15 @@ def report(results, meta_path, out):
              "37,588 req/s, p50 1.64 ms, p99 49.5 ms; registration PUT on a fresh store 19,340 req/s, p50 2.93 ms, "
              "p99 20.4 ms.")
     L.append("")
+    # Sections other benchmarks own (<!-- name:begin --> ... <!-- name:end -->, e.g. the Raft core's)
+    # are carried over unchanged.
+    kept = []
+    if os.path.exists(out):
+        with open(out, encoding="utf-8") as f:
+            old = f.read()
+        kept = [m.group(0) for m in re.finditer(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", old, flags=re.S)]
     with open(out, "w", encoding="utf-8") as f:
-        f.write("\n".join(L))
+        f.write("\n".join(L + kept) + ("\n" if kept else ""))
     return 0
 
 

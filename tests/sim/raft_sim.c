@@ -4,6 +4,7 @@
  * cluster.h checked after every event and liveness checked once the faults heal.
  *
  * Usage: raft_sim [--seeds N] [--start S] [--seed S (replay one, verbose)] [--long] [-v]
+ * DISCOVERYD_SIM_SEEDS=N in the environment overrides the seed count (longer soaks from ctest).
  * A failure prints its seed; `raft_sim --seed N` replays that run exactly.
  */
 #include <time.h>
@@ -247,6 +248,17 @@ int main(int argc, char **argv)
                     argv[0]);
             return 2;
         }
+    }
+    /* The soak knob of deploy/test.sh: more seeds than the default run, same checks. */
+    const char *env = getenv("DISCOVERYD_SIM_SEEDS");
+    if (env != NULL && *env != '\0' && !o.verbose) {
+        char *end;
+        unsigned long long n = strtoull(env, &end, 10);
+        if (*end != '\0' || n == 0) {
+            fprintf(stderr, "%s: DISCOVERYD_SIM_SEEDS: \"%s\" is not a positive integer\n", argv[0], env);
+            return 2;
+        }
+        count = n;
     }
     clock_t t0 = clock();
     uint64_t failures = 0, steps = 0, live_max = 0;
