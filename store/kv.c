@@ -209,6 +209,17 @@ void kv_event_unref(struct kv_event *ev)
         free(ev); /* the strings live in the same block */
 }
 
+/* Copy a value into an event's block at p, NUL-terminated, and point n at it; returns the next free byte. */
+static char *ev_put_value(struct kv_enode *n, char *p, const char *v, uint32_t len)
+{
+    if (len)
+        memcpy(p, v, len);
+    p[len] = '\0';
+    n->value = p;
+    n->value_len = len;
+    return p + len + 1;
+}
+
 /* One block: the event, the key (shared by node and prevNode: they always name the same key),
  * the node's value and the prevNode's value. */
 static struct kv_event *ev_new(enum kv_action action, uint64_t index, const char *key, uint32_t key_len,
@@ -226,21 +237,10 @@ static struct kv_event *ev_new(enum kv_action action, uint64_t index, const char
     ev->node.key = p;
     ev->prev.key = p;
     p += key_len + 1;
-    if (val) {
-        if (val_len)
-            memcpy(p, val, val_len);
-        p[val_len] = '\0';
-        ev->node.value = p;
-        ev->node.value_len = val_len;
-        p += val_len + 1;
-    }
-    if (pval) {
-        if (pval_len)
-            memcpy(p, pval, pval_len);
-        p[pval_len] = '\0';
-        ev->prev.value = p;
-        ev->prev.value_len = pval_len;
-    }
+    if (val)
+        p = ev_put_value(&ev->node, p, val, val_len);
+    if (pval)
+        ev_put_value(&ev->prev, p, pval, pval_len);
     ev->action = action;
     ev->index = index;
     ev->refs = 1;
