@@ -371,13 +371,13 @@ static void test_read_index_during_partition_does_not_return(void **state)
     struct sim *s = cluster(3, tweak_none);
     struct sim_node *l = elect(s, 1);
     /* With the network whole the read returns within a round trip. */
-    uint64_t ok_ctx;
+    uint64_t ok_ctx = 0;
     assert_int_equal(sim_read_index(s, l, &ok_ctx), 0);
     sim_run_until(s, s->now + 5);
     assert_false(sim_read_pending(s, ok_ctx));
     assert_true(s->reads_done == 1);
     sim_partition(s, 1u << 1);
-    uint64_t ctx;
+    uint64_t ctx = 0;
     assert_int_equal(sim_read_index(s, l, &ctx), 0);
     for (unsigned t = 0; t < 5 * s->cfg.election_tick; t++) {
         rounds(s, 1);
