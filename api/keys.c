@@ -26,6 +26,16 @@ static void success_headers(struct api_op *op, h2o_req_t *req, const struct node
     node_rdunlock(op->t->api->node);
 }
 
+/* A successful write or watch: the event as etcd renders it, with the success headers. */
+static void answer_event(struct api_op *op, h2o_req_t *req, const struct node_op *nop, const struct kv_event *ev,
+                         int status, bool no_value)
+{
+    struct api_buf b = {0};
+    api_json_event(&b, ev, api_now_ms(), no_value);
+    success_headers(op, req, nop);
+    api_send_buf(op->t, req, API_ROUTE_KEYS, status, "application/json", &b);
+}
+
 /* A read of applied state (plain GET/HEAD, or after a quorum barrier). */
 static void do_read(struct api_thread *t, h2o_req_t *req, const char *key, size_t key_len, const char *token,
                     size_t token_len, const struct api_keys_req *k, uint64_t raft_index, uint64_t raft_term)
@@ -141,11 +151,8 @@ static void on_write_done(struct node_op *nop)
         answer_failure(op, req);
         goto Done;
     }
-    struct api_buf b = {0};
-    api_json_event(&b, ev, api_now_ms(), op->kreq.no_value_on_success);
     bool created = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
-    success_headers(op, req, nop);
-    api_send_buf(op->t, req, API_ROUTE_KEYS, created ? 201 : 200, "application/json", &b);
+    answer_event(op, req, nop, ev, created ? 201 : 200, op->kreq.no_value_on_success);
 Done:
     api_op_free(op);
 }
@@ -166,10 +173,7 @@ static void on_watch_done(struct node_op *nop)
         answer_failure(op, req);
         goto Done;
     }
-    struct api_buf b = {0};
-    api_json_event(&b, nop->event, api_now_ms(), false);
-    success_headers(op, req, nop);
-    api_send_buf(op->t, req, API_ROUTE_KEYS, 200, "application/json", &b);
+    answer_event(op, req, nop, nop->event, 200, false);
 Done:
     api_op_free(op);
 }
