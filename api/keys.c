@@ -1,29 +1,32 @@
 /* api/keys.c — the v2 keys handler: validates (keys_parse.c), reads applied state under the
  * node's read lock, or hands writes, watches and quorum reads to the store thread and answers
- * them when they come back on this thread. Also the discovery bookkeeping of SPEC §5: a member
+ * them when they come back on this thread. Also the discovery bookkeeping of docs/protocol.md#cluster-full-and-surplus-members: a member
  * registration is capped at size + surplus, and filling a token or going surplus is logged
  * and counted.
  */
-#include "api/api_int.h"
-
 #include <stdio.h>
+
 #include "api/addr.h"
+#include "api/handlers.h"
+#include "api/handoff.h"
+#include "api/reply.h"
+#include "api/request.h"
 
 /* The keys route's common error path: JSON error with the keys headers. */
 static void send_err(struct api_thread *t, h2o_req_t *req, const struct api_route *r, int code,
                      const char *cause, uint64_t index)
 {
-    api_send_keys_error(t, req, code, cause, index, r->token, r->token_len);
+    struct kv_token_info tok;
+    api_token_lookup(t, r->token, r->token_len, &tok);
+    api_send_keys_error(t, req, API_ROUTE_KEYS, code, cause, index, &tok);
 }
 
-/* The headers of a successful keys answer: etcd's (index, raft index/term, cluster id) and, for a
- * token, X-Discovery-Size/Full as the token stands now. */
+/* The headers of a successful keys answer: etcd's (index, raft index/term, cluster id) and
+ * X-Discovery-Size/Full as the store thread saw the token when it decided the result. */
 static void success_headers(struct api_op *op, h2o_req_t *req, const struct node_op *nop)
 {
     api_etcd_headers(op->t, req, nop->etcd_index, true, nop->raft_index, nop->raft_term);
-    node_rdlock(op->t->api->node);
-    api_discovery_headers(op->t, req, op->token, op->token_len);
-    node_rdunlock(op->t->api->node);
+    api_discovery_headers(req, &nop->token);
 }
 
 /* A successful write or watch: the event as etcd renders it, with the success headers. */
@@ -50,8 +53,12 @@ static void do_read(struct api_thread *t, h2o_req_t *req, const char *key, size_
     int rc = kv_get(kv, key, key_len, &n, &err);
     if (rc == 0)
         api_json_get(&b, n, k->recursive, k->sorted, api_now_ms());
-    api_discovery_headers(t, req, token, token_len);
+    struct kv_token_info tok;
+    kv_token_info(kv, token, token_len, &tok);
+    if (raft_index == 0 && raft_term == 0) /* the raft position of the state just read */
+        node_raft_state(node, &raft_index, &raft_term);
     node_rdunlock(node);
+    api_discovery_headers(req, &tok);
     if (rc != 0) {
         api_buf_free(&b);
         api_json_error(&b, rc, api_err_message(rc), err.cause, err.index);
@@ -75,13 +82,13 @@ static void answer_failure(struct api_op *op, h2o_req_t *req)
     struct api_thread *t = op->t;
     int st = op->op.status;
     if (st > 0) {
-        api_send_keys_error(t, req, st, op->op.err.cause, op->op.err.index, op->token, op->token_len);
+        api_send_keys_error(t, req, API_ROUTE_KEYS, st, op->op.err.cause, op->op.err.index, &op->op.token);
         return;
     }
     switch (st) {
     case NODE_ETOOMANYWATCHES:
-        api_send_keys_error(t, req, API_E_TOO_MANY_WATCHES, "too many parked watches; retry later",
-                            op->op.etcd_index, op->token, op->token_len);
+        api_send_keys_error(t, req, API_ROUTE_KEYS, API_E_TOO_MANY_WATCHES, "too many parked watches; retry later",
+                            op->op.etcd_index, &op->op.token);
         break;
     case NODE_EUNAVAILABLE: {
         /* 5xx: the etcd client retries only server errors */
@@ -102,22 +109,14 @@ static void answer_failure(struct api_op *op, h2o_req_t *req)
     }
 }
 
-/* After a registration applied: where does it rank among the token's members? */
+/* After a registration applied: it is member number token.members of its token (the store thread
+ * counted it when it applied the write), so full and surplus are known without another read. */
 static void note_registration(struct api_op *op)
 {
     struct api *api = op->t->api;
     const struct kv_event *ev = op->op.event;
+    uint32_t rank = op->op.token.members, size = op->op.token.size;
     atomic_fetch_add_explicit(&api->registrations, 1, memory_order_relaxed);
-    node_rdlock(api->node);
-    const struct kv *kv = node_kv(api->node);
-    const struct kv_node *d = api_token_dir(kv, op->token, op->token_len);
-    uint32_t size = api_token_size(kv, op->token, op->token_len);
-    uint32_t rank = 0;
-    if (d != NULL)
-        for (const struct kv_node *c = d->first_child; c != NULL; c = c->next_sibling)
-            if (!kv_node_hidden(c) && c->created_index <= ev->node.created_index)
-                rank++;
-    node_rdunlock(api->node);
     if (size == 0 || rank == 0)
         return;
     if (rank == size) {
@@ -146,14 +145,14 @@ static void on_write_done(struct node_op *nop)
         }
     }
     if (req == NULL)
-        goto Done;
+        goto out;
     if (nop->status != 0 || ev == NULL) {
         answer_failure(op, req);
-        goto Done;
+        goto out;
     }
     bool created = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
     answer_event(op, req, nop, ev, created ? 201 : 200, op->kreq.no_value_on_success);
-Done:
+out:
     api_op_free(op);
 }
 
@@ -162,19 +161,19 @@ static void on_watch_done(struct node_op *nop)
     struct api_op *op = nop->data;
     h2o_req_t *req = api_op_take_req(op);
     if (req == NULL)
-        goto Done;
+        goto out;
     if (nop->status == NODE_ETIMEOUT || (nop->status == 0 && nop->event == NULL)) {
         /* the long-poll cap: 200 with an empty body makes the client re-poll at once */
         success_headers(op, req, nop);
         api_send(op->t, req, API_ROUTE_KEYS, 200, "application/json", "", 0);
-        goto Done;
+        goto out;
     }
     if (nop->status != 0) {
         answer_failure(op, req);
-        goto Done;
+        goto out;
     }
     answer_event(op, req, nop, nop->event, 200, false);
-Done:
+out:
     api_op_free(op);
 }
 
@@ -183,14 +182,14 @@ static void on_quorum_done(struct node_op *nop)
     struct api_op *op = nop->data;
     h2o_req_t *req = api_op_take_req(op);
     if (req == NULL)
-        goto Done;
+        goto out;
     if (nop->status != 0) {
         answer_failure(op, req);
-        goto Done;
+        goto out;
     }
     do_read(op->t, req, op_key(op), op->kreq.cmd.key_len, op->token, op->token_len, &op->kreq,
             nop->raft_index, nop->raft_term);
-Done:
+out:
     api_op_free(op);
 }
 
@@ -237,7 +236,7 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
     /* decide against the applied state: does the token exist, how big may it grow */
     node_rdlock(api->node);
     const struct kv *kv = node_kv(api->node);
-    const struct kv_node *dir = api_token_dir(kv, r->token, r->token_len);
+    const struct kv_node *dir = kv_token_dir(kv, r->token, r->token_len);
     uint64_t index = kv_index(kv);
     if (dir == NULL && m != API_M_DELETE) {
         /* only a size (or the bare token dir) may bring a token into being; anything else would
@@ -252,11 +251,12 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
             return;
         }
     }
-    if (k->registration) {
-        uint32_t size = api_token_size(kv, r->token, r->token_len);
-        k->cmd.max_children = (size ? size : api->cfg.max_size) + api->cfg.surplus;
-    }
     node_rdunlock(api->node);
+    if (k->registration) {
+        /* the store resolves the token's own size when it applies the write */
+        k->cmd.cap_size = api->cfg.max_size;
+        k->cmd.cap_surplus = api->cfg.surplus;
+    }
 
     if (creates_token) {
         if (api_rate_new(t, req, API_ROUTE_KEYS, true, r->token, r->token_len) != 0)

@@ -2,9 +2,12 @@
  * /discovery/<token>/_config/size with a CREATE (so a collision could never overwrite a token),
  * then answer "<public base>/<token>" with no trailing newline, as discovery.etcd.io does.
  */
-#include "api/api_int.h"
-
 #include <stdio.h>
+
+#include "api/handlers.h"
+#include "api/handoff.h"
+#include "api/reply.h"
+#include "api/request.h"
 
 static void on_new_done(struct node_op *nop)
 {
@@ -14,7 +17,7 @@ static void on_new_done(struct node_op *nop)
         atomic_fetch_add_explicit(&op->t->api->tokens_created, 1, memory_order_relaxed);
     }
     if (req == NULL)
-        goto Done;
+        goto out;
     if (nop->status == 0) {
         char *body = h2o_mem_alloc_pool(&req->pool, op->answer_len);
         memcpy(body, op->answer, op->answer_len);
@@ -27,7 +30,7 @@ static void on_new_done(struct node_op *nop)
                  nop->status > 0 ? kv_err_message(nop->status) : "internal error");
         api_send_text(op->t, req, API_ROUTE_NEW, 500, line);
     }
-Done:
+out:
     api_op_free(op);
 }
 

@@ -1,6 +1,6 @@
 /* api/route.c — path → route. Decodes the path once into components, refuses ambiguous paths
  * (anything path cleaning would change, or an encoded '/'), then matches the route table of
- * SPEC §1. Pure; see route.h.
+ * docs/protocol.md#routes. Pure; see route.h.
  */
 #include "api/route.h"
 
