@@ -5,8 +5,8 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake pkg-config git ca-certificates
-  libh2o-dev libuv1-dev libjansson-dev libssl-dev uuid-dev libpq-dev libcmocka-dev
-  etcd-server etcd-client curl wrk python3 postgresql procps iproute2 uuid-runtime
+  libh2o-dev libuv1-dev libjansson-dev libssl-dev libcmocka-dev
+  etcd-server etcd-client curl wrk python3 procps iproute2 uuid-runtime
   gcovr openssl
 )
 
