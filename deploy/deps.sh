@@ -7,11 +7,11 @@
 # Idempotent: packages already present are skipped by apt-get; safe to run before every build.
 set -euo pipefail
 
-# Build and run: the toolchain, the libraries the CMake build links (libjansson-dev only because
-# api/CMakeLists.txt still names it), and the two tools the README's tour uses (curl, uuidgen).
+# Build and run: the toolchain, the libraries the CMake build links, and the two tools the
+# README's tour uses (curl, uuidgen).
 run_pkgs=(
   build-essential cmake pkg-config git ca-certificates
-  libh2o-dev libuv1-dev libjansson-dev libssl-dev
+  libh2o-dev libuv1-dev libssl-dev
   curl uuid-runtime
 )
 # Tests and benchmarks (DISCOVERYD_TESTS=ON): cmocka for unit tests, python3 for the integration
