@@ -36,7 +36,7 @@ void api_config_defaults(struct api_config *cfg)
     cfg->max_value_bytes = 4096;
     cfg->max_key_bytes = 255;
     cfg->max_body_bytes = 65536;
-    cfg->token_ttl_ms = 168LL * 3600 * 1000;
+    cfg->token_ttl_ms = NODE_TOKEN_TTL_DEFAULT_MS;
 }
 
 int api_new(struct api **out, const struct api_config *cfg, struct node *node)
@@ -73,12 +73,5 @@ void api_free(struct api *api)
 void *api_pool_alloc(void *pool, size_t sz)
 {
     return h2o_mem_alloc_pool((h2o_mem_pool_t *)pool, sz);
-}
-
-int64_t api_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 

@@ -29,8 +29,6 @@ struct api {
 /* Request pool allocator for form.h / route.h. */
 void *api_pool_alloc(void *pool, size_t sz);
 
-int64_t api_now_ms(void);
-
 static inline bool api_is_method(h2o_req_t *req, const char *m)
 {
     size_t n = strlen(m);

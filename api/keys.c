@@ -34,7 +34,7 @@ static void answer_event(struct api_op *op, h2o_req_t *req, const struct node_op
                          int status, bool no_value)
 {
     struct api_buf b = {0};
-    api_json_event(&b, ev, api_now_ms(), no_value);
+    api_json_event(&b, ev, node_wall_ms(), no_value);
     success_headers(op, req, nop);
     api_send_buf(op->t, req, API_ROUTE_KEYS, status, "application/json", &b);
 }
@@ -52,7 +52,7 @@ static void do_read(struct api_thread *t, h2o_req_t *req, const char *key, size_
     uint64_t index = kv_index(kv);
     int rc = kv_get(kv, key, key_len, &n, &err);
     if (rc == 0)
-        api_json_get(&b, n, k->recursive, k->sorted, api_now_ms());
+        api_json_get(&b, n, k->recursive, k->sorted, node_wall_ms());
     struct kv_token_info tok;
     kv_token_info(kv, token, token_len, &tok);
     if (raft_index == 0 && raft_term == 0) /* the raft position of the state just read */
@@ -130,66 +130,52 @@ static void note_registration(struct api_op *op)
     }
 }
 
-static void on_write_done(struct node_op *nop)
+/* Bookkeeping of an applied write, done even when its client has gone. */
+static void note_write(struct api_op *op)
 {
-    struct api_op *op = nop->data;
-    h2o_req_t *req = api_op_take_req(op);
-    const struct kv_event *ev = nop->event;
-    if (nop->status == 0 && ev != NULL) {
-        bool new_node = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
-        if (op->kreq.registration && new_node && !ev->node.dir)
-            note_registration(op);
-        if (op->creates_token && new_node) {
-            atomic_fetch_add_explicit(&op->t->api->tokens_created, 1, memory_order_relaxed);
-            api_log("token %.*s created by hand", (int)op->token_len, op->token);
-        }
+    const struct kv_event *ev = op->op.event;
+    if (op->op.status != 0 || ev == NULL)
+        return;
+    bool new_node = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
+    if (op->kreq.registration && new_node && !ev->node.dir)
+        note_registration(op);
+    if (op->creates_token && new_node) {
+        atomic_fetch_add_explicit(&op->t->api->tokens_created, 1, memory_order_relaxed);
+        api_log("token %.*s created by hand", (int)op->token_len, op->token);
     }
-    if (req == NULL)
-        goto out;
-    if (nop->status != 0 || ev == NULL) {
-        answer_failure(op, req);
-        goto out;
-    }
-    bool created = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
-    answer_event(op, req, nop, ev, created ? 201 : 200, op->kreq.no_value_on_success);
-out:
-    api_op_free(op);
 }
 
-static void on_watch_done(struct node_op *nop)
+/* Answer a completed write, watch or quorum read. */
+static void answer(struct api_op *op, h2o_req_t *req)
 {
-    struct api_op *op = nop->data;
-    h2o_req_t *req = api_op_take_req(op);
-    if (req == NULL)
-        goto out;
-    if (nop->status == NODE_ETIMEOUT || (nop->status == 0 && nop->event == NULL)) {
+    const struct node_op *nop = &op->op;
+    const struct kv_event *ev = nop->event;
+    if (nop->type == NODE_OP_WATCH && (nop->status == NODE_ETIMEOUT || (nop->status == 0 && ev == NULL))) {
         /* the long-poll cap: 200 with an empty body makes the client re-poll at once */
         success_headers(op, req, nop);
         api_send(op->t, req, API_ROUTE_KEYS, 200, "application/json", "", 0);
-        goto out;
-    }
-    if (nop->status != 0) {
+    } else if (nop->status != 0 || (nop->type != NODE_OP_QUORUM && ev == NULL)) {
         answer_failure(op, req);
-        goto out;
+    } else if (nop->type == NODE_OP_QUORUM) {
+        do_read(op->t, req, op_key(op), op->kreq.cmd.key_len, op->token, op->token_len, &op->kreq,
+                nop->raft_index, nop->raft_term);
+    } else if (nop->type == NODE_OP_WATCH) {
+        answer_event(op, req, nop, ev, 200, false);
+    } else {
+        bool created = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
+        answer_event(op, req, nop, ev, created ? 201 : 200, op->kreq.no_value_on_success);
     }
-    answer_event(op, req, nop, nop->event, 200, false);
-out:
-    api_op_free(op);
 }
 
-static void on_quorum_done(struct node_op *nop)
+/* Every keys op comes back here, on the thread that owns its request. */
+static void on_keys_done(struct node_op *nop)
 {
     struct api_op *op = nop->data;
+    if (nop->type == NODE_OP_WRITE)
+        note_write(op);
     h2o_req_t *req = api_op_take_req(op);
-    if (req == NULL)
-        goto out;
-    if (nop->status != 0) {
-        answer_failure(op, req);
-        goto out;
-    }
-    do_read(op->t, req, op_key(op), op->kreq.cmd.key_len, op->token, op->token_len, &op->kreq,
-            nop->raft_index, nop->raft_term);
-out:
+    if (req != NULL)
+        answer(op, req);
     api_op_free(op);
 }
 
@@ -279,8 +265,24 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
     op->creates_token = creates_token;
     op->op.type = NODE_OP_WRITE;
     op->op.cmd = op->kreq.cmd;
-    op->op.done = on_write_done;
+    op->op.done = on_keys_done;
     api_op_submit(op);
+}
+
+/* An op of the given type for a read or watch of the route's key; NULL after answering 500. */
+static struct api_op *submit_op(struct api_thread *t, h2o_req_t *req, const struct api_route *r,
+                                struct api_keys_req *k, enum node_op_type type)
+{
+    k->cmd.key = r->key;
+    k->cmd.key_len = r->key_len;
+    struct api_op *op = make_op(t, req, r, k);
+    if (op == NULL) {
+        api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
+        return NULL;
+    }
+    op->op.type = type;
+    op->op.done = on_keys_done;
+    return op;
 }
 
 void api_keys_handle(struct api_thread *t, h2o_req_t *req, const struct api_route *r)
@@ -309,46 +311,30 @@ void api_keys_handle(struct api_thread *t, h2o_req_t *req, const struct api_rout
     }
     struct api_keys_req k;
     struct api_keys_err e;
-    if (api_keys_parse(cfg, m, r->key, r->key_len, r->token_len, r->longest, &form, api_now_ms(), &k, &e) !=
+    if (api_keys_parse(cfg, m, r->key, r->key_len, r->token_len, r->longest, &form, node_wall_ms(), &k, &e) !=
         0) {
         send_err(t, req, r, e.code, e.cause, 0);
         return;
     }
+    struct api_op *op = NULL;
     switch (k.kind) {
     case API_KEYS_READ:
         if (!k.quorum) {
             do_read(t, req, r->key, r->key_len, r->token, r->token_len, &k, 0, 0);
-        } else {
-            k.cmd.key = r->key;
-            k.cmd.key_len = r->key_len;
-            struct api_op *op = make_op(t, req, r, &k);
-            if (op == NULL) {
-                api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
-                return;
-            }
-            op->op.type = NODE_OP_QUORUM;
-            op->op.done = on_quorum_done;
+        } else if ((op = submit_op(t, req, r, &k, NODE_OP_QUORUM)) != NULL) {
             api_op_submit(op);
         }
         break;
-    case API_KEYS_WATCH: {
-        k.cmd.key = r->key;
-        k.cmd.key_len = r->key_len;
-        struct api_op *op = make_op(t, req, r, &k);
-        if (op == NULL) {
-            api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
-            return;
+    case API_KEYS_WATCH:
+        if ((op = submit_op(t, req, r, &k, NODE_OP_WATCH)) != NULL) {
+            op->op.key = op->kreq.cmd.key;
+            op->op.key_len = op->kreq.cmd.key_len;
+            op->op.recursive = k.recursive;
+            op->op.wait_index = k.wait_index;
+            api_client_key(t, req, API_ADDR_V4_HOST, API_ADDR_V6_HOST, op->op.client_addr);
+            api_op_submit(op);
         }
-        op->op.type = NODE_OP_WATCH;
-        op->op.key = op->kreq.cmd.key;
-        op->op.key_len = op->kreq.cmd.key_len;
-        op->op.recursive = k.recursive;
-        op->op.wait_index = k.wait_index;
-        api_client_key(t, req, API_ADDR_V4_HOST, API_ADDR_V6_HOST, op->op.client_addr);
-        op->op.done = on_watch_done;
-        api_op_submit(op);
         break;
-    }
     case API_KEYS_WRITE:
         submit_write(t, req, r, &k);
         break;

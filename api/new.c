@@ -114,7 +114,7 @@ void api_new_handle(struct api_thread *t, h2o_req_t *req)
     op->token_len = API_TOKEN_HEX_LEN;
     op->op.type = NODE_OP_WRITE;
     op->op.cmd.type = KV_CMD_CREATE;
-    op->op.cmd.now_ms = api_now_ms();
+    op->op.cmd.now_ms = node_wall_ms();
     op->op.done = on_new_done;
     api_op_submit(op);
 }

@@ -141,6 +141,19 @@ void kv_event_unref(struct kv_event *ev)
         free(ev); /* the strings live in the same block */
 }
 
+void *kv_alloc_keyed(size_t head, size_t tail, const char *key, uint32_t key_len, char **keyp)
+{
+    char *b = malloc(head + (size_t)key_len + 1 + tail);
+    if (!b)
+        return NULL;
+    memset(b, 0, head);
+    char *k = b + head;
+    memcpy(k, key, key_len);
+    k[key_len] = '\0';
+    *keyp = k;
+    return b;
+}
+
 /* Copy a value into an event's block at p, NUL-terminated, and point n at it; returns the next free byte. */
 static char *ev_put_value(struct kv_enode *n, char *p, const char *v, uint32_t len)
 {
@@ -157,15 +170,11 @@ static char *ev_put_value(struct kv_enode *n, char *p, const char *v, uint32_t l
 struct kv_event *kv_ev_new(enum kv_action action, uint64_t index, const char *key, uint32_t key_len,
                                const char *val, uint32_t val_len, const char *pval, uint32_t pval_len)
 {
-    size_t sz = sizeof(struct kv_event) + (size_t)key_len + 1 + (val ? (size_t)val_len + 1 : 0) +
-                (pval ? (size_t)pval_len + 1 : 0);
-    struct kv_event *ev = malloc(sz);
+    char *p;
+    struct kv_event *ev = kv_alloc_keyed(sizeof(*ev), (val ? (size_t)val_len + 1 : 0) + (pval ? (size_t)pval_len + 1 : 0),
+                                         key, key_len, &p);
     if (!ev)
         return NULL;
-    memset(ev, 0, sizeof(*ev));
-    char *p = (char *)(ev + 1);
-    memcpy(p, key, key_len);
-    p[key_len] = '\0';
     ev->node.key = p;
     ev->prev.key = p;
     p += key_len + 1;

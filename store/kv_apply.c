@@ -292,6 +292,25 @@ static int do_update(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
     return 0;
 }
 
+/* Remove k and its subtree with one event named key (the key as the command spelled it). 0, or -1
+ * on ENOMEM with nothing changed. */
+static int remove_node(struct kv *kv, struct knode *k, enum kv_action action, const char *key, uint32_t key_len,
+                       kv_emit_fn emit, void *arg)
+{
+    uint64_t idx = kv->index + 1;
+    struct kv_event *ev = kv_ev_new(action, idx, key, key_len, NULL, 0, k->n.value, k->n.value_len);
+    if (!ev)
+        return -1;
+    kv_ev_set_prev(ev, &k->n);
+    ev->node.dir = k->n.dir;
+    ev->node.modified_index = idx;
+    ev->node.created_index = k->n.created_index;
+    kv_subtree_free(kv, k);
+    kv->index = idx;
+    emit_one(emit, arg, ev);
+    return 0;
+}
+
 /* DELETE and CAD. */
 static int do_delete(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, void *arg, struct kv_error *err)
 {
@@ -314,35 +333,8 @@ static int do_delete(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
         if (k->n.nchildren && !c->recursive)
             return kv_set_err(err, KV_EDIRNOTEMPTY, kv->index, "%s", k->n.key);
     }
-    uint64_t idx = kv->index + 1;
-    struct kv_event *ev = kv_ev_new(cad ? KV_ACT_CAD : KV_ACT_DELETE, idx, c->key, c->key_len, NULL, 0,
-                                 k->n.value, k->n.value_len);
-    if (!ev)
+    if (remove_node(kv, k, cad ? KV_ACT_CAD : KV_ACT_DELETE, c->key, c->key_len, emit, arg) != 0)
         return enomem(kv, err);
-    kv_ev_set_prev(ev, &k->n);
-    ev->node.dir = k->n.dir;
-    ev->node.modified_index = idx;
-    ev->node.created_index = k->n.created_index;
-    kv_subtree_free(kv, k);
-    kv->index = idx;
-    emit_one(emit, arg, ev);
-    return 0;
-}
-
-/* Remove k (expired TTL or expired token) with one event. */
-static int sweep_one(struct kv *kv, struct knode *k, enum kv_action action, kv_emit_fn emit, void *arg)
-{
-    uint64_t idx = kv->index + 1;
-    struct kv_event *ev = kv_ev_new(action, idx, k->n.key, k->n.key_len, NULL, 0, k->n.value, k->n.value_len);
-    if (!ev)
-        return -1;
-    kv_ev_set_prev(ev, &k->n);
-    ev->node.dir = k->n.dir;
-    ev->node.modified_index = idx;
-    ev->node.created_index = k->n.created_index;
-    kv_subtree_free(kv, k);
-    kv->index = idx;
-    emit_one(emit, arg, ev);
     return 0;
 }
 
@@ -351,7 +343,7 @@ static int do_sweep(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, void
     uint32_t max = c->sweep_max ? c->sweep_max : KV_SWEEP_DEFAULT, done = 0;
     struct knode *k;
     while (done < max && (k = kv_heap_top(&kv->ttl)) && k->n.expire_ms <= c->now_ms) {
-        if (sweep_one(kv, k, KV_ACT_EXPIRE, emit, arg) != 0)
+        if (remove_node(kv, k, KV_ACT_EXPIRE, k->n.key, k->n.key_len, emit, arg) != 0)
             return done ? 0 : enomem(kv, err);
         done++;
     }
@@ -361,7 +353,7 @@ static int do_sweep(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, void
         int64_t due;
         if (__builtin_add_overflow(k->n.created_ms, c->token_ttl_ms, &due) || due > c->now_ms)
             break;
-        if (sweep_one(kv, k, KV_ACT_DELETE, emit, arg) != 0)
+        if (remove_node(kv, k, KV_ACT_DELETE, k->n.key, k->n.key_len, emit, arg) != 0)
             return done ? 0 : enomem(kv, err);
         done++;
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "store/kv_int.h"
+#include "store/vec.h"
 
 /* a strictly before b: by time, then created_index, then key, so the order (and with it the
  * order of expire events and their indexes) is the same on every node. */
@@ -69,17 +70,7 @@ static void heap_down(struct kheap *h, uint32_t i)
 /* Make room for `more` pushes, so that a command can reserve before it mutates. */
 int kv_heap_reserve(struct kheap *h, uint32_t more)
 {
-    if (h->n + more <= h->cap)
-        return 0;
-    uint32_t cap = h->cap ? h->cap : 64;
-    while (cap < h->n + more)
-        cap *= 2;
-    struct knode **a = realloc(h->a, (size_t)cap * sizeof(*a));
-    if (!a)
-        return -1;
-    h->a = a;
-    h->cap = cap;
-    return 0;
+    return vec_reserve((void **)&h->a, &h->cap, h->n + more, sizeof(*h->a), 64);
 }
 
 void kv_heap_push(struct kheap *h, struct knode *k)

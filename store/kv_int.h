@@ -22,7 +22,7 @@ struct knode {
 
 struct kheap {
     struct knode **a;
-    uint32_t n, cap;
+    size_t n, cap;
     bool tok; /* ordered by created_ms (tokens) rather than expire_ms (TTL) */
 };
 
@@ -67,6 +67,10 @@ void kv_heap_fix(struct kheap *h, struct knode *k);    /* after k's time changed
 struct knode *kv_heap_top(const struct kheap *h);
 /* Give k a new expiry (0 = none) and keep the TTL heap in step; room was reserved. */
 void kv_set_expiry(struct kv *kv, struct knode *k, int64_t expire_ms);
+
+/* kv.c: one block holding a zeroed struct of head bytes, then key (NUL-terminated) at *keyp, then
+ * tail more bytes; NULL on ENOMEM. Nodes and events both carry their key this way. */
+void *kv_alloc_keyed(size_t head, size_t tail, const char *key, uint32_t key_len, char **keyp);
 
 /* kv.c: events. */
 struct kv_event *kv_ev_new(enum kv_action action, uint64_t index, const char *key, uint32_t key_len,

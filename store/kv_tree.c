@@ -50,13 +50,10 @@ static struct knode *find_child(const struct kv *kv, const struct knode *parent,
 /* Allocate a detached node for key[0..key_len) whose last component starts at name_off. */
 struct knode *kv_node_alloc(const char *key, uint32_t key_len, uint32_t name_off)
 {
-    struct knode *k = malloc(sizeof(*k) + (size_t)key_len + 1);
+    char *kp;
+    struct knode *k = kv_alloc_keyed(sizeof(*k), 0, key, key_len, &kp);
     if (!k)
         return NULL;
-    memset(k, 0, sizeof(*k));
-    char *kp = (char *)(k + 1);
-    memcpy(kp, key, key_len);
-    kp[key_len] = '\0';
     k->n.key = kp;
     k->n.key_len = key_len;
     k->n.name = kp + name_off;

@@ -11,12 +11,13 @@
 
 void node_config_defaults(struct node_config *cfg)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->history_per_token = 1000;
-    cfg->watch_timeout_ms = 60000;
-    cfg->max_watches_total = 65536;
-    cfg->max_watches_per_client = 1024;
-    cfg->token_ttl_ms = 168LL * 3600 * 1000;
+    *cfg = (struct node_config){
+        .history_per_token = 1000,
+        .watch_timeout_ms = 60000,
+        .max_watches_total = 65536,
+        .max_watches_per_client = 1024,
+        .token_ttl_ms = NODE_TOKEN_TTL_DEFAULT_MS,
+    };
 }
 
 int64_t node_wall_ms(void)

@@ -71,6 +71,8 @@ struct node_op {
     void *priv_;
 };
 
+#define NODE_TOKEN_TTL_DEFAULT_MS (168LL * 3600 * 1000) /* --token-ttl's default: a week */
+
 struct node_config {
     uint32_t history_per_token;      /* default 1000 */
     int64_t watch_timeout_ms;        /* default 60000 */
@@ -106,6 +108,10 @@ const struct kv *node_kv(struct node *n);
  * applied log entry, as the apply seam recorded it. Under node_rdlock() it matches node_kv(). */
 void node_raft_state(struct node *n, uint64_t *index, uint64_t *term);
 uint64_t node_cluster_id(struct node *n);
+
+/* The wall clock (Unix ms) the proposer stamps commands with; the api renders TTLs against the same
+ * clock. Any thread. */
+int64_t node_wall_ms(void);
 
 /* /health: true when this node can commit a write (the log driver says so); else false and a
  * one-line reason. Any thread, lock-free. */

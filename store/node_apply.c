@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "store/node_int.h"
+#include "store/vec.h"
 
 /* Events of one batch, in index order, each holding a reference. */
 struct evlist {
@@ -30,15 +31,9 @@ static void on_event(void *arg, struct kv_event *ev)
         a->op->event = kv_event_ref(ev);
     if (a->sweep && ev->action == KV_ACT_DELETE)
         a->expired++;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        struct kv_event **v = realloc(l->v, cap * sizeof(*v));
-        if (!v) {
-            l->lost = true;
-            return;
-        }
-        l->v = v;
-        l->cap = cap;
+    if (vec_reserve((void **)&l->v, &l->cap, l->n + 1, sizeof(*l->v), 64) != 0) {
+        l->lost = true;
+        return;
     }
     l->v[l->n++] = kv_event_ref(ev);
 }

@@ -80,8 +80,6 @@ struct node {
 void node_complete(struct node *n, struct node_op *op, int status);
 /* node.c: fill op->token for the token the key lies in, from the applied state. */
 void node_fill_token(struct node *n, struct node_op *op, const char *key, size_t key_len);
-/* node.c: the wall clock (Unix ms) the proposer stamps commands with. */
-int64_t node_wall_ms(void);
 
 /* node_watch.c */
 void node_watch_init(struct node *n);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "store/node_raft.h"
+#include "store/vec.h"
 
 #define SOLO_TERM 1 /* a single member that never restarts its log elects itself once */
 
@@ -29,17 +30,8 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
 /* Append op's encoded command to the arena; returns its offset, or SIZE_MAX on ENOMEM. */
 static size_t arena_put(struct node_arena *a, const struct kv_cmd *c)
 {
-    size_t need = kv_cmd_encoded_len(c);
-    if (a->cap - a->len < need) {
-        size_t cap = a->cap ? a->cap : 1024;
-        while (cap - a->len < need)
-            cap *= 2;
-        uint8_t *p = realloc(a->p, cap);
-        if (!p)
-            return SIZE_MAX;
-        a->p = p;
-        a->cap = cap;
-    }
+    if (vec_reserve((void **)&a->p, &a->cap, a->len + kv_cmd_encoded_len(c), 1, 1024) != 0)
+        return SIZE_MAX;
     size_t off = a->len;
     a->len += kv_cmd_encode_to(c, a->p + off, a->cap - off);
     return off;
