@@ -120,7 +120,7 @@ int api_route(struct api_route *r, const char *path, size_t len, api_alloc_fn al
     }
 
     if (n == 2 && eq(&c[0], "v2") && eq(&c[1], "keys"))
-        goto Forbidden;
+        goto forbidden;
     if (n >= 2 && eq(&c[0], "v2") && eq(&c[1], "keys")) {
         if (n >= 4 && eq(&c[2], "discovery")) {
             /* Inside the served namespace a malformed token is bad input (400), not a path we
@@ -129,7 +129,7 @@ int api_route(struct api_route *r, const char *path, size_t len, api_alloc_fn al
                 return bad(r, "a token name is 1 to 128 characters of A-Z a-z 0-9 . _ -");
             return keys_route(r, c, 3, n, false, alloc, actx);
         }
-        goto Forbidden;
+        goto forbidden;
     }
     if (api_token_reserved(c[0].s, c[0].len)) {
         if (n == 1 && eq(&c[0], "new"))
@@ -153,7 +153,7 @@ int api_route(struct api_route *r, const char *path, size_t len, api_alloc_fn al
     r->kind = API_ROUTE_NOT_FOUND;
     return 0;
 
-Forbidden:
+forbidden:
     r->kind = API_ROUTE_FORBIDDEN;
     return 0;
 }

@@ -56,16 +56,16 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     struct svc *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
-        goto Error;
+        goto fail;
     }
     s->cfg = cfg;
     svc_log_set_level(cfg->log_level);
     api_log = svc_api_log;
 
     if (svc_config_prepare_data_dir(cfg, err, errlen) != 0)
-        goto Error;
+        goto fail;
     if (svc_server_new(&s->srv, cfg, err, errlen) != 0)
-        goto Error;
+        goto fail;
 
     struct node_config nc;
     node_config_defaults(&nc);
@@ -78,7 +78,7 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     if (node_start(&s->node, &nc, nerr, sizeof(nerr)) != 0) {
         s->node = NULL;
         snprintf(err, errlen, "cannot start the store: %s", nerr);
-        goto Error;
+        goto fail;
     }
 
     struct rl_config rc = {.max_buckets = 0};
@@ -88,7 +88,7 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     if (rl_new(&s->rl, &rc) != 0) {
         s->rl = NULL;
         snprintf(err, errlen, "out of memory (rate limiter)");
-        goto Error;
+        goto fail;
     }
     svc_log(SVC_LOG_INFO, "rate limits are per process (no --postgres)");
 
@@ -106,21 +106,21 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     if (api_new(&s->api, &ac, s->node) != 0) {
         s->api = NULL;
         snprintf(err, errlen, "out of memory (api)");
-        goto Error;
+        goto fail;
     }
 
     s->serving = true;
     char terr[256] = "";
     if (svc_server_start(s->srv, s->api, terr, sizeof(terr)) != 0) {
         snprintf(err, errlen, "cannot start HTTP threads: %s", terr);
-        goto Error;
+        goto fail;
     }
     svc_log(SVC_LOG_INFO, "discoveryd %s listening on %s; data dir %s; %u HTTP thread(s)%s", SVC_VERSION,
             svc_server_addresses(s->srv), cfg->data_dir, cfg->threads, cfg->tls_cert ? "; TLS" : "");
     *out = s;
     return 0;
 
-Error:
+fail:
     svc_log(SVC_LOG_ERROR, "%s", err);
     if (s != NULL)
         svc_free(s);

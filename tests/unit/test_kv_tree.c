@@ -702,8 +702,7 @@ static void test_member_cap_caps_new_visible_children_only(void **state)
     res_clear(&r);
 }
 
-/* Without a valid _config/size the command's default size applies: the proposer's view of the
- * token never decides the cap. */
+/* No valid _config/size: the command's default size applies (the proposer's view never decides). */
 static void test_member_cap_uses_the_default_size_without_config(void **state)
 {
     struct kv *kv = *state;
@@ -718,8 +717,7 @@ static void test_member_cap_uses_the_default_size_without_config(void **state)
     assert_int_equal(apply(kv, &c, &r), 0);
     c.key = "/discovery/U/m4";
     assert_int_equal(apply(kv, &c, &r), KV_ETOOMANYCHILDREN);
-    /* a malformed size is no size */
-    assert_int_equal(do_set(kv, "/discovery/U/_config/size", "x", &r), 0);
+    assert_int_equal(do_set(kv, "/discovery/U/_config/size", "x", &r), 0); /* malformed: no size */
     assert_int_equal(apply(kv, &c, &r), KV_ETOOMANYCHILDREN);
     /* a larger size written later is read at apply time */
     assert_int_equal(do_set(kv, "/discovery/U/_config/size", "5", &r), 0);
