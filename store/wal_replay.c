@@ -188,12 +188,16 @@ static int apply_entry(struct replay *rp, uint64_t off, const uint8_t *p, uint32
     if (rp->st.has_snap && e.index <= rp->st.snap_index)
         return refuse(rp, off, "entry %" PRIu64 " is covered by the snapshot marker %" PRIu64 " logged before it",
                       e.index, rp->st.snap_index);
+    /* Below the first entry held: that entry did not follow a snapshot marker (older segments were
+     * released), so this truncation replaces all of it; the final check ties the log to the marker. */
+    if (r->n_entries > 0 && e.index < r->entries[0].index)
+        r->n_entries = 0;
     if (r->n_entries == 0) {
         snprintf(rp->base_name, sizeof(rp->base_name), "%s", rp->name);
         rp->base_off = off;
     } else {
         uint64_t first = r->entries[0].index, last = r->entries[r->n_entries - 1].index;
-        if (e.index < first || e.index > last + 1)
+        if (e.index > last + 1)
             return refuse(rp, off, "entry %" PRIu64 " does not follow the log %" PRIu64 "..%" PRIu64, e.index, first,
                           last);
         r->n_entries = (size_t)(e.index - first);
