@@ -74,10 +74,11 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     nc.max_watches_total = cfg->max_watches;
     nc.max_watches_per_client = cfg->max_watches_per_client;
     nc.token_ttl_ms = cfg->token_ttl_ms;
-    char nerr[256] = "";
+    nc.data_dir = cfg->data_dir;
+    char nerr[512] = "";
     if (node_start(&s->node, &nc, nerr, sizeof(nerr)) != 0) {
         s->node = NULL;
-        snprintf(err, errlen, "cannot start the store: %s", nerr);
+        snprintf(err, errlen, "cannot start the store: %.480s", nerr);
         goto fail;
     }
 

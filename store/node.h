@@ -69,6 +69,8 @@ struct node_op {
     /* ---- node-private ---- */
     struct node_op *next_;
     void *priv_;
+    uint64_t index_; /* WRITE: the log index it was proposed at; QUORUM: the read index to wait for */
+    uint64_t ctx_;   /* QUORUM: the read-index request it waits on */
 };
 
 #define NODE_TOKEN_TTL_DEFAULT_MS (168LL * 3600 * 1000) /* --token-ttl's default: a week */
@@ -79,8 +81,10 @@ struct node_config {
     uint32_t max_watches_total;      /* default 65536 */
     uint32_t max_watches_per_client; /* default 1024 */
     int64_t token_ttl_ms;            /* default 168h; 0 = never */
-    uint64_t cluster_id;             /* X-Etcd-Cluster-ID; 0 = draw one at start (until the durable
-                                        store keeps it with the data) */
+    uint64_t cluster_id;             /* X-Etcd-Cluster-ID of a new data dir; 0 = draw one. An existing
+                                        data dir keeps the one it was created with. */
+    const char *data_dir;            /* durable state (<data_dir>/wal, LOCK); NULL = in memory only
+                                        (unit tests): a restart forgets everything */
 };
 void node_config_defaults(struct node_config *cfg);
 

@@ -45,6 +45,11 @@ void node_apply(struct node *n, const struct node_entry *e, size_t count)
     pthread_rwlock_wrlock(&n->rw);
     for (size_t i = 0; i < count; i++) {
         struct node_op *op = e[i].op;
+        if (!e[i].data) { /* the log's own entry: moves the raft position only */
+            __atomic_store_n(&n->applied_term, e[i].term, __ATOMIC_RELAXED);
+            __atomic_store_n(&n->applied_index, e[i].index, __ATOMIC_RELAXED);
+            continue;
+        }
         struct kv_error scratch = {0};
         struct apply_ctx a = {&evs, op, false, 0};
         a.sweep = kv_cmd_peek_type(e[i].data, e[i].len) == KV_CMD_SWEEP;
@@ -72,10 +77,4 @@ void node_apply(struct node *n, const struct node_entry *e, size_t count)
             node_complete(n, e[i].op, e[i].op->status);
     if (n->after_apply)
         n->after_apply(n);
-}
-
-void node_apply_restore(struct node *n, uint64_t index, uint64_t term)
-{
-    __atomic_store_n(&n->applied_term, term, __ATOMIC_RELAXED);
-    __atomic_store_n(&n->applied_index, index, __ATOMIC_RELAXED);
 }

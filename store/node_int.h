@@ -31,6 +31,8 @@ struct nwatch {
     struct nclient *client;
 };
 
+struct node_raft; /* the log driver's own state (node_raft.c) */
+
 /* The encoded commands of one proposal batch (node_raft.c). */
 struct node_arena {
     uint8_t *p;
@@ -65,8 +67,8 @@ struct node {
     struct node_op sweep_op;  /* the node's own proposal */
     void (*after_apply)(struct node *n); /* node_expiry_after_apply, wired by node_loop.c */
     /* the log driver (node_raft.c) */
+    struct node_raft *drv;
     struct node_arena arena;
-    uint64_t last_index; /* the last index handed out */
     /* identity and health */
     uint64_t cluster_id;
     int can_commit;            /* (atomic) 1 while a write can commit */
@@ -101,13 +103,10 @@ void node_expiry_close(struct node *n);
  * token), publishes the events to the watch hub, then completes the ops. */
 struct node_entry {
     uint64_t index, term;
-    const uint8_t *data; /* an encoded kv_cmd */
+    const uint8_t *data; /* an encoded kv_cmd; NULL for the log's own entries (no-op, membership) */
     size_t len;
     struct node_op *op;
 };
 void node_apply(struct node *n, const struct node_entry *e, size_t count);
-/* The state was loaded (kv_new today; a snapshot and the WAL later): record the log position it
- * stands for, before anything is applied. */
-void node_apply_restore(struct node *n, uint64_t index, uint64_t term);
 
 #endif
