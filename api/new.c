@@ -23,7 +23,10 @@ static void on_new_done(struct node_op *nop)
         memcpy(body, op->answer, op->answer_len);
         api_send(op->t, req, API_ROUTE_NEW, 200, "text/plain; charset=utf-8", body, op->answer_len);
     } else if (nop->status == NODE_EUNAVAILABLE) {
-        api_send_text(op->t, req, API_ROUTE_NEW, 503, "unable to create a token: the store is unavailable");
+        char why[320] = "the store cannot commit right now", line[400];
+        node_healthy(op->t->api->node, why, sizeof(why));
+        snprintf(line, sizeof(line), "unable to create a token: %s", why);
+        api_send_text(op->t, req, API_ROUTE_NEW, 503, line);
     } else {
         char line[160];
         snprintf(line, sizeof(line), "unable to create a token: %s",
