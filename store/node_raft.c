@@ -68,8 +68,10 @@ struct node_raft {
     /* ops */
     struct opq waiting;     /* writes not yet proposed (a ready is out) */
     struct opq proposed;    /* writes in the log, by index, until applied */
+    struct opq unasked;     /* quorum reads not yet given to the core (a ready is out) */
     struct opq reads;       /* quorum reads, until their read index is applied */
     uint64_t read_ctx;
+    unsigned ticks;         /* ticks that came while a ready was out */
     bool poisoned;
     char reason[300];
     uint64_t last_compact;
@@ -127,6 +129,15 @@ static void poison(struct node *n, const char *what)
     fprintf(stderr, "discoveryd: %s\n", d->reason);
     q_fail(n, &d->waiting, NODE_EUNAVAILABLE);
     q_fail(n, &d->proposed, NODE_EUNAVAILABLE);
+    /* reads go on from what was applied (all of it durable, one member) */
+    struct opq *rq[2] = {&d->unasked, &d->reads};
+    for (int i = 0; i < 2; i++) {
+        struct node_op *op;
+        while ((op = q_pop(rq[i]))) {
+            op->etcd_index = kv_index(n->kv);
+            node_complete(n, op, NODE_OK);
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- applying */
@@ -291,6 +302,21 @@ static void propose_waiting(struct node *n)
     }
 }
 
+/* Give the waiting quorum reads to the core (read-index requests). */
+static void ask_reads(struct node *n)
+{
+    struct node_raft *d = n->drv;
+    struct node_op *op;
+    while ((op = q_pop(&d->unasked))) {
+        op->ctx_ = ++d->read_ctx;
+        op->index_ = 0;
+        if (raft_read_index(d->raft, op->ctx_) != 0)
+            node_complete(n, op, NODE_EUNAVAILABLE); /* not the leader (no peers to ask yet) */
+        else
+            q_push(&d->reads, op);
+    }
+}
+
 static void drive(struct node *n)
 {
     struct node_raft *d = n->drv;
@@ -299,7 +325,10 @@ static void drive(struct node *n)
         return;
     }
     if (d->rd_out)
-        return;
+        return; /* the core takes no input until the ready that is out is advanced */
+    for (; d->ticks; d->ticks--)
+        raft_tick(d->raft);
+    ask_reads(n);
     propose_waiting(n);
     if (!raft_has_ready(d->raft))
         return;
@@ -332,7 +361,7 @@ static void drive(struct node *n)
 static void on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
-    raft_tick(n->drv->raft);
+    n->drv->ticks++;
     drive(n);
 }
 
@@ -552,13 +581,7 @@ void node_raft_read(struct node *n, struct node_op *op)
         node_complete(n, op, NODE_OK);
         return;
     }
-    op->ctx_ = ++d->read_ctx;
-    op->index_ = 0;
-    if (raft_read_index(d->raft, op->ctx_) != 0) {
-        node_complete(n, op, NODE_EUNAVAILABLE);
-        return;
-    }
-    q_push(&d->reads, op);
+    q_push(&d->unasked, op);
     drive(n);
 }
 
@@ -578,6 +601,7 @@ void node_raft_stop(struct node *n)
     q_fail(n, &d->waiting, NODE_EUNAVAILABLE);
     q_fail(n, &d->proposed, NODE_EUNAVAILABLE);
     q_fail(n, &d->reads, NODE_EUNAVAILABLE);
+    q_fail(n, &d->unasked, NODE_EUNAVAILABLE);
     if (d->handles) {
         uv_close((uv_handle_t *)&d->ticker, NULL);
         uv_close((uv_handle_t *)&d->wal_async, NULL);
