@@ -67,14 +67,16 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     if (svc_server_new(&s->srv, cfg, err, errlen) != 0)
         goto fail;
 
-    struct node_config nc;
-    node_config_defaults(&nc);
-    nc.history_per_token = cfg->history;
-    nc.watch_timeout_ms = cfg->watch_timeout_ms;
-    nc.max_watches_total = cfg->max_watches;
-    nc.max_watches_per_client = cfg->max_watches_per_client;
-    nc.token_ttl_ms = cfg->token_ttl_ms;
-    nc.data_dir = cfg->data_dir;
+    /* every field from the flags (their defaults live in config.c); the cluster ID comes from
+     * the data dir */
+    const struct node_config nc = {
+        .history_per_token = cfg->history,
+        .watch_timeout_ms = cfg->watch_timeout_ms,
+        .max_watches_total = cfg->max_watches,
+        .max_watches_per_client = cfg->max_watches_per_client,
+        .token_ttl_ms = cfg->token_ttl_ms,
+        .data_dir = cfg->data_dir,
+    };
     char nerr[512] = "";
     if (node_start(&s->node, &nc, nerr, sizeof(nerr)) != 0) {
         s->node = NULL;
