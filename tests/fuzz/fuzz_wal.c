@@ -3,8 +3,9 @@
  * tail repair). A malformed WAL must be an error, never a crash, a leak or an over-read (ASan); a
  * WAL that opens must replay a contiguous log and accept one more synced entry after its repair.
  *
- * Input: [u8 flags|n-1] (bit 7: fix every record's CRC first) then, for every segment but the last, [u16 length][bytes]; the last takes the
- * rest. A segment is named after the sequence and first index its header claims (if it has one).
+ * Input: [u8 flags|n-1] (bit 7: fix every record's CRC first) then, for every segment but the last, [u16
+ * length][bytes]; the last takes the rest. A segment is named after the sequence and first index its header
+ * claims (if it has one).
  *
  * Without libFuzzer, main() runs every file of the directories/files named on the command line
  * (CI: `fuzz_wal tests/fuzz/corpus/wal`); `fuzz_wal --make-corpus DIR` writes the seed corpus with
@@ -24,9 +25,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void quiet(void *arg, const char *fmt, ...)
-{
-}
+static void quiet(void *arg, const char *fmt, ...) {}
 
 static void check(bool cond, const char *what)
 {

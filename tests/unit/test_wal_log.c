@@ -276,7 +276,7 @@ static void test_append_refuses_gaps_and_indexes_under_the_snapshot(void **state
     wal_test_entry(&e, buf, 2, 1);
     assert_int_equal(wal_append(f->w, &e, 1), -EINVAL);
     wal_test_entry(&e, buf, 3, 0);
-    assert_int_equal(wal_append(f->w, &e, 1), -EINVAL); /* term 0 */
+    assert_int_equal(wal_append(f->w, &e, 1), -EINVAL);         /* term 0 */
     assert_int_equal(wal_snapshot(f->w, 1, 1, false), -EINVAL); /* backwards */
     assert_int_equal(wal_last_index(f->w), 3);
 }
