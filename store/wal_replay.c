@@ -326,6 +326,17 @@ static int read_segment(struct replay *rp, const struct wal_seg *seg, bool newes
     int fd = w->io->open(w->io->ctx, path, O_RDONLY, 0);
     uint64_t size = 0;
     int rv = fd < 0 ? fd : w->io->size(w->io->ctx, fd, &size);
+    /* A segment is its preallocation plus at most one oversized record: refuse to read a file that
+     * could not be one rather than allocate whatever its size says. */
+    uint64_t cap =
+        (w->cfg.segment_size > WAL_SEGMENT_SIZE_DEFAULT ? w->cfg.segment_size : WAL_SEGMENT_SIZE_DEFAULT) *
+            4 +
+        WAL_RECORD_MAX;
+    if (rv == 0 && size > cap) {
+        if (fd >= 0)
+            w->io->close(w->io->ctx, fd);
+        return refuse(rp, cap, "the file is %" PRIu64 " bytes, more than any segment this WAL writes", size);
+    }
     uint8_t *buf = NULL;
     if (rv == 0 && (buf = malloc(size > 0 ? (size_t)size : 1)) == NULL)
         rv = -ENOMEM;
