@@ -328,14 +328,11 @@ static int read_segment(struct replay *rp, const struct wal_seg *seg, bool newes
     int rv = fd < 0 ? fd : w->io->size(w->io->ctx, fd, &size);
     /* A segment is its preallocation plus at most one oversized record: refuse to read a file that
      * could not be one rather than allocate whatever its size says. */
-    uint64_t cap =
-        (w->cfg.segment_size > WAL_SEGMENT_SIZE_DEFAULT ? w->cfg.segment_size : WAL_SEGMENT_SIZE_DEFAULT) *
-            4 +
-        WAL_RECORD_MAX;
-    if (rv == 0 && size > cap) {
-        if (fd >= 0)
-            w->io->close(w->io->ctx, fd);
-        return refuse(rp, cap, "the file is %" PRIu64 " bytes, more than any segment this WAL writes", size);
+    uint64_t prealloc =
+        w->cfg.segment_size > WAL_SEGMENT_SIZE_DEFAULT ? w->cfg.segment_size : WAL_SEGMENT_SIZE_DEFAULT;
+    if (rv == 0 && size > prealloc * 4 + WAL_RECORD_MAX) {
+        w->io->close(w->io->ctx, fd);
+        return refuse(rp, 0, "the file is %" PRIu64 " bytes, more than any segment this WAL writes", size);
     }
     uint8_t *buf = NULL;
     if (rv == 0 && (buf = malloc(size > 0 ? (size_t)size : 1)) == NULL)
