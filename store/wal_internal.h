@@ -38,7 +38,7 @@ struct wal {
     struct wal_state pending; /* including buffered records */
     struct wal_state written; /* as of the bytes handed to the file so far */
     struct wal_state durable; /* as of the last successful wal_sync */
-    uint8_t *buf; /* buffered records, framed */
+    uint8_t *buf;             /* buffered records, framed */
     size_t len, cap;
     int poison; /* -errno once a write or sync failed */
     char msg[512];
