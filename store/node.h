@@ -83,8 +83,9 @@ struct node_config {
     int64_t token_ttl_ms;            /* default 168h; 0 = never */
     uint64_t cluster_id;             /* X-Etcd-Cluster-ID of a new data dir; 0 = draw one. An existing
                                         data dir keeps the one it was created with. */
-    const char *data_dir;            /* durable state (<data_dir>/wal, LOCK); NULL = in memory only
-                                        (unit tests): a restart forgets everything */
+    const char *data_dir;            /* durable state (<data_dir>/wal, snap, LOCK); NULL = in memory
+                                        only (unit tests): a restart forgets everything */
+    uint64_t snapshot_count;         /* take a snapshot every this many applied entries (0 = 10000) */
 };
 void node_config_defaults(struct node_config *cfg);
 

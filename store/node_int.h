@@ -31,7 +31,8 @@ struct nwatch {
     struct nclient *client;
 };
 
-struct node_raft; /* the log driver's own state (node_raft.c) */
+struct node_raft;     /* the log driver's own state (node_raft.c) */
+struct node_snapper;  /* a snapshot being written (node_snap.c) */
 
 /* The encoded commands of one proposal batch (node_raft.c). */
 struct node_arena {
@@ -66,8 +67,9 @@ struct node {
     bool sweep_pending;       /* a SWEEP proposal is in flight */
     struct node_op sweep_op;  /* the node's own proposal */
     void (*after_apply)(struct node *n); /* node_expiry_after_apply, wired by node_loop.c */
-    /* the log driver (node_raft.c) */
+    /* the log driver (node_raft.c) and its snapshots (node_snap.c) */
     struct node_raft *drv;
+    struct node_snapper *snapper;
     struct node_arena arena;
     /* identity and health */
     uint64_t cluster_id;
@@ -108,5 +110,7 @@ struct node_entry {
     struct node_op *op;
 };
 void node_apply(struct node *n, const struct node_entry *e, size_t count);
+/* A snapshot was loaded into the tree and hub at start-up: record the log position it stands for. */
+void node_apply_restore(struct node *n, uint64_t index, uint64_t term);
 
 #endif

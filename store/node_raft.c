@@ -14,9 +14,13 @@
  * A failed write or fsync poisons the WAL: nothing is acknowledged after it, writes answer 5xx,
  * /health turns 503 with the WAL's message, reads go on; only a restart clears it.
  *
- * Not yet here (the durable-store issue goes on): snapshots of the tree (store/snap.h), so the
- * in-memory log is compacted without an image and the WAL is replayed from its start at every
- * start-up; peers (store/transport.h), so a member that is not the leader refuses writes.
+ * Snapshots: every snapshot_count applied entries a forked child writes the tree (node_snap.c);
+ * once its file is durable a snapshot marker goes to the WAL, which then drops the segments it
+ * covers, the core drops its log up to it (keeping a trailing few), and older snapshot files go.
+ * A restart loads the snapshot the WAL's latest marker names and replays only the entries after.
+ *
+ * Not yet here (the replicated store comes next): peers (store/transport.h), so a member that is
+ * not the leader refuses writes, and the core keeps no snapshot image to send.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -33,6 +37,7 @@
 
 #include "store/list.h"
 #include "store/node_raft.h"
+#include "store/node_snap.h"
 #include "store/raft/raft.h"
 #include "store/vec.h"
 #include "store/wal.h"
@@ -41,8 +46,8 @@
 #define TICK_MS 100            /* one raft tick */
 #define ELECTION_TICKS 10      /* 1 s: etcd's default election timeout */
 #define HEARTBEAT_TICKS 1      /* 100 ms */
-#define COMPACT_EVERY 10000    /* entries between compactions of the in-memory log */
-#define COMPACT_TRAILING 1000  /* entries kept behind a compaction */
+#define SNAPSHOT_COUNT_DEFAULT 10000 /* applied entries between snapshots */
+#define COMPACT_TRAILING 1000  /* entries the core keeps behind a snapshot (a slow follower's grace) */
 
 struct opq {
     struct node_op *head, *tail;
@@ -74,7 +79,15 @@ struct node_raft {
     unsigned ticks;         /* ticks that came while a ready was out */
     bool poisoned;
     char reason[300];
-    uint64_t last_compact;
+    /* snapshots */
+    char snap_dir[4200];    /* "" without a data dir: the core's log is compacted without an image */
+    uint64_t snap_index;    /* the latest snapshot (or compaction) */
+    bool marker_out;        /* a snapshot marker is with the WAL thread */
+    struct wal_batch mbatch;
+    struct snap_meta marker;
+    bool marker_done;       /* under mu */
+    int marker_err;         /* under mu */
+    uint64_t compact_at;    /* a compaction to do once no ready is out */
     /* proposal scratch */
     const void **datas;
     uint32_t *lens;
@@ -199,6 +212,98 @@ static void note_read_states(struct node *n, const struct raft_ready *rd)
 
 static void drive(struct node *n);
 
+/* ---------------------------------------------------------------- snapshots */
+
+static void on_marker_done(void *arg, int err, const char *msg)
+{
+    struct node *n = arg; /* WAL thread */
+    struct node_raft *d = n->drv;
+    pthread_mutex_lock(&d->mu);
+    d->marker_done = true;
+    d->marker_err = err;
+    if (err)
+        snprintf(d->wal_msg, sizeof(d->wal_msg), "%s", msg ? msg : strerror(-err));
+    if (!d->closing)
+        uv_async_send(&d->wal_async);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* The snapshot file is durable: tell the WAL (which then drops what it covers). */
+static void on_snap_written(struct node *n, bool ok, const struct snap_meta *m, const char *msg)
+{
+    struct node_raft *d = n->drv;
+    if (!ok) {
+        fprintf(stderr, "discoveryd: snapshot at index %llu failed (the log keeps everything; will retry): %s\n",
+                (unsigned long long)m->index, msg);
+        d->snap_index = m->index; /* retry after another snapshot_count entries, not at once */
+        return;
+    }
+    if (d->poisoned || !d->wt)
+        return;
+    d->marker = *m;
+    memset(&d->mbatch, 0, sizeof(d->mbatch));
+    d->mbatch.has_snapshot = true;
+    d->mbatch.snapshot_index = m->index;
+    d->mbatch.snapshot_term = m->term;
+    d->mbatch.release_before = m->index;
+    d->mbatch.done = on_marker_done;
+    d->mbatch.arg = n;
+    d->marker_out = true;
+    int rv = wal_thread_submit(d->wt, &d->mbatch);
+    if (rv != 0) {
+        d->marker_out = false;
+        char why[256];
+        if (wal_thread_error(d->wt, why, sizeof(why)) == 0)
+            snprintf(why, sizeof(why), "%s", strerror(-rv));
+        poison(n, why);
+    }
+}
+
+/* The marker is durable: drop the core's log and older snapshot files. */
+static void marker_durable(struct node *n)
+{
+    struct node_raft *d = n->drv;
+    d->marker_out = false;
+    d->snap_index = d->marker.index;
+    d->compact_at = d->marker.index;
+    int rv = snap_prune(fileio_posix(), d->snap_dir, d->marker.index);
+    if (rv != 0)
+        fprintf(stderr, "discoveryd: removing old snapshots in %s: %s\n", d->snap_dir, strerror(-rv));
+}
+
+static void maybe_snapshot(struct node *n)
+{
+    struct node_raft *d = n->drv;
+    uint64_t applied = raft_applied_index(d->raft);
+    if (d->compact_at) { /* outside a ready: the core may drop its log now */
+        if (d->compact_at > COMPACT_TRAILING)
+            raft_compact(d->raft, d->compact_at, NULL, 0, COMPACT_TRAILING, NULL);
+        d->compact_at = 0;
+    }
+    uint64_t every = n->cfg.snapshot_count ? n->cfg.snapshot_count : SNAPSHOT_COUNT_DEFAULT;
+    if (applied - d->snap_index < every || d->poisoned)
+        return;
+    if (!d->snap_dir[0]) {
+        d->compact_at = applied; /* in memory only: no image, just keep the log bounded */
+        d->snap_index = applied;
+        return;
+    }
+    if (d->marker_out || node_snap_running(n))
+        return;
+    struct snap_meta m = {
+        .index = __atomic_load_n(&n->applied_index, __ATOMIC_RELAXED),
+        .term = __atomic_load_n(&n->applied_term, __ATOMIC_RELAXED),
+        .cluster_id = n->cluster_id,
+        .kv_index = kv_index(n->kv),
+        .conf = *raft_configuration(d->raft),
+    };
+    int rv = node_snap_begin(n, d->snap_dir, &m, on_snap_written);
+    if (rv != 0) {
+        fprintf(stderr, "discoveryd: cannot start a snapshot: %s\n", strerror(-rv));
+        d->snap_index = applied;
+    }
+}
+
 /* The ready's writes are durable: send, advance, compact now and then, go on. */
 static void finish_ready(struct node *n)
 {
@@ -206,12 +311,7 @@ static void finish_ready(struct node *n)
     /* rd.messages: one member, no one to send to */
     raft_advance(d->raft, &d->rd);
     d->rd_out = false;
-    uint64_t applied = raft_applied_index(d->raft);
-    if (applied - d->last_compact >= COMPACT_EVERY && applied > COMPACT_TRAILING) {
-        /* no image yet (store/snap.h): only the in-memory log is trimmed; the WAL keeps all */
-        if (raft_compact(d->raft, applied, NULL, 0, COMPACT_TRAILING, NULL) == 0)
-            d->last_compact = applied;
-    }
+    maybe_snapshot(n);
     if (d->rd.soft_state_changed && d->rd.role != RAFT_LEADER) {
         /* leadership lost: writes in flight may never commit here; reads must be retried */
         q_fail(n, &d->proposed, NODE_EUNAVAILABLE);
@@ -238,14 +338,23 @@ static void on_wal_async(uv_async_t *a)
     struct node *n = a->data;
     struct node_raft *d = n->drv;
     pthread_mutex_lock(&d->mu);
-    bool done = d->wal_done;
-    int err = d->wal_err;
+    bool done = d->wal_done, mdone = d->marker_done;
+    int err = d->wal_err, merr = d->marker_err;
     char msg[sizeof(d->wal_msg)];
     memcpy(msg, d->wal_msg, sizeof(msg));
-    d->wal_done = false;
+    d->wal_done = d->marker_done = false;
     pthread_mutex_unlock(&d->mu);
-    if (!done || !d->rd_out)
+    if (mdone && merr) {
+        poison(n, msg);
         return;
+    }
+    if (mdone)
+        marker_durable(n);
+    if (!done || !d->rd_out) {
+        if (mdone && !d->rd_out)
+            maybe_snapshot(n); /* compact now */
+        return;
+    }
     if (err) {
         poison(n, msg); /* the ready stays out: the core is never advanced past what is not durable */
         return;
@@ -487,6 +596,32 @@ static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t
     return 0;
 }
 
+/* The tree and history as of the WAL's latest snapshot marker. */
+static int load_snapshot(struct node *n, const struct wal_replay *rep, struct raft_snapshot *out, char *errbuf,
+                         size_t errlen)
+{
+    struct node_raft *d = n->drv;
+    struct snap_meta m;
+    char err[600];
+    int rv = snap_load(fileio_posix(), d->snap_dir, rep->snapshot_index, rep->snapshot_term, &m, n->kv, n->hub, err,
+                       sizeof(err));
+    if (rv != 0) {
+        snprintf(errbuf, errlen, "--data-dir: the WAL's snapshot marker names a snapshot that cannot be loaded: %s",
+                 err);
+        return -1;
+    }
+    if (m.cluster_id != n->cluster_id) {
+        snprintf(errbuf, errlen, "--data-dir: the snapshot in %s belongs to another cluster", d->snap_dir);
+        return -1;
+    }
+    out->meta.index = m.index;
+    out->meta.term = m.term;
+    out->meta.conf = m.conf;
+    d->snap_index = m.index;
+    node_apply_restore(n, m.index, m.term);
+    return 0;
+}
+
 int node_raft_start(struct node *n, char *errbuf, size_t errlen)
 {
     struct node_raft *d = calloc(1, sizeof(*d));
@@ -500,11 +635,16 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
     struct wal_replay rep;
     memset(&rep, 0, sizeof(rep));
     struct raft_persisted st, *stp = NULL;
+    struct raft_snapshot snap;
+    memset(&snap, 0, sizeof(snap));
     if (n->cfg.data_dir) {
         if (open_wal(n, &rep, errbuf, errlen) != 0)
             goto fail;
+        snprintf(d->snap_dir, sizeof(d->snap_dir), "%s/snap", n->cfg.data_dir);
+        if (rep.has_snapshot && load_snapshot(n, &rep, &snap, errbuf, errlen) != 0)
+            goto fail;
         char err[256];
-        if (wal_replay_persisted(&rep, NULL, &st, err, sizeof(err)) != 0) {
+        if (wal_replay_persisted(&rep, rep.has_snapshot ? &snap : NULL, &st, err, sizeof(err)) != 0) {
             snprintf(errbuf, errlen, "--data-dir: %s", err);
             goto fail;
         }
@@ -602,6 +742,7 @@ void node_raft_stop(struct node *n)
     q_fail(n, &d->proposed, NODE_EUNAVAILABLE);
     q_fail(n, &d->reads, NODE_EUNAVAILABLE);
     q_fail(n, &d->unasked, NODE_EUNAVAILABLE);
+    node_snap_close(n);
     if (d->handles) {
         uv_close((uv_handle_t *)&d->ticker, NULL);
         uv_close((uv_handle_t *)&d->wal_async, NULL);
@@ -621,6 +762,7 @@ void node_raft_free(struct node *n)
     if (d->wal)
         wal_close(d->wal);
     raft_free(d->raft);
+    node_snap_free(n);
     if (d->lock_fd >= 0)
         close(d->lock_fd);
     pthread_mutex_destroy(&d->mu);
