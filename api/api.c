@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "api/addr.h"
+#include "api/web.h"
 
 static void log_stderr(const char *fmt, ...)
 {
@@ -188,6 +189,10 @@ static const char *reason_of(int status)
         return "OK";
     case 201:
         return "Created";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 403:
@@ -465,7 +470,11 @@ int api_handle(struct api_thread *t, h2o_req_t *req)
         api_send_keys_error(t, req, API_E_FORBIDDEN, "only /v2/keys/discovery/{token} is served", 0, NULL, 0);
         break;
     case API_ROUTE_HOME:
-        api_home_handle(t, req);
+        if (!api_web_home(t, req))
+            api_home_handle(t, req);
+        break;
+    case API_ROUTE_STATIC:
+        api_web_static(t, req, &r);
         break;
     case API_ROUTE_NEW:
         api_new_handle(t, req);
@@ -483,7 +492,8 @@ int api_handle(struct api_thread *t, h2o_req_t *req)
         api_status_handle(t, req, &r);
         break;
     case API_ROUTE_KEYS:
-        api_keys_handle(t, req, &r);
+        if (!api_web_token_page(t, req, &r))
+            api_keys_handle(t, req, &r);
         break;
     default:
         api_send_text(t, req, API_ROUTE_NOT_FOUND, 404, "404 page not found");
