@@ -8,7 +8,12 @@ pkgs=(
   libh2o-dev libuv1-dev libjansson-dev libssl-dev uuid-dev libpq-dev libcmocka-dev
   etcd-server etcd-client curl wrk python3 postgresql procps iproute2 uuid-runtime
   gcovr openssl
+  chromium fonts-dejavu-core  # tests/e2e: the web pages in a real headless browser (never downloaded)
 )
+# tests/e2e also needs node and npm (playwright-core, axe-core from package-lock.json). A machine
+# that already has them (e.g. from another source, with npm bundled) keeps its own.
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
