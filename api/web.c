@@ -10,8 +10,8 @@
 #include "api/api_int.h"
 
 /* Nothing inline, nothing from elsewhere: scripts, styles, images and fetches from this origin. */
-#define WEB_CSP                                                                                      \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " \
+#define WEB_CSP                                                                                              \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "          \
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 /* ---- pure helpers ---- */
@@ -306,8 +306,8 @@ void api_web_static(struct api_thread *t, h2o_req_t *req, const struct api_route
     api_web_headers(req, versioned(req, f) ? "public, max-age=31536000, immutable" : "no-cache");
     api_header(req, "etag", "ETag", f->etag, strlen(f->etag));
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
-    if (i >= 0 && api_web_etag_match(req->headers.entries[i].value.base, req->headers.entries[i].value.len,
-                                     f->etag)) {
+    if (i >= 0 &&
+        api_web_etag_match(req->headers.entries[i].value.base, req->headers.entries[i].value.len, f->etag)) {
         api_send(t, req, API_ROUTE_STATIC, 304, NULL, "", 0);
         return;
     }

@@ -187,8 +187,8 @@ bool api_web_token_page(struct api_thread *t, h2o_req_t *req, const struct api_r
 {
     if (!api_is_method(req, "GET") && !api_is_method(req, "HEAD"))
         return false;
-    if (r->kind != API_ROUTE_KEYS || !r->short_form || r->key_len != sizeof(KV_DISCOVERY_DIR) + r->token_len ||
-        req->query_at != SIZE_MAX)
+    if (r->kind != API_ROUTE_KEYS || !r->short_form ||
+        r->key_len != sizeof(KV_DISCOVERY_DIR) + r->token_len || req->query_at != SIZE_MAX)
         return false; /* a member key, a query (a watch, recursive=...) or the private form: JSON */
     if (!api_web_wants_html(req))
         return false;

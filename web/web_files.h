@@ -11,7 +11,7 @@ struct web_file {
     const char *type;          /* Content-Type, from the extension */
     const unsigned char *data; /* the bytes, plus a NUL after the last (not counted in len) */
     size_t len;
-    const char *etag;          /* quoted strong ETag: "\"<16 hex of SHA-256>\"" */
+    const char *etag; /* quoted strong ETag: "\"<16 hex of SHA-256>\"" */
 };
 
 extern const struct web_file web_files[];

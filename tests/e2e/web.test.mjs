@@ -124,8 +124,11 @@ async function main() {
       await page.evaluate(() => { window.__noReload = 'still here'; });
       const parked = await waitUntil(async () => (await dd.parkedWatches()) === 1, 10000, 'one parked watch').catch(() => false);
       check('one open token page parks exactly one watch', parked, await dd.parkedWatches());
-      await sleep(1500);
-      check('... and still one a moment later', (await dd.parkedWatches()) === 1, await dd.parkedWatches());
+      // Sample across a watch timeout (5 s) and the page's re-poll: never more than one.
+      const samples = [];
+      for (let i = 0; i < 14; i++) { samples.push(await dd.parkedWatches()); await sleep(500); }
+      check('... and never more than one across a watch timeout and re-poll',
+        samples.every((n) => n <= 1) && samples.filter((n) => n === 1).length >= samples.length / 2, JSON.stringify(samples));
     });
     if (!tok) throw new Error('no token: cannot go on');
 
