@@ -201,9 +201,10 @@
         try {
           // The index first, then the state: the watch replays anything in between.
           const g = await fetch(keysURL + '?recursive=true', { cache: 'no-store', signal });
-          if (g.status >= 500) throw new Error('discoveryd answered ' + g.status);
+          if (g.status !== 200 && g.status !== 404) throw new Error('discoveryd answered ' + g.status);
           const index = Number(g.headers.get('X-Etcd-Index'));
           await g.arrayBuffer();
+          if (!Number.isFinite(index)) throw new Error('no X-Etcd-Index');
           const found = g.status === 200 && await refresh(signal);
           if (!found) {
             render(null);
@@ -228,6 +229,7 @@
             waitIndex = Number(ev.node && ev.node.modifiedIndex) + 1 || waitIndex + 1;
             if (!await refresh(signal)) break;
           }
+          await sleep(1000, signal); // start over (history cleared, token gone): not in a tight loop
         } catch (e) {
           if (signal.aborted) return;
           const secs = Math.round(backoff / 1000);
