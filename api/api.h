@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include "store/node.h"
 
-/* Rate-limit classes the api asks about (SPEC §4). */
+/* Rate-limit classes the api asks about (docs/protocol.md#rate-limits). */
 enum api_rl_class {
     API_RL_NEW_ADDR,   /* token creation per client address (IPv4 /32, IPv6 /64) */
     API_RL_NEW_RANGE,  /* token creation per address range (IPv4 /24, IPv6 /48) */

@@ -1,29 +1,32 @@
 /* api/keys.c — the v2 keys handler: validates (keys_parse.c), reads applied state under the
  * node's read lock, or hands writes, watches and quorum reads to the store thread and answers
- * them when they come back on this thread. Also the discovery bookkeeping of SPEC §5: a member
+ * them when they come back on this thread. Also the discovery bookkeeping of docs/protocol.md#cluster-full-and-surplus-members: a member
  * registration is capped at size + surplus, and filling a token or going surplus is logged
  * and counted.
  */
-#include "api/api_int.h"
-
 #include <stdio.h>
+
 #include "api/addr.h"
+#include "api/handlers.h"
+#include "api/handoff.h"
+#include "api/reply.h"
+#include "api/request.h"
 
 /* The keys route's common error path: JSON error with the keys headers. */
 static void send_err(struct api_thread *t, h2o_req_t *req, const struct api_route *r, int code,
                      const char *cause, uint64_t index)
 {
-    api_send_keys_error(t, req, code, cause, index, r->token, r->token_len);
+    struct kv_token_info tok;
+    api_token_lookup(t, r->token, r->token_len, &tok);
+    api_send_keys_error(t, req, API_ROUTE_KEYS, code, cause, index, &tok);
 }
 
-/* The headers of a successful keys answer: etcd's (index, raft index/term, cluster id) and, for a
- * token, X-Discovery-Size/Full as the token stands now. */
+/* The headers of a successful keys answer: etcd's (index, raft index/term, cluster id) and
+ * X-Discovery-Size/Full as the store thread saw the token when it decided the result. */
 static void success_headers(struct api_op *op, h2o_req_t *req, const struct node_op *nop)
 {
     api_etcd_headers(op->t, req, nop->etcd_index, true, nop->raft_index, nop->raft_term);
-    node_rdlock(op->t->api->node);
-    api_discovery_headers(op->t, req, op->token, op->token_len);
-    node_rdunlock(op->t->api->node);
+    api_discovery_headers(req, &nop->token);
 }
 
 /* A successful write or watch: the event as etcd renders it, with the success headers. */
@@ -31,7 +34,7 @@ static void answer_event(struct api_op *op, h2o_req_t *req, const struct node_op
                          int status, bool no_value)
 {
     struct api_buf b = {0};
-    api_json_event(&b, ev, api_now_ms(), no_value);
+    api_json_event(&b, ev, node_wall_ms(), no_value);
     success_headers(op, req, nop);
     api_send_buf(op->t, req, API_ROUTE_KEYS, status, "application/json", &b);
 }
@@ -49,9 +52,13 @@ static void do_read(struct api_thread *t, h2o_req_t *req, const char *key, size_
     uint64_t index = kv_index(kv);
     int rc = kv_get(kv, key, key_len, &n, &err);
     if (rc == 0)
-        api_json_get(&b, n, k->recursive, k->sorted, api_now_ms());
-    api_discovery_headers(t, req, token, token_len);
+        api_json_get(&b, n, k->recursive, k->sorted, node_wall_ms());
+    struct kv_token_info tok;
+    kv_token_info(kv, token, token_len, &tok);
+    if (raft_index == 0 && raft_term == 0) /* the raft position of the state just read */
+        node_raft_state(node, &raft_index, &raft_term);
     node_rdunlock(node);
+    api_discovery_headers(req, &tok);
     if (rc != 0) {
         api_buf_free(&b);
         api_json_error(&b, rc, api_err_message(rc), err.cause, err.index);
@@ -75,19 +82,20 @@ static void answer_failure(struct api_op *op, h2o_req_t *req)
     struct api_thread *t = op->t;
     int st = op->op.status;
     if (st > 0) {
-        api_send_keys_error(t, req, st, op->op.err.cause, op->op.err.index, op->token, op->token_len);
+        api_send_keys_error(t, req, API_ROUTE_KEYS, st, op->op.err.cause, op->op.err.index, &op->op.token);
         return;
     }
     switch (st) {
     case NODE_ETOOMANYWATCHES:
-        api_send_keys_error(t, req, API_E_TOO_MANY_WATCHES, "too many parked watches; retry later",
-                            op->op.etcd_index, op->token, op->token_len);
+        api_send_keys_error(t, req, API_ROUTE_KEYS, API_E_TOO_MANY_WATCHES, "too many parked watches; retry later",
+                            op->op.etcd_index, &op->op.token);
         break;
     case NODE_EUNAVAILABLE: {
         /* 5xx: the etcd client retries only server errors */
         struct api_buf b = {0};
-        api_json_error(&b, KV_ERAFT, kv_err_message(KV_ERAFT),
-                       "the store is unavailable (no leader or shutting down)", op->op.etcd_index);
+        char why[320] = "the store cannot commit right now";
+        node_healthy(t->api->node, why, sizeof(why));
+        api_json_error(&b, KV_ERAFT, kv_err_message(KV_ERAFT), why, op->op.etcd_index);
         api_etcd_headers(t, req, op->op.etcd_index, false, 0, 0);
         api_send_buf(t, req, API_ROUTE_KEYS, 503, "application/json", &b);
         break;
@@ -102,22 +110,14 @@ static void answer_failure(struct api_op *op, h2o_req_t *req)
     }
 }
 
-/* After a registration applied: where does it rank among the token's members? */
+/* After a registration applied: it is member number token.members of its token (the store thread
+ * counted it when it applied the write), so full and surplus are known without another read. */
 static void note_registration(struct api_op *op)
 {
     struct api *api = op->t->api;
     const struct kv_event *ev = op->op.event;
+    uint32_t rank = op->op.token.members, size = op->op.token.size;
     atomic_fetch_add_explicit(&api->registrations, 1, memory_order_relaxed);
-    node_rdlock(api->node);
-    const struct kv *kv = node_kv(api->node);
-    const struct kv_node *d = api_token_dir(kv, op->token, op->token_len);
-    uint32_t size = api_token_size(kv, op->token, op->token_len);
-    uint32_t rank = 0;
-    if (d != NULL)
-        for (const struct kv_node *c = d->first_child; c != NULL; c = c->next_sibling)
-            if (!kv_node_hidden(c) && c->created_index <= ev->node.created_index)
-                rank++;
-    node_rdunlock(api->node);
     if (size == 0 || rank == 0)
         return;
     if (rank == size) {
@@ -131,66 +131,52 @@ static void note_registration(struct api_op *op)
     }
 }
 
-static void on_write_done(struct node_op *nop)
+/* Bookkeeping of an applied write, done even when its client has gone. */
+static void note_write(struct api_op *op)
 {
-    struct api_op *op = nop->data;
-    h2o_req_t *req = api_op_take_req(op);
-    const struct kv_event *ev = nop->event;
-    if (nop->status == 0 && ev != NULL) {
-        bool new_node = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
-        if (op->kreq.registration && new_node && !ev->node.dir)
-            note_registration(op);
-        if (op->creates_token && new_node) {
-            atomic_fetch_add_explicit(&op->t->api->tokens_created, 1, memory_order_relaxed);
-            api_log("token %.*s created by hand", (int)op->token_len, op->token);
-        }
+    const struct kv_event *ev = op->op.event;
+    if (op->op.status != 0 || ev == NULL)
+        return;
+    bool new_node = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
+    if (op->kreq.registration && new_node && !ev->node.dir)
+        note_registration(op);
+    if (op->creates_token && new_node) {
+        atomic_fetch_add_explicit(&op->t->api->tokens_created, 1, memory_order_relaxed);
+        api_log("token %.*s created by hand", (int)op->token_len, op->token);
     }
-    if (req == NULL)
-        goto Done;
-    if (nop->status != 0 || ev == NULL) {
-        answer_failure(op, req);
-        goto Done;
-    }
-    bool created = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
-    answer_event(op, req, nop, ev, created ? 201 : 200, op->kreq.no_value_on_success);
-Done:
-    api_op_free(op);
 }
 
-static void on_watch_done(struct node_op *nop)
+/* Answer a completed write, watch or quorum read. */
+static void answer(struct api_op *op, h2o_req_t *req)
 {
-    struct api_op *op = nop->data;
-    h2o_req_t *req = api_op_take_req(op);
-    if (req == NULL)
-        goto Done;
-    if (nop->status == NODE_ETIMEOUT || (nop->status == 0 && nop->event == NULL)) {
+    const struct node_op *nop = &op->op;
+    const struct kv_event *ev = nop->event;
+    if (nop->type == NODE_OP_WATCH && (nop->status == NODE_ETIMEOUT || (nop->status == 0 && ev == NULL))) {
         /* the long-poll cap: 200 with an empty body makes the client re-poll at once */
         success_headers(op, req, nop);
         api_send(op->t, req, API_ROUTE_KEYS, 200, "application/json", "", 0);
-        goto Done;
-    }
-    if (nop->status != 0) {
+    } else if (nop->status != 0 || (nop->type != NODE_OP_QUORUM && ev == NULL)) {
         answer_failure(op, req);
-        goto Done;
+    } else if (nop->type == NODE_OP_QUORUM) {
+        do_read(op->t, req, op_key(op), op->kreq.cmd.key_len, op->token, op->token_len, &op->kreq,
+                nop->raft_index, nop->raft_term);
+    } else if (nop->type == NODE_OP_WATCH) {
+        answer_event(op, req, nop, ev, 200, false);
+    } else {
+        bool created = ev->action == KV_ACT_CREATE || (ev->action == KV_ACT_SET && !ev->has_prev);
+        answer_event(op, req, nop, ev, created ? 201 : 200, op->kreq.no_value_on_success);
     }
-    answer_event(op, req, nop, nop->event, 200, false);
-Done:
-    api_op_free(op);
 }
 
-static void on_quorum_done(struct node_op *nop)
+/* Every keys op comes back here, on the thread that owns its request. */
+static void on_keys_done(struct node_op *nop)
 {
     struct api_op *op = nop->data;
+    if (nop->type == NODE_OP_WRITE)
+        note_write(op);
     h2o_req_t *req = api_op_take_req(op);
-    if (req == NULL)
-        goto Done;
-    if (nop->status != 0) {
-        answer_failure(op, req);
-        goto Done;
-    }
-    do_read(op->t, req, op_key(op), op->kreq.cmd.key_len, op->token, op->token_len, &op->kreq,
-            nop->raft_index, nop->raft_term);
-Done:
+    if (req != NULL)
+        answer(op, req);
     api_op_free(op);
 }
 
@@ -237,7 +223,7 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
     /* decide against the applied state: does the token exist, how big may it grow */
     node_rdlock(api->node);
     const struct kv *kv = node_kv(api->node);
-    const struct kv_node *dir = api_token_dir(kv, r->token, r->token_len);
+    const struct kv_node *dir = kv_token_dir(kv, r->token, r->token_len);
     uint64_t index = kv_index(kv);
     if (dir == NULL && m != API_M_DELETE) {
         /* only a size (or the bare token dir) may bring a token into being; anything else would
@@ -252,11 +238,12 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
             return;
         }
     }
-    if (k->registration) {
-        uint32_t size = api_token_size(kv, r->token, r->token_len);
-        k->cmd.max_children = (size ? size : api->cfg.max_size) + api->cfg.surplus;
-    }
     node_rdunlock(api->node);
+    if (k->registration) {
+        /* the store resolves the token's own size when it applies the write */
+        k->cmd.cap_size = api->cfg.max_size;
+        k->cmd.cap_surplus = api->cfg.surplus;
+    }
 
     if (creates_token) {
         if (api_rate_new(t, req, API_ROUTE_KEYS, true, r->token, r->token_len) != 0)
@@ -279,8 +266,24 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
     op->creates_token = creates_token;
     op->op.type = NODE_OP_WRITE;
     op->op.cmd = op->kreq.cmd;
-    op->op.done = on_write_done;
+    op->op.done = on_keys_done;
     api_op_submit(op);
+}
+
+/* An op of the given type for a read or watch of the route's key; NULL after answering 500. */
+static struct api_op *submit_op(struct api_thread *t, h2o_req_t *req, const struct api_route *r,
+                                struct api_keys_req *k, enum node_op_type type)
+{
+    k->cmd.key = r->key;
+    k->cmd.key_len = r->key_len;
+    struct api_op *op = make_op(t, req, r, k);
+    if (op == NULL) {
+        api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
+        return NULL;
+    }
+    op->op.type = type;
+    op->op.done = on_keys_done;
+    return op;
 }
 
 void api_keys_handle(struct api_thread *t, h2o_req_t *req, const struct api_route *r)
@@ -309,46 +312,30 @@ void api_keys_handle(struct api_thread *t, h2o_req_t *req, const struct api_rout
     }
     struct api_keys_req k;
     struct api_keys_err e;
-    if (api_keys_parse(cfg, m, r->key, r->key_len, r->token_len, r->longest, &form, api_now_ms(), &k, &e) !=
+    if (api_keys_parse(cfg, m, r->key, r->key_len, r->token_len, r->longest, &form, node_wall_ms(), &k, &e) !=
         0) {
         send_err(t, req, r, e.code, e.cause, 0);
         return;
     }
+    struct api_op *op = NULL;
     switch (k.kind) {
     case API_KEYS_READ:
         if (!k.quorum) {
             do_read(t, req, r->key, r->key_len, r->token, r->token_len, &k, 0, 0);
-        } else {
-            k.cmd.key = r->key;
-            k.cmd.key_len = r->key_len;
-            struct api_op *op = make_op(t, req, r, &k);
-            if (op == NULL) {
-                api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
-                return;
-            }
-            op->op.type = NODE_OP_QUORUM;
-            op->op.done = on_quorum_done;
+        } else if ((op = submit_op(t, req, r, &k, NODE_OP_QUORUM)) != NULL) {
             api_op_submit(op);
         }
         break;
-    case API_KEYS_WATCH: {
-        k.cmd.key = r->key;
-        k.cmd.key_len = r->key_len;
-        struct api_op *op = make_op(t, req, r, &k);
-        if (op == NULL) {
-            api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
-            return;
+    case API_KEYS_WATCH:
+        if ((op = submit_op(t, req, r, &k, NODE_OP_WATCH)) != NULL) {
+            op->op.key = op->kreq.cmd.key;
+            op->op.key_len = op->kreq.cmd.key_len;
+            op->op.recursive = k.recursive;
+            op->op.wait_index = k.wait_index;
+            api_client_key(t, req, API_ADDR_V4_HOST, API_ADDR_V6_HOST, op->op.client_addr);
+            api_op_submit(op);
         }
-        op->op.type = NODE_OP_WATCH;
-        op->op.key = op->kreq.cmd.key;
-        op->op.key_len = op->kreq.cmd.key_len;
-        op->op.recursive = k.recursive;
-        op->op.wait_index = k.wait_index;
-        api_client_key(t, req, API_ADDR_V4_HOST, API_ADDR_V6_HOST, op->op.client_addr);
-        op->op.done = on_watch_done;
-        api_op_submit(op);
         break;
-    }
     case API_KEYS_WRITE:
         submit_write(t, req, r, &k);
         break;

@@ -29,7 +29,7 @@ enum api_ecode {
 };
 /* Message for etcd codes (kv_err_message) and for the api's own. */
 const char *api_err_message(int code);
-/* HTTP status for etcd codes (kv_err_http_status) and for the api's own. */
+/* HTTP status for etcd codes (as etcd v2 answers them) and for the api's own. */
 int api_err_http_status(int code);
 
 enum api_keys_kind {
@@ -63,7 +63,8 @@ int api_keys_parse(const struct api_config *cfg, enum api_method m, const char *
                    uint32_t token_len, uint32_t longest, const struct api_form *form, int64_t now_ms,
                    struct api_keys_req *out, struct api_keys_err *err);
 
-/* Parse a size as /new and _config/size accept it: decimal digits only, 1..max. 0 or -1. */
+/* Parse a size as /new and _config/size accept it: kv_parse_size (the store's rule), then <= max.
+ * 0 or -1. */
 int api_parse_size(const char *s, size_t len, uint32_t max, uint32_t *out);
 
 #endif

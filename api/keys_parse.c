@@ -59,18 +59,33 @@ int api_err_http_status(int code)
         return 400;
     case API_E_RATE_LIMITED:
     case API_E_TOO_MANY_WATCHES:
+    case KV_ETOOMANYCHILDREN:
         return 429;
+    /* etcd's own codes, as etcd v2 answers them (v2error's StatusCode) */
+    case KV_ENOTFOUND:
+        return 404;
+    case KV_ENOTFILE:
+    case KV_EDIRNOTEMPTY:
+        return 403;
+    case KV_ETESTFAILED:
+    case KV_EEXISTS:
+        return 412;
+    case 110: /* EcodeUnauthorized */
+        return 401;
+    case KV_ERAFT:
+    case KV_ELEADERELECT:
+        return 500;
     default:
-        return kv_err_http_status(code);
+        return 400;
     }
 }
 
 int api_parse_size(const char *s, size_t len, uint32_t max, uint32_t *out)
 {
-    uint64_t v;
-    if (len == 0 || len > 10 || api_parse_uint64(s, len, &v) != 0 || v < 1 || v > max)
+    uint32_t v;
+    if (kv_parse_size(s, len, &v) != 0 || v > max)
         return -1;
-    *out = (uint32_t)v;
+    *out = v;
     return 0;
 }
 

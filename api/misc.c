@@ -1,9 +1,10 @@
 /* api/misc.c — the small routes: /health (can this node commit?), /metrics (Prometheus text),
  * /robots.txt (keep crawlers off tokens) and / (a pointer to /new until the home page lands).
  */
-#include "api/api_int.h"
-
 #include <stdio.h>
+
+#include "api/handlers.h"
+#include "api/reply.h"
 
 void api_health_handle(struct api_thread *t, h2o_req_t *req)
 {

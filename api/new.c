@@ -2,10 +2,13 @@
  * /discovery/<token>/_config/size with a CREATE (so a collision could never overwrite a token),
  * then answer "<public base>/<token>" with no trailing newline, as discovery.etcd.io does.
  */
-#include "api/api_int.h"
-#include "api/web.h"
-
 #include <stdio.h>
+
+#include "api/handlers.h"
+#include "api/handoff.h"
+#include "api/reply.h"
+#include "api/request.h"
+#include "api/web.h"
 
 static void on_new_done(struct node_op *nop)
 {
@@ -15,7 +18,7 @@ static void on_new_done(struct node_op *nop)
         atomic_fetch_add_explicit(&op->t->api->tokens_created, 1, memory_order_relaxed);
     }
     if (req == NULL)
-        goto Done;
+        goto out;
     if (nop->status == 0 && api_web_wants_html(req)) {
         api_web_new_redirect(op->t, req, op->token, op->token_len); /* the form, without JavaScript */
     } else if (nop->status == 0) {
@@ -23,14 +26,17 @@ static void on_new_done(struct node_op *nop)
         memcpy(body, op->answer, op->answer_len);
         api_send(op->t, req, API_ROUTE_NEW, 200, "text/plain; charset=utf-8", body, op->answer_len);
     } else if (nop->status == NODE_EUNAVAILABLE) {
-        api_send_text(op->t, req, API_ROUTE_NEW, 503, "unable to create a token: the store is unavailable");
+        char why[320] = "the store cannot commit right now", line[400];
+        node_healthy(op->t->api->node, why, sizeof(why));
+        snprintf(line, sizeof(line), "unable to create a token: %s", why);
+        api_send_text(op->t, req, API_ROUTE_NEW, 503, line);
     } else {
         char line[160];
         snprintf(line, sizeof(line), "unable to create a token: %s",
                  nop->status > 0 ? kv_err_message(nop->status) : "internal error");
         api_send_text(op->t, req, API_ROUTE_NEW, 500, line);
     }
-Done:
+out:
     api_op_free(op);
 }
 
@@ -114,7 +120,7 @@ void api_new_handle(struct api_thread *t, h2o_req_t *req)
     op->token_len = API_TOKEN_HEX_LEN;
     op->op.type = NODE_OP_WRITE;
     op->op.cmd.type = KV_CMD_CREATE;
-    op->op.cmd.now_ms = api_now_ms();
+    op->op.cmd.now_ms = node_wall_ms();
     op->op.done = on_new_done;
     api_op_submit(op);
 }

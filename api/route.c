@@ -1,6 +1,6 @@
 /* api/route.c — path → route. Decodes the path once into components, refuses ambiguous paths
  * (anything path cleaning would change, or an encoded '/'), then matches the route table of
- * SPEC §1. Pure; see route.h.
+ * docs/protocol.md#routes. Pure; see route.h.
  */
 #include "api/route.h"
 
@@ -121,7 +121,7 @@ int api_route(struct api_route *r, const char *path, size_t len, api_alloc_fn al
     }
 
     if (n == 2 && eq(&c[0], "v2") && eq(&c[1], "keys"))
-        goto Forbidden;
+        goto forbidden;
     if (n >= 2 && eq(&c[0], "v2") && eq(&c[1], "keys")) {
         if (n >= 4 && eq(&c[2], "discovery")) {
             /* Inside the served namespace a malformed token is bad input (400), not a path we
@@ -130,7 +130,7 @@ int api_route(struct api_route *r, const char *path, size_t len, api_alloc_fn al
                 return bad(r, "a token name is 1 to 128 characters of A-Z a-z 0-9 . _ -");
             return keys_route(r, c, 3, n, false, alloc, actx);
         }
-        goto Forbidden;
+        goto forbidden;
     }
     if (api_token_reserved(c[0].s, c[0].len)) {
         if (n == 1 && eq(&c[0], "new"))
@@ -158,7 +158,7 @@ int api_route(struct api_route *r, const char *path, size_t len, api_alloc_fn al
     r->kind = API_ROUTE_NOT_FOUND;
     return 0;
 
-Forbidden:
+forbidden:
     r->kind = API_ROUTE_FORBIDDEN;
     return 0;
 }

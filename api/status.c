@@ -1,10 +1,13 @@
-/* api/status.c — /status/<token>: the facts of SPEC §5 as JSON (size, full, creation and expiry
- * times, members in createdIndex order with their role), for people and scripts.
+/* api/status.c — /status/<token>: a token's facts as JSON (size, full, creation and expiry times,
+ * members in createdIndex order with their role), for people and scripts; the rules are in
+ * docs/protocol.md#cluster-full-and-surplus-members.
  */
-#include "api/api_int.h"
-
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "api/handlers.h"
+#include "api/reply.h"
+#include "api/token.h"
 
 static int by_created(const void *a, const void *b)
 {
@@ -48,14 +51,16 @@ void api_status_handle(struct api_thread *t, h2o_req_t *req, const struct api_ro
     int status = 200;
     node_rdlock(node);
     const struct kv *kv = node_kv(node);
-    const struct kv_node *d = api_token_dir(kv, r->token, r->token_len);
+    const struct kv_node *d = kv_token_dir(kv, r->token, r->token_len);
+    struct kv_token_info tok;
+    kv_token_info(kv, r->token, r->token_len, &tok);
     if (d == NULL) {
         char cause[sizeof(KV_DISCOVERY_DIR) + API_TOKEN_MAX_LEN + 2];
         snprintf(cause, sizeof(cause), KV_DISCOVERY_DIR "/%.*s", (int)r->token_len, r->token);
         api_json_error(&b, KV_ENOTFOUND, kv_err_message(KV_ENOTFOUND), cause, kv_index(kv));
         status = 404;
     } else {
-        uint32_t size = api_token_size(kv, r->token, r->token_len);
+        uint32_t size = tok.size;
         const struct kv_node **v = calloc(d->nvisible ? d->nvisible : 1, sizeof(*v));
         size_t cnt = 0;
         if (v == NULL) {
@@ -91,9 +96,9 @@ void api_status_handle(struct api_thread *t, h2o_req_t *req, const struct api_ro
         }
         api_buf_puts(&b, "]}\n");
         free(v);
-        api_discovery_headers(t, req, r->token, r->token_len);
     }
     node_rdunlock(node);
+    api_discovery_headers(req, &tok);
     /* the token page (web_token.c) shows the same facts to people */
     char link[API_TOKEN_MAX_LEN + 48];
     int ln = snprintf(link, sizeof(link), "</%.*s>; rel=\"alternate\"; type=\"text/html\"", (int)r->token_len,

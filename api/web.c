@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <strings.h>
 #include <time.h>
-#include "api/api_int.h"
+#include "api/reply.h"
+#include "api/token.h"
 
 /* Nothing inline, nothing from elsewhere: scripts, styles, images and fetches from this origin. */
 #define WEB_CSP                                                                                              \

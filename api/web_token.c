@@ -7,7 +7,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include "api/api_int.h"
+#include "api/reply.h"
+#include "api/token.h"
 
 struct token_ctx {
     struct api_thread *t;
@@ -82,11 +83,13 @@ static void member_row(struct api_buf *b, size_t pos, const struct kv_node *m, b
 static void snapshot(struct token_ctx *c)
 {
     const struct kv *kv = node_kv(c->t->api->node);
-    const struct kv_node *d = api_token_dir(kv, c->token, c->token_len);
+    const struct kv_node *d = kv_token_dir(kv, c->token, c->token_len);
     if (d == NULL)
         return;
+    struct kv_token_info info;
+    kv_token_info(kv, c->token, c->token_len, &info);
     c->found = true;
-    c->size = api_token_size(kv, c->token, c->token_len);
+    c->size = info.size;
     c->created_ms = d->created_ms;
     const struct kv_node **v = calloc(d->nvisible ? d->nvisible : 1, sizeof(*v));
     if (v == NULL) {

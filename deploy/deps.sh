@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 (bookworm) package discoveryd needs to build, run and test.
+# Installs the Debian 12 (bookworm) packages discoveryd needs, in two sets:
+#   deploy/deps.sh         everything: build and run, plus what the tests and benchmarks need
+#                          (deploy/test.sh, CI)
+#   deploy/deps.sh --run   only what building and running the service needs (deploy/run.sh):
+#                          no cmocka, python3, etcd or other test tools
 # Idempotent: packages already present are skipped by apt-get; safe to run before every build.
 set -euo pipefail
 
-pkgs=(
+# Build and run: the toolchain, the libraries the CMake build links, and the two tools the
+# README's tour uses (curl, uuidgen).
+run_pkgs=(
   build-essential cmake pkg-config git ca-certificates
-  libh2o-dev libuv1-dev libjansson-dev libssl-dev uuid-dev libpq-dev libcmocka-dev
-  etcd-server etcd-client curl wrk python3 postgresql procps iproute2 uuid-runtime
-  gcovr openssl
-  chromium fonts-dejavu-core  # tests/e2e: the web pages in a real headless browser (never downloaded)
+  libh2o-dev libuv1-dev libssl-dev
+  curl uuid-runtime
 )
-# tests/e2e also needs node and npm (playwright-core, axe-core from package-lock.json). A machine
-# that already has them (e.g. from another source, with npm bundled) keeps its own.
-command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
-command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+# Tests and benchmarks (DISCOVERYD_TESTS=ON): cmocka for unit tests, python3 for the integration
+# tests, real etcd 3.4 members, openssl to mint test certificates, wrk for tests/bench, gcovr for
+# the coverage build; chromium and a font for tests/e2e (the web pages in a real headless browser,
+# never downloaded).
+test_pkgs=(
+  libcmocka-dev python3 etcd-server etcd-client openssl procps iproute2 wrk gcovr
+  chromium fonts-dejavu-core
+)
+# tests/e2e also needs node and npm (playwright-core and axe-core from its package-lock.json). A
+# machine that already has them (e.g. from another source, with npm bundled) keeps its own.
+command -v node >/dev/null 2>&1 || test_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || test_pkgs+=(npm)
+
+case "${1:-}" in
+  "") pkgs=("${run_pkgs[@]}" "${test_pkgs[@]}") ;;
+  --run) pkgs=("${run_pkgs[@]}") ;;
+  *) echo "usage: deploy/deps.sh [--run]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,14 +5,14 @@
 # Set DISCOVERYD_SIM_SEEDS=N for a longer Raft simulation (default 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-deploy/deps.sh
+deploy/deps.sh # every set: build, run and test
 jobs=$(nproc)
 
 # The Release build must compile cleanly too (-O2 finds warnings -O0 does not).
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDISCOVERYD_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
 
-cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DDISCOVERYD_SANITIZE=ON >/dev/null
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DDISCOVERYD_SANITIZE=ON -DDISCOVERYD_TESTS=ON >/dev/null
 cmake --build build-test -j"$jobs"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

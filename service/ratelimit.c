@@ -21,6 +21,9 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "store/hash.h"
+#include "store/list.h"
+
 #define RL_SHARDS 16
 #define RL_DEFAULT_MAX 262144
 
@@ -52,15 +55,7 @@ struct rl {
 
 static uint64_t rl_hash(uint64_t seed, unsigned cls, const unsigned char *k, size_t n)
 {
-    uint64_t h = seed ^ ((uint64_t)cls * 0x9e3779b97f4a7c15ULL);
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ k[i]) * 0x100000001b3ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
+    return hash_of(hash_salt(seed, cls), k, n);
 }
 
 int rl_new(struct rl **out, const struct rl_config *cfg)
@@ -111,26 +106,12 @@ void rl_free(struct rl *rl)
 
 static void lru_unlink(struct rl_shard *s, struct rl_bucket *b)
 {
-    if (b->lru_prev)
-        b->lru_prev->lru_next = b->lru_next;
-    else
-        s->lru_head = b->lru_next;
-    if (b->lru_next)
-        b->lru_next->lru_prev = b->lru_prev;
-    else
-        s->lru_tail = b->lru_prev;
-    b->lru_prev = b->lru_next = NULL;
+    LIST_UNLINK_T(s->lru_head, s->lru_tail, b, lru_prev, lru_next);
 }
 
 static void lru_push_head(struct rl_shard *s, struct rl_bucket *b)
 {
-    b->lru_prev = NULL;
-    b->lru_next = s->lru_head;
-    if (s->lru_head)
-        s->lru_head->lru_prev = b;
-    s->lru_head = b;
-    if (s->lru_tail == NULL)
-        s->lru_tail = b;
+    LIST_PREPEND_T(s->lru_head, s->lru_tail, b, lru_prev, lru_next);
 }
 
 static void bucket_remove(struct rl_shard *s, struct rl_bucket *b)

@@ -1,4 +1,5 @@
-/* service/ratelimit.h — per-process token buckets for the api's rate limits (SPEC §4).
+/* service/ratelimit.h — per-process token buckets for the api's rate limits (the rules:
+ * docs/protocol.md#rate-limits).
  *
  * One struct rl per process, created by svc before the HTTP threads start and freed after they
  * joined. rl_take / rl_api_rate are called from any HTTP thread: the map is split into shards,

@@ -35,6 +35,7 @@
 #include <h2o/socket/uv-binding.h>
 
 #include "service/log.h"
+#include "store/list.h"
 
 enum { CMD_STOP = 1, CMD_DRAIN = 2 };
 
@@ -141,12 +142,7 @@ static void on_conn_close(uv_handle_t *h)
 {
     struct svc_conn *c = (struct svc_conn *)h;
     struct svc_thread *t = c->t;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        t->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_UNLINK(t->conns, c, prev, next);
     t->nconns--;
     free(c);
     maybe_finish(t);
@@ -172,10 +168,7 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     c->t = t;
-    c->next = t->conns;
-    if (t->conns)
-        t->conns->prev = c;
-    t->conns = c;
+    LIST_PREPEND(t->conns, c, prev, next);
     t->nconns++;
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_close);
     h2o_accept(&t->accept, sock);

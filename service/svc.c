@@ -56,30 +56,32 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     struct svc *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
-        goto Error;
+        goto fail;
     }
     s->cfg = cfg;
     svc_log_set_level(cfg->log_level);
     api_log = svc_api_log;
 
     if (svc_config_prepare_data_dir(cfg, err, errlen) != 0)
-        goto Error;
+        goto fail;
     if (svc_server_new(&s->srv, cfg, err, errlen) != 0)
-        goto Error;
+        goto fail;
 
-    struct node_config nc;
-    node_config_defaults(&nc);
-    nc.history_per_token = cfg->history;
-    nc.watch_timeout_ms = cfg->watch_timeout_ms;
-    nc.max_watches_total = cfg->max_watches;
-    nc.max_watches_per_client = cfg->max_watches_per_client;
-    nc.token_ttl_ms = cfg->token_ttl_ms;
-    nc.data_dir = cfg->data_dir;
-    char nerr[256] = "";
+    /* every field from the flags (their defaults live in config.c); the cluster ID comes from
+     * the data dir */
+    const struct node_config nc = {
+        .history_per_token = cfg->history,
+        .watch_timeout_ms = cfg->watch_timeout_ms,
+        .max_watches_total = cfg->max_watches,
+        .max_watches_per_client = cfg->max_watches_per_client,
+        .token_ttl_ms = cfg->token_ttl_ms,
+        .data_dir = cfg->data_dir,
+    };
+    char nerr[512] = "";
     if (node_start(&s->node, &nc, nerr, sizeof(nerr)) != 0) {
         s->node = NULL;
-        snprintf(err, errlen, "cannot start the store: %s", nerr);
-        goto Error;
+        snprintf(err, errlen, "cannot start the store: %.480s", nerr);
+        goto fail;
     }
 
     struct rl_config rc = {.max_buckets = 0};
@@ -89,7 +91,7 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     if (rl_new(&s->rl, &rc) != 0) {
         s->rl = NULL;
         snprintf(err, errlen, "out of memory (rate limiter)");
-        goto Error;
+        goto fail;
     }
     svc_log(SVC_LOG_INFO, "rate limits are per process (no --postgres)");
 
@@ -107,21 +109,21 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     if (api_new(&s->api, &ac, s->node) != 0) {
         s->api = NULL;
         snprintf(err, errlen, "out of memory (api)");
-        goto Error;
+        goto fail;
     }
 
     s->serving = true;
     char terr[256] = "";
     if (svc_server_start(s->srv, s->api, terr, sizeof(terr)) != 0) {
         snprintf(err, errlen, "cannot start HTTP threads: %s", terr);
-        goto Error;
+        goto fail;
     }
     svc_log(SVC_LOG_INFO, "discoveryd %s listening on %s; data dir %s; %u HTTP thread(s)%s", SVC_VERSION,
             svc_server_addresses(s->srv), cfg->data_dir, cfg->threads, cfg->tls_cert ? "; TLS" : "");
     *out = s;
     return 0;
 
-Error:
+fail:
     svc_log(SVC_LOG_ERROR, "%s", err);
     if (s != NULL)
         svc_free(s);

@@ -3,6 +3,11 @@
  *
  * Called from one thread (main(), or a test), in order: svc_start, then svc_stop once.
  * svc_run is both around a wait for SIGINT/SIGTERM.
+ *
+ * Error convention of service/ (as of api/): functions return 0, or -1 with a one-line reason in
+ * an errbuf that names the flag or file at fault; a bad start-up exits 2 with that line. Cleanup in
+ * a function with several exits goes through lowercase labels: `fail:` unwinds, `out:` is the one
+ * exit both paths share (the same in store/ and api/).
  */
 #ifndef DISCOVERYD_SERVICE_SVC_H
 #define DISCOVERYD_SERVICE_SVC_H

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "store/kv_cmd.h"
 
 /* The namespace discoveryd serves. Created at index 1 by kv_new(), so the first
  * registration of any token gets createdIndex >= 2 (a client seeing 1 would hang). */
@@ -56,8 +57,6 @@ enum kv_errcode {
 };
 /* etcd's message text for a code ("Key not found", ...). */
 const char *kv_err_message(int code);
-/* The HTTP status etcd answers with for a code (404, 412, 403, 400, 500; 429 for 1001). */
-int kv_err_http_status(int code);
 
 struct kv_error {
     int code;       /* enum kv_errcode; 0 = none */
@@ -113,55 +112,6 @@ struct kv_event {
 struct kv_event *kv_event_ref(struct kv_event *ev);
 void kv_event_unref(struct kv_event *ev);
 
-/* ---- commands ---- */
-
-enum kv_cmd_type {
-    KV_CMD_SET = 1,  /* PUT plain: create or replace a file; dir=true makes a dir. As etcd's Set: an existing dir is
-                        never replaced (102, with or without dir=true); a replaced file becomes a new node, so
-                        createdIndex moves too (etcd v2 api.md shows the same) */
-    KV_CMD_CREATE,   /* PUT prevExist=false: 105 if the key exists */
-    KV_CMD_UPDATE,   /* PUT prevExist=true without prevValue/prevIndex: 100 if missing */
-    KV_CMD_CAS,      /* PUT with prevValue and/or prevIndex (prevExist absent or true) */
-    KV_CMD_DELETE,   /* DELETE [dir] [recursive] */
-    KV_CMD_CAD,      /* DELETE with prevValue and/or prevIndex (files only) */
-    KV_CMD_POST,     /* POST: create child "%020llu" of index+1 under key (a dir, made if missing) */
-    KV_CMD_SWEEP,    /* expire TTL nodes with expire_ms <= now_ms ("expire" events), then delete token
-                        dirs directly under /discovery created at or before now_ms - token_ttl_ms
-                        (recursive "delete" events), at most sweep_max events in all */
-};
-
-struct kv_cmd {
-    enum kv_cmd_type type;
-    int64_t now_ms;           /* proposer's clock (Unix ms): created_ms of new nodes, sweep time */
-    const char *key;          /* absolute, clean path ("/discovery/T/x"); not NUL-terminated */
-    uint32_t key_len;
-    const char *value;        /* may be NULL (== "") */
-    uint32_t value_len;
-    bool dir;                 /* SET/CREATE/UPDATE/CAS/POST: the node is a dir; DELETE: dir=true */
-    bool recursive;           /* DELETE: recursive (implies dir) */
-    bool refresh;             /* SET/UPDATE/CAS: TTL refresh only (value unchanged, no watcher woken) */
-    int64_t expire_ms;        /* absolute expiry (now_ms + ttl*1000), 0 = permanent (also removes a TTL) */
-    bool has_prev_value;
-    const char *prev_value;
-    uint32_t prev_value_len;
-    uint64_t prev_index;      /* 0 = not given */
-    uint32_t max_children;    /* SET/CREATE/POST of a new child: KV_ETOOMANYCHILDREN if its parent already
-                                 has this many visible children (0 = no cap). Checked here so that racing
-                                 registrations are decided in log order. */
-    int64_t token_ttl_ms;     /* SWEEP: token lifetime (0 = tokens never expire) */
-    uint32_t sweep_max;       /* SWEEP: bound on events per command (0 = 1024) */
-};
-
-/* Serialise a command: versioned, length-checked binary. *out is malloc'd. 0 or -1 (ENOMEM). */
-int kv_cmd_encode(const struct kv_cmd *c, uint8_t **out, size_t *out_len);
-/* Parse bytes from kv_cmd_encode(). The string pointers of *c point into buf.
- * Returns 0, or -1 for anything malformed (bad version, truncation, lengths past the end, bad type). */
-int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c);
-/* Allocation-free variant for a reused buffer: writes the encoding into buf when it fits in cap and
- * returns its length; returns the needed length (> cap) and writes nothing when it does not. */
-size_t kv_cmd_encoded_len(const struct kv_cmd *c);
-size_t kv_cmd_encode_to(const struct kv_cmd *c, uint8_t *buf, size_t cap);
-
 /* ---- the state machine ---- */
 
 struct kv;
@@ -184,6 +134,26 @@ const struct kv_node *kv_lookup(const struct kv *kv, const char *key, size_t key
 /* GET semantics: 0 and *out, or KV_ENOTFOUND with cause = the first missing component
  * ("/discovery/T" for /discovery/T/_config/size when T is missing). */
 int kv_get(const struct kv *kv, const char *key, size_t key_len, const struct kv_node **out, struct kv_error *err);
+
+/* ---- discovery tokens: the dirs directly under /discovery ---- */
+
+/* A size as _config/size holds it: decimal digits only, 1..UINT32_MAX. 0, or -1 if malformed. */
+int kv_parse_size(const char *s, size_t len, uint32_t *out);
+/* The size a dir's own _config/size child holds (kv_parse_size), or 0 when it has none or it is
+ * malformed. */
+uint32_t kv_dir_size(const struct kv *kv, const struct kv_node *dir);
+/* The token dir /discovery/<token>, or NULL (missing, or a file). */
+const struct kv_node *kv_token_dir(const struct kv *kv, const char *token, size_t token_len);
+/* A token as the api shows it (X-Discovery-Size/Full, /status). */
+struct kv_token_info {
+    bool exists;        /* the token dir exists */
+    uint32_t size;      /* its _config/size; 0 = none or malformed */
+    uint32_t members;   /* visible children: registered members, surplus included */
+    int64_t created_ms; /* when the token dir was created (the proposer's clock) */
+};
+void kv_token_info(const struct kv *kv, const char *token, size_t token_len, struct kv_token_info *out);
+/* The token a key lies in ("/discovery/T" or below): true and the name, else false. */
+bool kv_key_token(const char *key, size_t len, const char **token, size_t *token_len);
 
 /* Earliest Unix ms at which a SWEEP would do something (TTL or token expiry), or INT64_MAX. */
 int64_t kv_next_due(const struct kv *kv, int64_t token_ttl_ms);

@@ -2,19 +2,21 @@
  *
  * Format, version 1, all integers little-endian and fixed width:
  *   u8 version(=1) u8 type u8 flags(bit0 dir, bit1 recursive, bit2 refresh, bit3 has_prev_value)
- *   i64 now_ms  i64 expire_ms  u64 prev_index  u32 max_children  i64 token_ttl_ms  u32 sweep_max
+ *   i64 now_ms  i64 expire_ms  u64 prev_index  u32 cap_size  u32 cap_surplus  i64 token_ttl_ms  u32 sweep_max
  *   u32 key_len key[key_len]  u32 value_len value[value_len]  u32 prev_value_len prev_value[...]
  * and nothing after. The decoder trusts nothing: every length is checked against what is left,
  * unknown versions/types/flag bits and trailing bytes are refused, and keys must be clean
  * absolute paths (the tree relies on that), so a corrupt log entry is an error, never a crash.
+ * (Version 1 gained cap_surplus before any log was ever written to disk, so no reader of the older
+ * shape exists.)
  */
-#include "store/kv.h"
+#include "store/kv_cmd.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define KV_CMD_VERSION 1
-#define KV_CMD_FIXED 43u /* bytes before the first string */
+#define KV_CMD_FIXED 47u /* bytes before the first string */
 
 enum {
     F_DIR = 1,
@@ -65,7 +67,8 @@ size_t kv_cmd_encode_to(const struct kv_cmd *c, uint8_t *buf, size_t cap)
     p = put_u64(p, (uint64_t)c->now_ms);
     p = put_u64(p, (uint64_t)c->expire_ms);
     p = put_u64(p, c->prev_index);
-    p = put_u32(p, c->max_children);
+    p = put_u32(p, c->cap_size);
+    p = put_u32(p, c->cap_surplus);
     p = put_u64(p, (uint64_t)c->token_ttl_ms);
     p = put_u32(p, c->sweep_max);
     p = put_str(p, c->key, c->key_len);
@@ -137,6 +140,11 @@ static bool key_is_clean(const char *k, uint32_t n)
     return true;
 }
 
+int kv_cmd_peek_type(const uint8_t *buf, size_t len)
+{
+    return buf && len >= 2 && buf[0] == KV_CMD_VERSION ? buf[1] : 0;
+}
+
 int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c)
 {
     if (!buf || len < KV_CMD_FIXED)
@@ -158,9 +166,10 @@ int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c)
     d.now_ms = (int64_t)get_u64(buf + 3);
     d.expire_ms = (int64_t)get_u64(buf + 11);
     d.prev_index = get_u64(buf + 19);
-    d.max_children = get_u32(buf + 27);
-    d.token_ttl_ms = (int64_t)get_u64(buf + 31);
-    d.sweep_max = get_u32(buf + 39);
+    d.cap_size = get_u32(buf + 27);
+    d.cap_surplus = get_u32(buf + 31);
+    d.token_ttl_ms = (int64_t)get_u64(buf + 35);
+    d.sweep_max = get_u32(buf + 43);
     size_t off = KV_CMD_FIXED;
     if (get_str(buf, len, &off, &d.key, &d.key_len) != 0 ||
         get_str(buf, len, &off, &d.value, &d.value_len) != 0 ||

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "store/hash.h" /* callers hash with hash_of() */
 
 struct kv_mapent {
     struct kv_mapent *next;
@@ -21,28 +22,6 @@ struct kv_map {
     size_t mask; /* nbuckets - 1 (a power of two); 0 buckets when mask == 0 and buckets == NULL */
     size_t count;
 };
-
-/* FNV-1a over bytes, continuing from h (start with KV_HASH_INIT). */
-#define KV_HASH_INIT 0xcbf29ce484222325ULL
-static inline uint64_t kv_hash_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-/* A final mix so that the low bits used for the bucket depend on every input bit. */
-static inline uint64_t kv_hash_mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
 
 void kv_map_init(struct kv_map *m);
 void kv_map_free(struct kv_map *m); /* frees the bucket array only; items are the caller's */

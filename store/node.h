@@ -1,14 +1,18 @@
 /* store/node.h — the store thread: the one door between HTTP threads (api/) and the store.
  *
- * The store thread owns the KV tree, the watch hub and (later) Raft, the WAL and the transport:
- * no locks around them, except one read-write lock that lets HTTP threads serve non-quorum GETs
- * straight from the applied state (node_rdlock) instead of paying a thread hop per read.
- * Today the node is a single in-memory member: a write is encoded as a kv_cmd, "committed" at
- * once and applied with kv_apply. Later Raft decides when commands apply; this header stays.
+ * The store thread owns the KV tree, the watch hub and the log driver (node_raft.h; later Raft, the
+ * WAL and the transport): no locks around them, except one read-write lock that lets HTTP threads
+ * serve non-quorum GETs straight from the applied state (node_rdlock) instead of paying a thread
+ * hop per read. A write is encoded as a kv_cmd, proposed to the log, and applied once committed;
+ * callers see the same contract whether one member or many decide when that is.
  *
  * Threads: node_submit() may be called from any thread. An op's done() callback is delivered
  * through op->client->post(), which the caller implements to hop back onto its own thread
  * (service/ uses h2o_multithread queues). Every submitted op completes exactly once.
+ *
+ * Error convention of the store: kv error codes are > 0 (enum kv_errcode, etcd's numbers); the
+ * node's own statuses are < 0 (enum node_status); 0 is success. Functions that set up or tear down
+ * (node_start) return 0 or -1 with a one-line reason in an errbuf.
  */
 #ifndef DISCOVERYD_STORE_NODE_H
 #define DISCOVERYD_STORE_NODE_H
@@ -56,14 +60,20 @@ struct node_op {
     /* ---- out (valid in done) ---- */
     int status;                 /* 0, a kv_errcode (> 0), or a negative node_status */
     struct kv_event *event;     /* reference owned by the op: the submitter calls kv_event_unref */
+    struct kv_token_info token; /* WRITE, WATCH: the token of the key as it stood when the result was
+                                   decided (members counts this write), so the answer needs no read */
     struct kv_error err;        /* when status is a kv_errcode: the submitter calls kv_error_clear */
     uint64_t etcd_index;        /* X-Etcd-Index: the index after the write / when the watch started */
-    uint64_t raft_index;        /* X-Raft-Index */
-    uint64_t raft_term;         /* X-Raft-Term */
+    uint64_t raft_index;        /* X-Raft-Index: the last applied log entry at completion */
+    uint64_t raft_term;         /* X-Raft-Term: its term */
     /* ---- node-private ---- */
     struct node_op *next_;
     void *priv_;
+    uint64_t index_; /* WRITE: the log index it was proposed at; QUORUM: the read index to wait for */
+    uint64_t ctx_;   /* QUORUM: the read-index request it waits on */
 };
+
+#define NODE_TOKEN_TTL_DEFAULT_MS (168LL * 3600 * 1000) /* --token-ttl's default: a week */
 
 struct node_config {
     uint32_t history_per_token;      /* default 1000 */
@@ -71,8 +81,10 @@ struct node_config {
     uint32_t max_watches_total;      /* default 65536 */
     uint32_t max_watches_per_client; /* default 1024 */
     int64_t token_ttl_ms;            /* default 168h; 0 = never */
-    uint64_t cluster_id;             /* X-Etcd-Cluster-ID */
-    const char *data_dir;            /* accepted; the durable store comes later */
+    uint64_t cluster_id;             /* X-Etcd-Cluster-ID of a new data dir; 0 = draw one. An existing
+                                        data dir keeps the one it was created with. */
+    const char *data_dir;            /* durable state (<data_dir>/wal, LOCK); NULL = in memory only
+                                        (unit tests): a restart forgets everything */
 };
 void node_config_defaults(struct node_config *cfg);
 
@@ -96,11 +108,17 @@ void node_rdlock(struct node *n);
 void node_rdunlock(struct node *n);
 const struct kv *node_kv(struct node *n);
 
-/* For X-Raft-Index / X-Raft-Term / X-Etcd-Cluster-ID on reads (any thread, lock-free). */
+/* For X-Raft-Index / X-Raft-Term / X-Etcd-Cluster-ID on reads (any thread, lock-free): the last
+ * applied log entry, as the apply seam recorded it. Under node_rdlock() it matches node_kv(). */
 void node_raft_state(struct node *n, uint64_t *index, uint64_t *term);
 uint64_t node_cluster_id(struct node *n);
 
-/* /health: true when this node can commit a write; else false and a one-line reason. */
+/* The wall clock (Unix ms) the proposer stamps commands with; the api renders TTLs against the same
+ * clock. Any thread. */
+int64_t node_wall_ms(void);
+
+/* /health: true when this node can commit a write (the log driver says so); else false and a
+ * one-line reason. Any thread, lock-free. */
 bool node_healthy(struct node *n, char *reason, size_t len);
 
 struct node_stats {

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "store/kv_map.h"
+#include "store/list.h"
 
 #define TOKEN_PREFIX KV_DISCOVERY_DIR "/"
 #define TOKEN_PREFIX_LEN (sizeof(TOKEN_PREFIX) - 1)
@@ -181,8 +182,7 @@ static bool token_of(const char *key, size_t len, const char **name, size_t *nle
  * cannot know keeps them from aiming many names at one bucket. */
 static uint64_t str_hash(const struct watch_hub *h, const char *s, size_t n)
 {
-    uint64_t seed = KV_HASH_INIT ^ ((uint64_t)(uintptr_t)h * 0x9e3779b97f4a7c15ULL);
-    return kv_hash_mix(kv_hash_bytes(seed, s, n));
+    return hash_of(hash_salt(HASH_INIT, (uint64_t)(uintptr_t)h), s, n);
 }
 
 static struct wtoken *token_find(const struct watch_hub *h, const char *name, size_t n)
@@ -237,14 +237,10 @@ static struct kgroup *group_find(const struct watch_hub *h, const char *key, siz
 static void group_unlink_free(struct watch_hub *h, struct kgroup *g)
 {
     kv_map_remove(&h->keys, &g->ent);
-    if (g->prev)
-        g->prev->next = g->next;
-    else if (g->tok)
-        g->tok->groups = g->next;
+    if (g->tok)
+        LIST_UNLINK(g->tok->groups, g, prev, next);
     else
-        h->global_groups = g->next;
-    if (g->next)
-        g->next->prev = g->prev;
+        LIST_UNLINK(h->global_groups, g, prev, next);
     free(g);
 }
 
@@ -375,16 +371,9 @@ int watch_park(struct watch_hub *h, struct watcher *w)
             return -1;
         }
         struct kgroup **list = t ? &t->groups : &h->global_groups;
-        g->next = *list;
-        if (*list)
-            (*list)->prev = g;
-        *list = g;
+        LIST_PREPEND(*list, g, prev, next);
     }
-    w->prev = NULL;
-    w->next = g->head;
-    if (g->head)
-        g->head->prev = w;
-    g->head = w;
+    LIST_PREPEND(g->head, w, prev, next);
     w->bucket = g;
     h->nparked++;
     return 0;
@@ -395,13 +384,7 @@ int watch_park(struct watch_hub *h, struct watcher *w)
 static void unpark(struct watch_hub *h, struct watcher *w, bool free_empty)
 {
     struct kgroup *g = w->bucket;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        g->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->next = w->prev = NULL;
+    LIST_UNLINK(g->head, w, prev, next);
     w->bucket = NULL;
     h->nparked--;
     if (free_empty && !g->head) {

@@ -22,7 +22,7 @@ struct watcher {
 };
 
 struct watch_hub;
-/* history_per_token: events kept per token (>= 1000 per SPEC). NULL on ENOMEM. */
+/* history_per_token: events kept per token (>= 1000, docs/protocol.md#watches). NULL on ENOMEM. */
 struct watch_hub *watch_hub_new(uint32_t history_per_token);
 /* Frees history; parked watchers are simply unlinked (the caller completes them first). */
 void watch_hub_free(struct watch_hub *h);

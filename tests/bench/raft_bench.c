@@ -208,7 +208,7 @@ int main(int argc, char **argv)
             "then the cluster drained until quiet. Build: Release (-O3, no sanitizers; the core's "
             "invariant asserts stay on). Command: `cmake -S . -B build-raft-rel "
             "-DCMAKE_BUILD_TYPE=Release && cmake --build build-raft-rel --target raft_bench && "
-            "build-raft-rel/tests/sim/raft_bench --seconds %.0f --write BENCHMARKS.md`.\n\n"
+            "build-raft-rel/tests/bench/raft_bench --seconds %.0f --write BENCHMARKS.md`.\n\n"
             "| proposals per batch | proposals committed / s | ns per raft_step |\n|---:|---:|---:|\n",
             date, seconds, seconds);
         for (int i = 0; i < 3; i++)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-# tests/integration/test_tls.py — discoveryd serves HTTPS itself when given a certificate (SPEC §6):
+# tests/integration/test_tls.py — discoveryd serves HTTPS itself when given a certificate and key
+# (a deliberate difference from upstream: docs/protocol.md#deliberate-differences-from-upstream):
 # /new prints the https public URL, the v2 keys protocol works over TLS, plaintext is not served on
 # the TLS port, and half a certificate pair or a missing file stops the start with a message
 # naming the flag or file. discoveryd only (a plain etcd v2 store has no such flags).

@@ -1,6 +1,6 @@
 /* tests/unit/test_api_keys.c — the keys handler's pure half: parameter validation in etcd's
  * order with etcd's codes, causes and HTTP statuses, discoveryd's caps, and the mapping of
- * each request onto a kv_cmd (upstream-behaviour §2.1). */
+ * each request onto a kv_cmd (the rules: docs/protocol.md#requests and #responses-and-errors). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -30,7 +30,8 @@ static struct kv_cmd full_cmd(void)
     c.prev_value = "old";
     c.prev_value_len = 3;
     c.prev_index = 0x0102030405060708ULL;
-    c.max_children = 19;
+    c.cap_size = 19;
+    c.cap_surplus = 7;
     c.token_ttl_ms = 604800000;
     c.sweep_max = 77;
     return c;
@@ -54,7 +55,8 @@ static void assert_cmd_equal(const struct kv_cmd *a, const struct kv_cmd *b)
     if (a->prev_value_len)
         assert_memory_equal(a->prev_value, b->prev_value, a->prev_value_len);
     assert_int_equal(a->prev_index, b->prev_index);
-    assert_int_equal(a->max_children, b->max_children);
+    assert_int_equal(a->cap_size, b->cap_size);
+    assert_int_equal(a->cap_surplus, b->cap_surplus);
     assert_int_equal(a->token_ttl_ms, b->token_ttl_ms);
     assert_int_equal(a->sweep_max, b->sweep_max);
 }
@@ -191,13 +193,13 @@ static void test_lengths_past_the_end_are_refused(void **state)
     uint8_t *buf;
     size_t len;
     assert_int_equal(kv_cmd_encode(&c, &buf, &len), 0);
-    /* key length at offset 43: make it huge, then just one too many */
+    /* key length at offset 47: make it huge, then just one too many */
     uint8_t save[4];
-    memcpy(save, buf + 43, 4);
-    buf[43] = buf[44] = buf[45] = buf[46] = 0xff;
+    memcpy(save, buf + 47, 4);
+    buf[47] = buf[48] = buf[49] = buf[50] = 0xff;
     assert_int_equal(kv_cmd_decode(buf, len, &d), -1);
-    memcpy(buf + 43, save, 4);
-    buf[43]++;
+    memcpy(buf + 47, save, 4);
+    buf[47]++;
     assert_int_equal(kv_cmd_decode(buf, len, &d), -1);
     free(buf);
 }

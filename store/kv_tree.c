@@ -1,0 +1,335 @@
+/* store/kv_tree.c — the etcd v2 key tree: nodes, the child index, path walks, reads, tokens and
+ * the tree's lifecycle (kv.h is the contract; the mutations are in kv_apply.c).
+ *
+ * Design:
+ * - Every node is one allocation (struct knode: the public kv_node, its key inline after it) plus
+ *   one for a file's value. Children are found through ONE global hash table keyed by
+ *   (parent pointer, child name), so a lookup costs a hash probe per path component whatever the
+ *   directory size (/discovery may hold millions of tokens), and a dir costs no table of its own.
+ * - Two binary min-heaps give O(log n) expiry bookkeeping: TTL nodes by expire_ms, and token dirs
+ *   (dirs directly under /discovery) by created_ms. A node leaving the tree leaves its heaps at
+ *   once, so a SWEEP never meets a stale entry and costs O(expired · log n).
+ * - Every command is validated completely, and everything it will need is allocated, before the
+ *   first byte of the tree changes: a failed command changes nothing, as etcd's does (its index
+ *   moves only on success). The semantics follow etcd v2store (release-3.4) function by function,
+ *   including its quirks: SET replaces a file by a new node (new createdIndex), UPDATE of a dir keeps
+ *   the dir's own modifiedIndex, CAD has no root check, implicit dirs take the creating index.
+ */
+#include "store/kv_int.h"
+#include "store/list.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* An empty file value shares this, so that "" costs no allocation. */
+static const char kv_empty_value[1] = "";
+
+/* ---------------------------------------------------------------- tree primitives */
+
+static uint64_t child_hash(const struct knode *parent, const char *name, size_t len)
+{
+    return hash_of(hash_salt(HASH_INIT, (uint64_t)(uintptr_t)parent), name, len);
+}
+
+static struct knode *find_child(const struct kv *kv, const struct knode *parent, const char *name, size_t len)
+{
+    uint64_t h = child_hash(parent, name, len);
+    for (struct kv_mapent *e = kv_map_chain(&kv->children, h); e; e = e->next) {
+        if (e->hash != h)
+            continue;
+        struct knode *k = (struct knode *)((char *)e - offsetof(struct knode, ent));
+        size_t nl = k->n.key_len - (size_t)(k->n.name - k->n.key);
+        if (k->n.parent == &parent->n && nl == len && memcmp(k->n.name, name, len) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+/* Allocate a detached node for key[0..key_len) whose last component starts at name_off. */
+struct knode *kv_node_alloc(const char *key, uint32_t key_len, uint32_t name_off)
+{
+    char *kp;
+    struct knode *k = kv_alloc_keyed(sizeof(*k), 0, key, key_len, &kp);
+    if (!k)
+        return NULL;
+    k->n.key = kp;
+    k->n.key_len = key_len;
+    k->n.name = kp + name_off;
+    return k;
+}
+
+/* Link a fresh node under parent (tail of the creation-ordered list) and index it. Heap room and
+ * map buckets exist already (the map only fails when it has no table, and the root's insert made
+ * one), so this cannot fail. */
+void kv_node_link(struct kv *kv, struct knode *parent, struct knode *k)
+{
+    struct kv_node *p = &parent->n, *n = &k->n;
+    n->parent = p;
+    LIST_APPEND_T(p->first_child, p->last_child, n, prev_sibling, next_sibling);
+    p->nchildren++;
+    if (!kv_name_hidden(n->name))
+        p->nvisible++;
+    k->ent.hash = child_hash(parent, n->name, n->key_len - (uint32_t)(n->name - n->key));
+    (void)kv_map_insert(&kv->children, &k->ent);
+    if (parent == kv->disc && n->dir)
+        kv_heap_push(&kv->tok, k);
+    if (n->expire_ms)
+        kv_heap_push(&kv->ttl, k);
+    kv->nnodes++;
+}
+
+void kv_value_free(char *v)
+{
+    if (v && v != kv_empty_value)
+        free(v);
+}
+
+/* Copy a value into a NUL-terminated allocation ("" shares kv_empty_value). NULL on ENOMEM. */
+char *kv_value_dup(const char *v, uint32_t len)
+{
+    if (len == 0)
+        return (char *)kv_empty_value;
+    char *c = malloc((size_t)len + 1);
+    if (!c)
+        return NULL;
+    memcpy(c, v, len);
+    c[len] = '\0';
+    return c;
+}
+
+/* Unlink one childless node from its parent, its indexes and heaps, and free it. */
+static void node_free_one(struct kv *kv, struct knode *k)
+{
+    struct kv_node *n = &k->n, *p = n->parent;
+    if (p) {
+        LIST_UNLINK_T(p->first_child, p->last_child, n, prev_sibling, next_sibling);
+        p->nchildren--;
+        if (!kv_name_hidden(n->name))
+            p->nvisible--;
+        kv_map_remove(&kv->children, &k->ent);
+    }
+    kv_heap_remove(&kv->ttl, k);
+    kv_heap_remove(&kv->tok, k);
+    kv_value_free(n->value);
+    free(k);
+    kv->nnodes--;
+}
+
+/* Remove top and its whole subtree; iterative, so a deep path cannot exhaust the stack. */
+void kv_subtree_free(struct kv *kv, struct knode *top)
+{
+    struct knode *cur = top;
+    for (;;) {
+        while (cur->n.first_child)
+            cur = KN(cur->n.first_child);
+        struct knode *parent = KN(cur->n.parent);
+        bool last = cur == top;
+        node_free_one(kv, cur);
+        if (last)
+            break;
+        cur = parent;
+    }
+}
+
+/* Empty components ("//", a trailing "/") are skipped, as path.Clean would. */
+void kv_walk_path(const struct kv *kv, const char *key, size_t len, struct walk *w)
+{
+    struct knode *cur = kv->root;
+    size_t pos = 0;
+    memset(w, 0, sizeof(*w));
+    for (;;) {
+        while (pos < len && key[pos] == '/')
+            pos++;
+        if (pos >= len) {
+            w->node = cur;
+            return;
+        }
+        size_t end = pos;
+        while (end < len && key[end] != '/')
+            end++;
+        if (!cur->n.dir) {
+            w->at = cur;
+            w->notdir = true;
+            return;
+        }
+        struct knode *c = find_child(kv, cur, key + pos, end - pos);
+        if (!c) {
+            w->at = cur;
+            w->miss_start = pos;
+            w->miss_end = end;
+            return;
+        }
+        cur = c;
+        pos = end;
+    }
+}
+
+/* etcd's internalGet errors: 104 naming the file in the way, or 100 naming the first missing
+ * component. */
+int kv_walk_error(const struct kv *kv, const char *key, const struct walk *w, struct kv_error *err)
+{
+    if (w->notdir)
+        return kv_set_err(err, KV_ENOTDIR, kv->index, "%s", w->at->n.key);
+    return kv_set_err(err, KV_ENOTFOUND, kv->index, "%.*s", (int)w->miss_end, key);
+}
+
+
+/* ---------------------------------------------------------------- public reads */
+
+uint64_t kv_index(const struct kv *kv)
+{
+    return kv->index;
+}
+
+uint64_t kv_ntokens(const struct kv *kv)
+{
+    return kv->tok.n;
+}
+
+uint64_t kv_nnodes(const struct kv *kv)
+{
+    return kv->nnodes;
+}
+
+const struct kv_node *kv_lookup(const struct kv *kv, const char *key, size_t key_len)
+{
+    struct walk w;
+    kv_walk_path(kv, key, key_len, &w);
+    return w.node ? &w.node->n : NULL;
+}
+
+int kv_get(const struct kv *kv, const char *key, size_t key_len, const struct kv_node **out,
+           struct kv_error *err)
+{
+    struct walk w;
+    kv_walk_path(kv, key, key_len, &w);
+    if (!w.node)
+        return kv_walk_error(kv, key, &w, err);
+    *out = &w.node->n;
+    return 0;
+}
+
+int64_t kv_next_due(const struct kv *kv, int64_t token_ttl_ms)
+{
+    int64_t due = INT64_MAX;
+    struct knode *t = kv_heap_top(&kv->ttl);
+    if (t)
+        due = t->n.expire_ms;
+    if (token_ttl_ms > 0) {
+        struct knode *k = kv_heap_top(&kv->tok);
+        int64_t d;
+        if (k && !__builtin_add_overflow(k->n.created_ms, token_ttl_ms, &d) && d < due)
+            due = d;
+    }
+    return due;
+}
+
+int kv_parse_size(const char *s, size_t len, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 10)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v < 1 || v > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+uint32_t kv_dir_size(const struct kv *kv, const struct kv_node *dir)
+{
+    static const char cfg[] = "_config", size[] = "size";
+    if (!dir || !dir->dir)
+        return 0;
+    const struct knode *c = find_child(kv, KN(dir), cfg, sizeof(cfg) - 1);
+    const struct knode *s = c && c->n.dir ? find_child(kv, c, size, sizeof(size) - 1) : NULL;
+    uint32_t v;
+    if (!s || s->n.dir || !s->n.value || kv_parse_size(s->n.value, s->n.value_len, &v) != 0)
+        return 0;
+    return v;
+}
+
+const struct kv_node *kv_token_dir(const struct kv *kv, const char *token, size_t token_len)
+{
+    if (token_len == 0)
+        return NULL;
+    const struct knode *d = find_child(kv, kv->disc, token, token_len);
+    return d && d->n.dir ? &d->n : NULL;
+}
+
+void kv_token_info(const struct kv *kv, const char *token, size_t token_len, struct kv_token_info *out)
+{
+    const struct kv_node *d = kv_token_dir(kv, token, token_len);
+    memset(out, 0, sizeof(*out));
+    if (!d)
+        return;
+    out->exists = true;
+    out->size = kv_dir_size(kv, d);
+    out->members = d->nvisible;
+    out->created_ms = d->created_ms;
+}
+
+bool kv_key_token(const char *key, size_t len, const char **token, size_t *token_len)
+{
+    static const char pfx[] = KV_DISCOVERY_DIR "/";
+    const size_t n = sizeof(pfx) - 1;
+    if (len <= n || memcmp(key, pfx, n) != 0)
+        return false;
+    size_t end = n;
+    while (end < len && key[end] != '/')
+        end++;
+    *token = key + n;
+    *token_len = end - n;
+    return end > n;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+struct kv *kv_new(void)
+{
+    struct kv *kv = calloc(1, sizeof(*kv));
+    if (!kv)
+        return NULL;
+    kv_map_init(&kv->children);
+    kv->tok.tok = true;
+    kv->root = kv_node_alloc("/", 1, 1);
+    if (!kv->root)
+        goto fail;
+    kv->root->n.dir = true;
+    kv->nnodes = 1;
+    struct knode *d = kv_node_alloc(KV_DISCOVERY_DIR, (uint32_t)strlen(KV_DISCOVERY_DIR), 1);
+    if (!d)
+        goto fail;
+    d->n.dir = true;
+    d->n.created_index = d->n.modified_index = 1;
+    if (kv_map_reserve(&kv->children) != 0) { /* from here on, child inserts cannot fail */
+        free(d);
+        goto fail;
+    }
+    kv_node_link(kv, kv->root, d);
+    kv->disc = d;
+    kv->index = 1;
+    return kv;
+fail:
+    kv_free(kv);
+    return NULL;
+}
+
+void kv_free(struct kv *kv)
+{
+    if (!kv)
+        return;
+    if (kv->root)
+        kv_subtree_free(kv, kv->root);
+    kv_map_free(&kv->children);
+    free(kv->ttl.a);
+    free(kv->tok.a);
+    free(kv);
+}
+
