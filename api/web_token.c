@@ -116,8 +116,7 @@ static const char *state_of(const struct token_ctx *c)
 static void state_text(struct api_buf *b, const struct token_ctx *c)
 {
     if (!c->found) {
-        api_buf_puts(b, "No token by this name exists: it was never created, it expired or was deleted, "
-                        "or discoveryd lost it in a restart.");
+        api_buf_puts(b, "No token by this name exists: it was never created, it expired, or it was deleted.");
     } else if (c->size > 0 && c->count >= c->size) {
         api_buf_printf(b, "Full: %u of %u members registered.", c->size, c->size);
         if (c->count > c->size)

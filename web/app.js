@@ -90,8 +90,7 @@
   // The same sentences as the server's state_text() in api/web_token.c.
   function stateText(st) {
     if (!st) {
-      return 'No token by this name exists: it was never created, it expired or was deleted, ' +
-        'or discoveryd lost it in a restart.';
+      return 'No token by this name exists: it was never created, it expired, or it was deleted.';
     }
     const n = st.members.length;
     if (st.full) {

@@ -1,7 +1,8 @@
 // tests/e2e/web.test.mjs — discoveryd's web pages in a real headless Chromium (Debian's
 // /usr/bin/chromium, driven by playwright-core): create a token through the form, watch three
 // real etcd 3.4 members arrive live, then "full", a fourth as surplus; hostile member values
-// render as text; the page survives a discoveryd restart; the form works without JavaScript;
+// render as text; the page survives a discoveryd restart and says so plainly when its token is
+// deleted; the form works without JavaScript;
 // one parked watch per tab; axe-core finds no serious or critical violation; screenshots of
 // both pages at 375 and 1280 px, light and dark, into $E2E_OUT_DIR. Run by run.sh (ctest).
 import fs from 'node:fs';
@@ -237,14 +238,25 @@ async function main() {
         check('the page says the token does not exist', /No token by this name exists/.test(text), text);
         const r = await httpGet(`${base}/v2/keys/discovery/${tok}/_config/size`, {
           method: 'PUT', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'value=3' });
-        check('re-creating the token by hand is accepted', r.status === 201, r.status);
-        await expectPage(page, 'the page shows the re-created token', () => document.getElementById('state').textContent.includes('Waiting for members: 0 of 3'), undefined, 30000);
+        check('re-creating the token lost in the restart by hand is accepted', r.status === 201, r.status);
+        await expectPage(page, 'the page shows the token re-created after the restart', () => document.getElementById('state').textContent.includes('Waiting for members: 0 of 3'), undefined, 30000);
       } else {
         check('the token survived the restart with its members', await page.$$eval('#members-body tr', (r) => r.length) === rowsBefore, state);
       }
       await expectPage(page, 'the page is live on the restarted discoveryd', () => document.getElementById('conn').dataset.conn === 'live', undefined, 30000);
       const parked = await waitUntil(async () => (await dd.parkedWatches()) <= 1, 10000, 'at most one parked watch').catch(() => false);
       check('after the restart the tab parks at most one watch', parked, await dd.parkedWatches().catch((e) => e.message));
+      // A token deleted while its page is open: the page says so plainly, and picks the token up
+      // again when it is re-created by hand under the same name (private form).
+      const del = await httpGet(`${base}/v2/keys/discovery/${tok}?recursive=true`, { method: 'DELETE' });
+      check('deleting the token (recursive) is accepted', del.status === 200, del.status);
+      await expectPage(page, 'the open page says the token does not exist',
+        () => document.body.dataset.state === 'notfound' && /No token by this name exists/.test(document.getElementById('state').textContent) &&
+          document.querySelectorAll('#members-body tr').length === 0, undefined, 30000);
+      const again = await httpGet(`${base}/v2/keys/discovery/${tok}/_config/size`, {
+        method: 'PUT', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'value=3' });
+      check('re-creating the deleted token by hand is accepted', again.status === 201, again.status);
+      await expectPage(page, 'the page shows the re-created token', () => document.getElementById('state').textContent.includes('Waiting for members: 0 of 3'), undefined, 30000);
       // a live event still arrives
       await httpGet(`${base}/v2/keys/discovery/${tok}/late0001`, {
         method: 'PUT', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'value=late=http://127.0.0.1:1' });
