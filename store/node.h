@@ -128,6 +128,11 @@ struct node_stats {
     uint64_t nodes;
     uint64_t applied;          /* commands applied */
     uint64_t expired_tokens;   /* tokens deleted by the sweep */
+    uint64_t wal_fsyncs;       /* fdatasync/fsync calls of the WAL (segments and directory) */
+    uint64_t wal_rounds;       /* group commits: write + fdatasync rounds */
+    uint64_t wal_bytes;        /* record bytes written to the WAL */
+    uint64_t snapshots;        /* snapshots made durable since start */
+    uint64_t snapshot_index;   /* log index of the latest snapshot (0: none) */
 };
 void node_stats(struct node *n, struct node_stats *st);
 

@@ -79,6 +79,7 @@ struct node_raft {
     unsigned ticks;         /* ticks that came while a ready was out */
     bool poisoned;
     char reason[300];
+    struct raft_hard_state hs_disk; /* the last hard state handed to the WAL */
     /* snapshots */
     char snap_dir[4200];    /* "" without a data dir: the core's log is compacted without an image */
     uint64_t snap_index;    /* the latest snapshot (or compaction) */
@@ -259,10 +260,23 @@ static void on_snap_written(struct node *n, bool ok, const struct snap_meta *m, 
     }
 }
 
+/* The WAL thread's counters, for /metrics. */
+static void count_wal(struct node *n)
+{
+    struct wal_thread_stats ws;
+    wal_thread_stats(n->drv->wt, &ws);
+    __atomic_store_n(&n->st_fsyncs, ws.fsyncs, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_rounds, ws.rounds, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_wal_bytes, ws.bytes, __ATOMIC_RELAXED);
+}
+
 /* The marker is durable: drop the core's log and older snapshot files. */
 static void marker_durable(struct node *n)
 {
     struct node_raft *d = n->drv;
+    count_wal(n);
+    __atomic_add_fetch(&n->st_snapshots, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_snap_index, d->marker.index, __ATOMIC_RELAXED);
     d->marker_out = false;
     d->snap_index = d->marker.index;
     d->compact_at = d->marker.index;
@@ -359,6 +373,7 @@ static void on_wal_async(uv_async_t *a)
         poison(n, msg); /* the ready stays out: the core is never advanced past what is not durable */
         return;
     }
+    count_wal(n);
     finish_ready(n);
 }
 
@@ -447,7 +462,12 @@ static void drive(struct node *n)
         apply_committed(n, d->rd.committed, d->rd.n_committed);
     note_read_states(n, &d->rd);
     serve_reads(n);
-    bool writes = d->rd.n_entries || d->rd.has_hard_state || d->rd.snapshot;
+    /* A hard state that only moves the commit index is a hint (raft.h: restarting below the true
+     * commit is safe), so it rides with the next write instead of costing an fdatasync of its own;
+     * term and vote are promises and always go to disk before anything is sent. */
+    bool promise = d->rd.has_hard_state &&
+                   (d->rd.hard_state.term != d->hs_disk.term || d->rd.hard_state.vote != d->hs_disk.vote);
+    bool writes = d->rd.n_entries || promise || d->rd.snapshot;
     if (!d->wt || !writes) {
         finish_ready(n);
         return;
@@ -456,6 +476,8 @@ static void drive(struct node *n)
     d->batch.entries = d->rd.entries;
     d->batch.n_entries = d->rd.n_entries;
     d->batch.hard_state = d->rd.has_hard_state ? &d->rd.hard_state : NULL;
+    if (d->rd.has_hard_state)
+        d->hs_disk = d->rd.hard_state;
     d->batch.done = on_batch_done;
     d->batch.arg = n;
     int rv = wal_thread_submit(d->wt, &d->batch);
@@ -484,8 +506,10 @@ static int sync_ready(struct node *n, char *errbuf, size_t errlen)
     raft_ready(d->raft, &rd);
     if (d->wal && (rd.n_entries || rd.has_hard_state)) {
         int rv = rd.n_entries ? wal_append(d->wal, rd.entries, rd.n_entries) : 0;
-        if (rv == 0 && rd.has_hard_state)
+        if (rv == 0 && rd.has_hard_state) {
             rv = wal_set_hard_state(d->wal, &rd.hard_state);
+            d->hs_disk = rd.hard_state;
+        }
         if (rv == 0)
             rv = wal_sync(d->wal);
         if (rv != 0) {
