@@ -34,6 +34,9 @@ enum node_op_type {
     NODE_OP_WATCH,  /* wait for an event on key at wait_index; result: event, error, or timeout */
     NODE_OP_QUORUM, /* linearizable-read barrier: completes when the local state reflects every write
                        committed before it; then the caller reads under node_rdlock() */
+    NODE_OP_CANCEL, /* target: a WATCH submitted earlier whose client hung up: if it is still parked it
+                       completes at once with NODE_ECANCELED (freeing its slot); then this op completes.
+                       The target must stay valid until this op's done has run. */
 };
 
 /* Result codes in op->status besides 0 and the kv_errcode values (all > 0). */
@@ -43,6 +46,7 @@ enum node_status {
     NODE_ETIMEOUT = -2,       /* WATCH: --watch-timeout passed: answer 200 with an empty body */
     NODE_ETOOMANYWATCHES = -3,/* WATCH: parked-watch cap (per client or total): answer 429 */
     NODE_ENOMEM = -4,         /* answer 500 */
+    NODE_ECANCELED = -5,      /* WATCH: cancelled by a NODE_OP_CANCEL (its client is gone) */
 };
 
 struct node_op {
@@ -54,6 +58,7 @@ struct node_op {
     bool recursive;             /* WATCH */
     uint64_t wait_index;        /* WATCH: 0 = next event */
     uint8_t client_addr[16];    /* WATCH: the client's address key for the per-client cap */
+    struct node_op *target;     /* CANCEL: the watch to cancel */
     struct node_client *client;
     void (*done)(struct node_op *op);
     void *data;                 /* the submitter's */

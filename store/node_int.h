@@ -89,6 +89,7 @@ void node_fill_token(struct node *n, struct node_op *op, const char *key, size_t
 /* node_watch.c */
 void node_watch_init(struct node *n);
 void node_watch_start(struct node *n, struct node_op *op);
+void node_watch_cancel(struct node *n, struct node_op *target); /* no-op unless target is parked */
 void node_watch_fire(void *arg, struct watcher *w, struct kv_event *ev); /* watch_fire_fn */
 void node_watch_close(struct node *n); /* shutdown: every parked watch completes NODE_ETIMEOUT */
 void node_watch_free(struct node *n);
