@@ -93,7 +93,7 @@ static void answer_failure(struct api_op *op, h2o_req_t *req)
     case NODE_EUNAVAILABLE: {
         /* 5xx: the etcd client retries only server errors */
         struct api_buf b = {0};
-        char why[320] = "the store cannot commit right now";
+        char why[640] = "the store cannot commit right now";
         node_healthy(t->api->node, why, sizeof(why));
         api_json_error(&b, KV_ERAFT, kv_err_message(KV_ERAFT), why, op->op.etcd_index);
         api_etcd_headers(t, req, op->op.etcd_index, false, 0, 0);

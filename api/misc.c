@@ -12,7 +12,7 @@ void api_health_handle(struct api_thread *t, h2o_req_t *req)
         api_send_405(t, req, API_ROUTE_HEALTH, "GET, HEAD");
         return;
     }
-    char reason[200] = "";
+    char reason[640] = "";
     struct api_buf b = {0};
     int status = 200;
     if (node_healthy(t->api->node, reason, sizeof(reason))) {

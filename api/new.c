@@ -26,7 +26,7 @@ static void on_new_done(struct node_op *nop)
         memcpy(body, op->answer, op->answer_len);
         api_send(op->t, req, API_ROUTE_NEW, 200, "text/plain; charset=utf-8", body, op->answer_len);
     } else if (nop->status == NODE_EUNAVAILABLE) {
-        char why[320] = "the store cannot commit right now", line[400];
+        char why[640] = "the store cannot commit right now", line[700];
         node_healthy(op->t->api->node, why, sizeof(why));
         snprintf(line, sizeof(line), "unable to create a token: %s", why);
         api_send_text(op->t, req, API_ROUTE_NEW, 503, line);
