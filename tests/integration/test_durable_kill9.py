@@ -22,10 +22,20 @@ import durable as d  # noqa: E402
 
 SOAK = os.environ.get("DISCOVERYD_SOAK", "") not in ("", "0")
 KILLS = 200 if SOAK else 20          # kills of a serving discoveryd
-MAX_SECONDS = 900 if SOAK else 60    # load phase cap (the kill loop stops early at this point)
-MAX_WRITES = 2000000 if SOAK else 200000
+MAX_SECONDS = 600 if SOAK else 60    # load phase cap (the kill loop stops early at this point)
+MAX_WRITES = 1000000 if SOAK else 300000
 WRITERS = 6
-TOKENS = 64
+# Each token takes 2000 registrations (size 1000 + surplus 1000): room for MAX_WRITES with margin.
+TOKENS = 1024 if SOAK else 256
+
+
+class Rec:
+    """One request sent (slots: a soak run keeps a million of them)."""
+    __slots__ = ("tok", "key", "value", "outcome", "status", "created", "t_recv", "error", "body")
+
+    def __init__(self, tok, key, value):
+        self.tok, self.key, self.value = tok, key, value
+        self.outcome = self.status = self.created = self.t_recv = self.error = self.body = None
 
 
 class Writer(threading.Thread):
@@ -48,37 +58,38 @@ class Writer(threading.Thread):
             n += 1
             tok = self.rng.choice(self.tokens)
             key = "w%d-%d" % (self.tid, n)
-            value = "%s-%08x" % (key, self.rng.getrandbits(32))
-            rec = {"tok": tok, "key": key, "value": value, "outcome": None, "status": None,
-                   "created": None}
+            # 20 B to 3 KiB: a run writes more than one 64 MiB WAL segment, so kills also land
+            # around a segment roll-over.
+            value = ("%s-%08x-" % (key, self.rng.getrandbits(32))).ljust(self.rng.randint(20, 3072), "x")
+            rec = Rec(tok, key, value)
             self.records.append(rec)
             try:
                 r = c.request("PUT", "/%s/%s?prevExist=false" % (tok, key), "value=" + value)
             except (OSError, http.client.HTTPException) as e:
-                rec["outcome"] = "indeterminate"
-                rec["error"] = type(e).__name__
+                rec.outcome = "indeterminate"
+                rec.error = type(e).__name__
                 time.sleep(0.005)  # down: do not spin
                 continue
-            rec["status"] = r.status
-            rec["t_recv"] = time.monotonic()
+            rec.status = r.status
+            rec.t_recv = time.monotonic()
             if r.status == 201:
                 try:
                     node = r.json()["node"]
-                    rec["created"] = node["createdIndex"]
-                    rec["outcome"] = "ack" if node.get("value") == value and node["key"].endswith("/" + key) \
+                    rec.created = node["createdIndex"]
+                    rec.outcome = "ack" if node.get("value") == value and node["key"].endswith("/" + key) \
                         else "unexpected"
                 except (ValueError, KeyError):
-                    rec["outcome"] = "unexpected"
+                    rec.outcome = "unexpected"
                 idx = r.etcd_index()
                 if idx is not None:
                     if idx < last_idx:
                         self.backwards.append((last_idx, idx))
                     last_idx = max(last_idx, idx)
             elif 500 <= r.status <= 599:
-                rec["outcome"] = "indeterminate"  # not acknowledged; it may still have been logged
+                rec.outcome = "indeterminate"  # not acknowledged; it may still have been logged
             else:
-                rec["outcome"] = "unexpected"
-                rec["body"] = r.body[:200]
+                rec.outcome = "unexpected"
+                rec.body = r.body[:200]
         c.close()
 
 
@@ -135,9 +146,9 @@ def scenario(c, backend, seed):
     c.check("writer threads finished", not any(w.is_alive() for w in writers))
 
     recs = [r for w in writers for r in w.records]
-    acked = [r for r in recs if r["outcome"] == "ack"]
-    indet = [r for r in recs if r["outcome"] == "indeterminate"]
-    unexpected = [r for r in recs if r["outcome"] == "unexpected"]
+    acked = [r for r in recs if r.outcome == "ack"]
+    indet = [r for r in recs if r.outcome == "indeterminate"]
+    unexpected = [r for r in recs if r.outcome == "unexpected"]
 
     # The final state, read from a discoveryd that was just SIGKILLed once more and restarted
     # while quiet (nothing in flight).
@@ -161,21 +172,21 @@ def scenario(c, backend, seed):
     c.eq("final GET of every token dir is 200", not_ok[:3], [])
     lost = []
     for r in acked:
-        got = final.get((r["tok"], r["key"]))
-        if got is None or got[0] != r["value"] or got[1] != r["created"] or got[2] != r["created"]:
-            lost.append((r["tok"], r["key"], r["created"], got))
-    sent = {(r["tok"], r["key"]): r for r in recs}
+        got = final.get((r.tok, r.key))
+        if got is None or got[0] != r.value or got[1] != r.created or got[2] != r.created:
+            lost.append((r.tok, r.key, r.created, got))
+    sent = {(r.tok, r.key): r for r in recs}
     phantom = [k for k in final if k not in sent]
-    wrong_value = [k for k, v in final.items() if k in sent and v[0] != sent[k]["value"]]
-    indet_present = sum(1 for r in indet if (r["tok"], r["key"]) in final)
+    wrong_value = [k for k, v in final.items() if k in sent and v[0] != sent[k].value]
+    indet_present = sum(1 for r in indet if (r.tok, r.key) in final)
 
     by_index = {}
     reused = []
     for r in acked:
-        k = (r["tok"], r["key"])
-        prev = by_index.setdefault(r["created"], k)
+        k = (r.tok, r.key)
+        prev = by_index.setdefault(r.created, k)
         if prev != k:
-            reused.append((r["created"], prev, k))
+            reused.append((r.created, prev, k))
     all_created = [v[1] for v in final.values()] + dir_created
     dup_final = len(all_created) - len(set(all_created))
     backwards = [b for w in writers for b in w.backwards]
@@ -183,7 +194,7 @@ def scenario(c, backend, seed):
     # before the kill, and >= the index read just before the kill.
     crossing_bad = []
     for t_kill, pre, post in crossings:
-        before = [r["created"] for r in acked if r["t_recv"] < t_kill]
+        before = [r.created for r in acked if r.t_recv < t_kill]
         floor = max(before + ([pre] if pre is not None else []) + [0])
         if post < floor:
             crossing_bad.append((floor, post))
@@ -194,10 +205,12 @@ def scenario(c, backend, seed):
     print("# restarts %d after kills of a serving discoveryd, plus %d extra kills during start-up; "
           "restart to /health 200: max %.2fs, mean %.2fs" %
           (kills, startup_kills, max(restart_times), sum(restart_times) / len(restart_times)))
-    print("# final X-Etcd-Index %d, keys present %d, lost %d" % (max_index, len(final), len(lost)))
+    segs = sorted(f for f in os.listdir(os.path.join(backend.data_dir, "wal")) if f.endswith(".wal"))
+    print("# final X-Etcd-Index %d, keys present %d, lost %d; WAL segments %d %s" %
+          (max_index, len(final), len(lost), len(segs), segs))
     c.check("at least %d kills of a serving discoveryd" % min(KILLS, 20), kills >= min(KILLS, 20), kills)
     c.check("some writes were acknowledged before most kills", len(acked) >= kills * 5, len(acked))
-    c.eq("unexpected answers (4xx, wrong body)", [(r["key"], r["status"], r.get("body")) for r in unexpected][:5], [])
+    c.eq("unexpected answers (4xx, wrong body)", [(r.key, r.status, r.body) for r in unexpected][:5], [])
     c.eq("lost acknowledged writes (missing or different createdIndex/value)", lost[:5], [])
     c.eq("keys present that were never sent", phantom[:5], [])
     c.eq("keys present with a value that was not sent", wrong_value[:5], [])
