@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -87,6 +88,7 @@ int node_snap_begin(struct node *n, const char *dir, const struct snap_meta *m, 
     if (pipe2(fds, O_CLOEXEC) != 0)
         return -errno;
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -95,12 +97,19 @@ int node_snap_begin(struct node *n, const char *dir, const struct snap_meta *m, 
         return -e;
     }
     if (pid == 0) {
-        /* the child: write, report (nothing = success), exit without running atexit handlers */
-        close(fds[0]);
+        /* The child: keep nothing of the parent's but its memory. Listening sockets and the data
+         * dir's LOCK must not outlive a parent killed mid-snapshot (a restart could not bind or
+         * lock), and a snapshot no parent will ever mark is pointless: die with the parent. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        int out = fds[1] == 3 ? 3 : dup2(fds[1], 3);
+        if (out != 3 || close_range(4, ~0u, 0) != 0)
+            _exit(1);
         char err[480] = "";
         int rv = snap_write(fileio_posix(), dir, m, n->kv, n->hub, err, sizeof(err));
         if (rv != 0) {
-            ssize_t w = write(fds[1], err, strnlen(err, sizeof(err)));
+            ssize_t w = write(out, err, strnlen(err, sizeof(err)));
             (void)w;
         }
         _exit(rv == 0 ? 0 : 1);

@@ -188,8 +188,10 @@ int snap_write(const struct fileio *io, const char *dir, const struct snap_meta 
     if (rv == 0 && (step = "fsync of the directory", rv = io->sync_dir(io->ctx, dir)) > 0)
         rv = 0;
     if (rv < 0) {
+        /* nothing carries the final name of a snapshot that was not made durable */
         snprintf(err, errlen, "snapshot: %s of %s failed: %s", step, tmp, strerror(-rv));
         io->unlink(io->ctx, tmp);
+        io->unlink(io->ctx, path);
         return rv;
     }
     return 0;

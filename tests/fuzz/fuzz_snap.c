@@ -4,19 +4,19 @@
  * fuzzer gets past the checksum to the record parser and the tree's own checks.
  *
  * Without libFuzzer, main() runs every file of the directories named on the command line (CI:
- * `fuzz_snap tests/fuzz/corpus/snap`); `fuzz_snap --make-corpus DIR` writes seeds with the real
+ * `fuzz_snap --mutate N tests/fuzz/corpus/snap`: each seed and N mutations of it); `fuzz_snap --make-corpus DIR` writes seeds with the real
  * writer. A longer run with libFuzzer (clang + libclang-rt-14-dev):
  *   CC=clang cmake -S . -B build-fuzz -DDISCOVERYD_FUZZ=ON -DDISCOVERYD_SANITIZE=ON &&
  *   cmake --build build-fuzz --target fuzz_snap_libfuzzer &&
  *   build-fuzz/tests/fuzz/fuzz_snap_libfuzzer -max_total_time=600 tests/fuzz/corpus/snap
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/crc32c.h"
 #include "store/snap.h"
+#include "tests/fuzz/driver.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -112,44 +112,8 @@ static int make_corpus(const char *dir)
     return 0;
 }
 
-static int run_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-    size_t got = fread(b, 1, (size_t)(n > 0 ? n : 0), f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(b, got);
-    free(b);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "--make-corpus") == 0)
-        return make_corpus(argv[2]);
-    int files = 0;
-    for (int i = 1; i < argc; i++) {
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            files += run_file(argv[i]) == 0;
-            continue;
-        }
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            char p[4096];
-            snprintf(p, sizeof(p), "%s/%s", argv[i], e->d_name);
-            files += run_file(p) == 0;
-        }
-        closedir(d);
-    }
-    printf("fuzz_snap: %d inputs, no crash\n", files);
-    return files > 0 ? 0 : 1;
+    return fuzz_driver_main("fuzz_snap", argc, argv, make_corpus);
 }
 #endif

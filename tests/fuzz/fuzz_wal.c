@@ -8,7 +8,7 @@
  * claims (if it has one).
  *
  * Without libFuzzer, main() runs every file of the directories/files named on the command line
- * (CI: `fuzz_wal tests/fuzz/corpus/wal`); `fuzz_wal --make-corpus DIR` writes the seed corpus with
+ * (CI: `fuzz_wal --mutate N tests/fuzz/corpus/wal`: each seed and N mutations of it); `fuzz_wal --make-corpus DIR` writes the seed corpus with
  * the real writer. A longer run with libFuzzer (clang + libclang-rt-14-dev):
  *   CC=clang cmake -S . -B build-fuzz -DDISCOVERYD_FUZZ=ON -DDISCOVERYD_SANITIZE=ON &&
  *   cmake --build build-fuzz --target fuzz_wal_libfuzzer &&
@@ -22,6 +22,7 @@
 #include "store/wal_internal.h"
 #include "tests/support/fake_fs.h"
 #include "tests/support/wal_util.h"
+#include "tests/fuzz/driver.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -136,31 +137,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #ifndef DISCOVERYD_LIBFUZZER
 
-static int run_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        perror(path);
-        return -1;
-    }
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    uint8_t chunk[65536];
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (len + n > cap) {
-            cap = (len + n) * 2;
-            buf = realloc(buf, cap);
-            if (buf == NULL)
-                abort();
-        }
-        memcpy(buf + len, chunk, n);
-        len += n;
-    }
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf ? buf : (const uint8_t *)"", len);
-    free(buf);
-    return 0;
-}
 
 /* ---- seed corpus, written with the real writer ---- */
 
@@ -343,43 +319,6 @@ static int make_corpus(const char *dir)
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && !strcmp(argv[1], "--make-corpus"))
-        return make_corpus(argv[2]);
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s FILE|DIR... | --make-corpus DIR\n", argv[0]);
-        return 2;
-    }
-    int n = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) != 0) {
-            perror(argv[i]);
-            return 1;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            if (run_file(argv[i]) != 0)
-                return 1;
-            n++;
-            continue;
-        }
-        DIR *d = opendir(argv[i]);
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (de->d_name[0] == '.')
-                continue;
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", argv[i], de->d_name);
-            if (run_file(path) != 0)
-                return 1;
-            n++;
-        }
-        closedir(d);
-    }
-    if (n == 0) {
-        fprintf(stderr, "%s: no inputs\n", argv[0]);
-        return 1;
-    }
-    printf("fuzz_wal: %d inputs, no crash\n", n);
-    return 0;
+    return fuzz_driver_main("fuzz_wal", argc, argv, make_corpus);
 }
 #endif
