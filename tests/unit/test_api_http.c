@@ -71,15 +71,15 @@ static void on_stop(uv_async_t *a)
     uv_stop(&S.loop);
 }
 
-static bool rate_stub(void *arg, enum api_rl_class cls, const void *key, size_t key_len,
-                      uint32_t *retry_after)
+static enum api_rate_answer rate_stub(void *arg, enum api_rl_class cls, const void *key, size_t key_len,
+                                      uint32_t *retry_after, struct api_rate_wait *wait)
 {
     S.rate_calls++;
     if ((int)cls == S.refuse_class) {
         *retry_after = 7;
-        return false;
+        return API_RATE_DENY;
     }
-    return true;
+    return API_RATE_ALLOW;
 }
 
 static void log_capture(const char *fmt, ...)
