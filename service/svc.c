@@ -18,6 +18,7 @@
 #include "service/log.h"
 #include "service/ratelimit.h"
 #include "service/server.h"
+#include "service/xff.h"
 #include "store/node.h"
 
 /* How long a stopping thread waits for clients to take their last responses. */
@@ -28,6 +29,7 @@ struct svc {
     struct svc_server *srv;
     struct node *node;
     struct rl *rl;
+    struct svc_xff xff;
     struct api *api;
     bool serving; /* HTTP threads were started (some may have failed) */
 };
@@ -106,6 +108,13 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     ac.token_ttl_ms = cfg->token_ttl_ms;
     ac.rate = rl_api_rate;
     ac.rate_arg = s->rl;
+    if (cfg->n_trusted > 0) {
+        s->xff = (struct svc_xff){cfg->trusted, cfg->n_trusted};
+        ac.client_addr = xff_client_addr;
+        ac.client_addr_arg = &s->xff;
+        svc_log(SVC_LOG_INFO, "X-Forwarded-For is believed from %zu trusted proxy network(s) (--trusted-proxy)",
+                cfg->n_trusted);
+    }
     if (api_new(&s->api, &ac, s->node) != 0) {
         s->api = NULL;
         snprintf(err, errlen, "out of memory (api)");
