@@ -5,8 +5,8 @@
  * A connection: DOWN -> CONNECTING (PQconnectPoll) -> SETUP (schema, version check, prepared
  * statements) -> IDLE <-> BUSY (one statement in flight). Any failure closes it and retries after
  * a backoff (100 ms doubling to 5 s, with jitter). A statement in flight longer than the api's
- * timeout makes its connection "slow" (not usable); one silent for STALL_MS is closed.
- * The backend is PostgreSQL while at least one connection is usable; the change either way is
+ * timeout makes its connection "slow"; one silent for stall_ms is closed.
+ * The backend is PostgreSQL while at least one connection is usable and none is slow; the change either way is
  * logged once, and questions queued when it goes away are answered UNKNOWN at once.
  */
 #define _GNU_SOURCE
@@ -164,11 +164,17 @@ static void answer_all_unknown(struct pgrl *p, struct pgrl_req *r)
 static void update_backend(struct pgrl *p, const char *why)
 {
     int usable = 0;
+    bool slow = false;
     for (uint32_t i = 0; i < p->cfg.pool; i++) {
         const struct conn *c = &p->conns[i];
         if (c->st == C_IDLE || (c->st == C_BUSY && !c->slow))
             usable++;
+        slow |= c->st == C_BUSY && c->slow;
     }
+    /* one statement past the timeout: the database is stuck or swamped for everyone; decide
+     * locally (at once, not after a timeout each) until it answers or its connection is closed */
+    if (slow)
+        usable = 0;
     atomic_store(&p->usable, usable);
     bool pg = usable > 0;
     bool was = atomic_load(&p->backend_pg);
@@ -321,6 +327,10 @@ static void conn_send_setup(struct conn *c)
         conn_fail(c, E_CONNECT, "setup: %s", PQerrorMessage(c->pg));
 }
 
+static void ignore_notice(void *arg, const char *message)
+{
+}
+
 static void conn_start(struct conn *c)
 {
     struct pgrl *p = c->p;
@@ -336,6 +346,7 @@ static void conn_start(struct conn *c)
         return;
     }
     PQsetnonblocking(c->pg, 1);
+    PQsetNoticeProcessor(c->pg, ignore_notice, NULL); /* the server's notices are not our log */
     if (conn_watch(c, UV_WRITABLE) != 0)
         conn_fail(c, E_CONNECT, "cannot watch the socket%s", "");
 }
@@ -376,7 +387,7 @@ static void conn_result(struct conn *c, PGresult *res)
         c->result_ok = false;
         return;
     }
-    if (c->st == C_SETUP && c->step == S_SCHEMA && st == PGRES_TUPLES_OK) {
+    if (c->st == C_SETUP && c->step == S_SCHEMA && st == PGRES_TUPLES_OK && PQfnumber(res, "version") == 0) {
         int v = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : -1;
         if (v != PGRL_SCHEMA_VERSION) {
             snprintf(c->err, sizeof(c->err), "table discoveryd_schema says version %d, this discoveryd knows %d", v,

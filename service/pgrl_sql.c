@@ -10,6 +10,7 @@
 #include <string.h>
 
 const char pgrl_sql_schema[] =
+    "SET client_min_messages = warning;" /* no "already exists, skipping" notices on stderr */
     "BEGIN;"
     "SELECT pg_advisory_xact_lock(726153101);" /* nodes starting together: one creates, the others wait */
     "CREATE TABLE IF NOT EXISTS discoveryd_schema ("
