@@ -117,7 +117,6 @@ void api_op_free(struct api_op *op)
     free(op);
 }
 
-
 /* ---------------------------------------------------------------- the trip to the limiter */
 
 void api_op_rate_add(struct api_op *op, enum api_rl_class cls, const void *key, size_t len)
@@ -147,8 +146,8 @@ static enum api_rate_answer rate_now(struct api_op *op, uint32_t *retry_after)
     const struct api_config *cfg = &op->t->api->cfg;
     const struct api_rate_q *q = &op->rate.q[op->rate.i];
     *retry_after = 0;
-    return cfg->rate(cfg->rate_arg, q->cls, q->key, q->len, retry_after, NULL) == API_RATE_DENY ? API_RATE_DENY
-                                                                                              : API_RATE_ALLOW;
+    enum api_rate_answer a = cfg->rate(cfg->rate_arg, q->cls, q->key, q->len, retry_after, NULL);
+    return a == API_RATE_DENY ? API_RATE_DENY : API_RATE_ALLOW;
 }
 
 /* Ask the buckets from the current one on, until a question is left pending or the check is over. */
@@ -167,7 +166,8 @@ static void rate_ask(struct api_op *op)
         enum api_rate_answer a = cfg->rate(cfg->rate_arg, q->cls, q->key, q->len, &retry_after, w);
         if (a == API_RATE_PENDING && w != NULL) {
             rs->wait = w;
-            h2o_timeout_link(op->t->ctx->loop, &((struct api_thread_priv *)op->t->priv)->rate_timeout, &rs->timer);
+            struct api_thread_priv *p = op->t->priv;
+            h2o_timeout_link(op->t->ctx->loop, &p->rate_timeout, &rs->timer);
             return;
         }
         free(w);

@@ -36,9 +36,9 @@ typedef void (*api_rate_cont)(struct api_op *op, int refused, uint32_t retry_aft
 /* An op's rate check in progress (request.c). */
 struct api_rate_state {
     struct api_rate_q q[2];
-    uint8_t n, i;                 /* buckets, the one being asked */
-    struct api_rate_wait *wait;   /* the question out, NULL when none */
-    h2o_timeout_entry_t timer;    /* rate_timeout for wait */
+    uint8_t n, i;               /* buckets, the one being asked */
+    struct api_rate_wait *wait; /* the question out, NULL when none */
+    h2o_timeout_entry_t timer;  /* rate_timeout for wait */
     api_rate_cont cont;
 };
 

@@ -1,6 +1,7 @@
 /* api/new.c — /new: validate the size, apply the creation rate limits, mint a token and store
  * /discovery/<token>/_config/size with a CREATE (so a collision could never overwrite a token),
- * once the limiter allowed it (possibly later, on this thread), then answer "<public base>/<token>" with no trailing newline, as discovery.etcd.io does.
+ * once the limiter allowed it (possibly later, on this thread), then answer "<public base>/<token>"
+ * with no trailing newline, as discovery.etcd.io does.
  */
 #include <stdio.h>
 

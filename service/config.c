@@ -84,8 +84,7 @@ static const struct opt opts[] = {
     {"postgres", OPT_SECRET, F(postgres), 0, 0, false, NULL, "",
      "PostgreSQL for rate limits shared by every node: libpq connection string or URI, e.g. "
      "postgresql://discoveryd:secret@db.example/discoveryd (default: limits per process)"},
-    {"postgres-pool", OPT_UINT, F(postgres_pool), 1, 64, false, NULL, "4",
-     "connections to --postgres"},
+    {"postgres-pool", OPT_UINT, F(postgres_pool), 1, 64, false, NULL, "4", "connections to --postgres"},
     {"postgres-timeout", OPT_DURATION, F(postgres_timeout_ms), 1, 10000, false, "from 1ms to 10s", "200ms",
      "longest wait for PostgreSQL's answer; then the per-process limiter decides that request"},
     {"trusted-proxy", OPT_CIDR, F(trusted), 0, 0, false, NULL, "",
@@ -347,8 +346,8 @@ static int parse_cidr_list(const char *s, struct svc_config *cfg, bool append, c
         item[e - p] = '\0';
         if (svc_parse_cidr(item, &cfg->trusted[cfg->n_trusted]) != 0)
             return fail(err, errlen,
-                        "%s: \"%s\" is not a network (e.g. 10.0.0.0/8 or fd00::/8; host bits must be zero)", who,
-                        item);
+                        "%s: \"%s\" is not a network (e.g. 10.0.0.0/8 or fd00::/8; host bits must be zero)",
+                        who, item);
         cfg->n_trusted++;
         any = true;
         p = e;
@@ -557,7 +556,8 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, char **envp,
         }
         /* --listen and --trusted-proxy repeat: the first one replaces the default (or the
          * environment's) list, later ones add to it. */
-        int rc = apply(o, val, cfg, (o->kind == OPT_LISTEN || o->kind == OPT_CIDR) && by_flag[oi], who, err, errlen);
+        int rc = apply(o, val, cfg, (o->kind == OPT_LISTEN || o->kind == OPT_CIDR) && by_flag[oi], who, err,
+                       errlen);
         if (rc != 0)
             return rc;
         by_flag[oi] = true;

@@ -59,7 +59,7 @@ struct svc_config {
     uint32_t new_range_burst;
     double token_write_rate;
     uint32_t token_write_burst;
-    const char *postgres;   /* libpq connection string or URI; NULL: rate limits per process */
+    const char *postgres; /* libpq connection string or URI; NULL: rate limits per process */
     uint32_t postgres_pool;
     int64_t postgres_timeout_ms;
     struct svc_cidr trusted[SVC_MAX_TRUSTED]; /* peers whose X-Forwarded-For is believed */

@@ -1,118 +1,21 @@
 /* service/pgrl.c — the PostgreSQL limiter's thread: a libuv loop driving a pool of asynchronous
  * libpq connections, the question queue the HTTP threads fill, the fallback state, the sweep of
- * stale buckets, and the numbers /metrics and /health show (pgrl.h).
+ * stale buckets and the counters /metrics shows (pgrl_hooks.c reads them); its start and stop.
  *
  * A connection: DOWN -> CONNECTING (PQconnectPoll) -> SETUP (schema, version check, prepared
  * statements) -> IDLE <-> BUSY (one statement in flight). Any failure closes it and retries after
  * a backoff (100 ms doubling to 5 s, with jitter). A statement in flight longer than the api's
  * timeout makes its connection "slow"; one silent for stall_ms is closed.
- * The backend is PostgreSQL while at least one connection is usable and none is slow; the change either way is
- * logged once, and questions queued when it goes away are answered UNKNOWN at once.
+ * The backend is PostgreSQL while at least one connection is usable and none is slow; the change
+ * either way is logged once, and questions queued when it goes away are answered UNKNOWN at once.
  */
-#define _GNU_SOURCE
-#include "service/pgrl.h"
+#include "service/pgrl_int.h"
 
-#include <libpq-fe.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <uv.h>
 
 #include "service/log.h"
-
-#define PGRL_MAX_POOL 64
-#define PGRL_MAX_QUEUE 10000
-#define PGRL_MAX_KEY 128 /* the longest bucket subject the api asks about (a token name) */
-#define PGRL_BACKOFF_MIN_MS 100
-#define PGRL_BACKOFF_MAX_MS 5000
-#define PGRL_TICK_MS 20
-#define PGRL_NBUCKETS 13 /* latency histogram: 12 bounds + Inf */
-
-static const double latency_bounds[PGRL_NBUCKETS - 1] = {0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                         0.025,   0.05,   0.1,   0.25,   0.5,   1};
-
-enum err_kind { E_CONNECT, E_QUERY, E_TIMEOUT, E_STALL, E_OVERFLOW, E_KINDS };
-static const char *const err_names[E_KINDS] = {"connect", "query", "timeout", "stalled", "overflow"};
-
-enum conn_state { C_DOWN, C_CONNECTING, C_SETUP, C_IDLE, C_BUSY };
-enum setup_step { S_SCHEMA, S_PREP_TAKE, S_PREP_SWEEP, S_DONE };
-
-struct pgrl_req {
-    struct pgrl_req *next;
-    struct api_rate_wait *wait;
-    uint64_t enq_ns;
-    uint8_t cls;
-    uint32_t len;
-    uint8_t key[PGRL_MAX_KEY];
-};
-
-struct conn {
-    struct pgrl *p;
-    int idx;
-    PGconn *pg;
-    uv_poll_t *poll; /* heap: closed asynchronously */
-    int poll_fd;
-    int poll_events;
-    enum conn_state st;
-    enum setup_step step;
-    struct pgrl_req *req; /* BUSY with a take */
-    int sweep_cls;        /* BUSY with a sweep of this class, else -1 */
-    uint64_t since_ns;    /* the statement (or connect) started */
-    bool slow;
-    bool result_ok;       /* the statement's results so far */
-    bool allowed;
-    uint32_t retry_after;
-    long affected;
-    char err[256];
-    uint32_t backoff_ms;
-    uv_timer_t retry;
-};
-
-struct pgrl {
-    struct pgrl_config cfg;
-    char *conninfo;
-    char masked[512];
-    struct rl *local;
-    uint32_t stall_ms, connect_ms;
-
-    /* the question queue: HTTP threads push, the limiter thread pops */
-    pthread_mutex_t mu;
-    pthread_cond_t cond;         /* start-up: first attempts finished */
-    struct pgrl_req *qhead, *qtail;
-    size_t qlen;
-    bool stopping, stopped;
-    int attempts_done;           /* connections that reached IDLE or failed once (start-up wait) */
-    char reason[256];            /* why the backend is local (under mu) */
-
-    _Atomic int usable;          /* connections IDLE, or BUSY but not slow */
-    _Atomic bool backend_pg;
-    _Atomic uint64_t errors[E_KINDS];
-    _Atomic uint64_t lat_buckets[PGRL_NBUCKETS];
-    _Atomic uint64_t lat_count, lat_sum_ns;
-    _Atomic uint64_t decided_pg, decided_local;
-
-    /* limiter thread only */
-    pthread_t thread;
-    bool thread_started;
-    uv_loop_t loop;
-    uv_async_t wake;
-    uv_timer_t tick;
-    bool announced;              /* the first backend line was logged */
-    uint64_t next_sweep_ns;
-    int sweep_next_cls;          /* classes left in this sweep round, RL_CLASSES when none */
-    struct conn conns[PGRL_MAX_POOL];
-};
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---------------------------------------------------------------- answers and the backend state */
 
@@ -120,7 +23,7 @@ static void observe_latency(struct pgrl *p, uint64_t ns)
 {
     double s = (double)ns / 1e9;
     int b = 0;
-    while (b < PGRL_NBUCKETS - 1 && s > latency_bounds[b])
+    while (b < PGRL_NBUCKETS - 1 && s > pgrl_latency_bounds[b])
         b++;
     atomic_fetch_add_explicit(&p->lat_buckets[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->lat_count, 1, memory_order_relaxed);
@@ -327,9 +230,7 @@ static void conn_send_setup(struct conn *c)
         conn_fail(c, E_CONNECT, "setup: %s", PQerrorMessage(c->pg));
 }
 
-static void ignore_notice(void *arg, const char *message)
-{
-}
+static void ignore_notice(void *arg, const char *message) {}
 
 static void conn_start(struct conn *c)
 {
@@ -390,7 +291,8 @@ static void conn_result(struct conn *c, PGresult *res)
     if (c->st == C_SETUP && c->step == S_SCHEMA && st == PGRES_TUPLES_OK && PQfnumber(res, "version") == 0) {
         int v = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : -1;
         if (v != PGRL_SCHEMA_VERSION) {
-            snprintf(c->err, sizeof(c->err), "table discoveryd_schema says version %d, this discoveryd knows %d", v,
+            snprintf(c->err, sizeof(c->err),
+                     "table discoveryd_schema says version %d, this discoveryd knows %d", v,
                      PGRL_SCHEMA_VERSION);
             c->result_ok = false;
         }
@@ -604,7 +506,8 @@ static void on_tick(uv_timer_t *t)
         struct conn *c = &p->conns[i];
         uint64_t age_ms = (now - c->since_ns) / 1000000;
         if ((c->st == C_CONNECTING || c->st == C_SETUP) && age_ms > p->connect_ms) {
-            conn_fail(c, E_CONNECT, "no answer to the connection attempt within %s", c->st == C_SETUP ? "the limit (setup)" : "the limit");
+            conn_fail(c, E_CONNECT, "no answer to the connection attempt within %s",
+                      c->st == C_SETUP ? "the limit (setup)" : "the limit");
         } else if (c->st == C_BUSY && age_ms > p->stall_ms) {
             char why[64];
             snprintf(why, sizeof(why), "%llu ms", (unsigned long long)age_ms);
@@ -635,7 +538,7 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-/* ---------------------------------------------------------------- the api's side */
+/* ---------------------------------------------------------------- life */
 
 int pgrl_new(struct pgrl **out, const struct pgrl_config *cfg, struct rl *local, char *err, size_t errlen)
 {
@@ -643,8 +546,9 @@ int pgrl_new(struct pgrl **out, const struct pgrl_config *cfg, struct rl *local,
     PQconninfoOption *opts = PQconninfoParse(cfg->conninfo, &perr);
     if (opts == NULL) {
         PQfreemem(perr);
-        snprintf(err, errlen, "--postgres: not a libpq connection string or URI (see the libpq documentation; "
-                              "the value is not repeated here as it may hold a password)");
+        snprintf(err, errlen,
+                 "--postgres: not a libpq connection string or URI (see the libpq documentation; "
+                 "the value is not repeated here as it may hold a password)");
         return -1;
     }
     PQconninfoFree(opts);
@@ -738,131 +642,4 @@ void pgrl_free(struct pgrl *p)
     pthread_mutex_destroy(&p->mu);
     free(p->conninfo);
     free(p);
-}
-
-static enum api_rate_answer decide_local(struct pgrl *p, enum api_rl_class cls, const void *key, size_t key_len,
-                                         uint32_t *retry_after)
-{
-    atomic_fetch_add_explicit(&p->decided_local, 1, memory_order_relaxed);
-    return rl_take_now(p->local, cls, key, key_len, retry_after) ? API_RATE_ALLOW : API_RATE_DENY;
-}
-
-enum api_rate_answer pgrl_api_rate(void *arg, enum api_rl_class cls, const void *key, size_t key_len,
-                                   uint32_t *retry_after, struct api_rate_wait *wait)
-{
-    struct pgrl *p = arg;
-    if (wait == NULL || (unsigned)cls >= RL_CLASSES || key_len > PGRL_MAX_KEY || !atomic_load(&p->backend_pg))
-        return decide_local(p, cls, key, key_len, retry_after);
-    struct pgrl_req *r = malloc(sizeof(*r));
-    if (r == NULL)
-        return decide_local(p, cls, key, key_len, retry_after);
-    r->next = NULL;
-    r->wait = wait;
-    r->enq_ns = now_ns();
-    r->cls = (uint8_t)cls;
-    r->len = (uint32_t)key_len;
-    memcpy(r->key, key, key_len);
-    pthread_mutex_lock(&p->mu);
-    if (p->stopping || p->qlen >= PGRL_MAX_QUEUE) {
-        bool overflow = !p->stopping;
-        pthread_mutex_unlock(&p->mu);
-        free(r);
-        if (overflow)
-            atomic_fetch_add_explicit(&p->errors[E_OVERFLOW], 1, memory_order_relaxed);
-        return decide_local(p, cls, key, key_len, retry_after);
-    }
-    if (p->qtail != NULL)
-        p->qtail->next = r;
-    else
-        p->qhead = r;
-    p->qtail = r;
-    p->qlen++;
-    uv_async_send(&p->wake); /* under mu: the handle is closed only after stopping is seen */
-    pthread_mutex_unlock(&p->mu);
-    return API_RATE_PENDING;
-}
-
-bool pgrl_degraded(void *arg, char *reason, size_t len)
-{
-    struct pgrl *p = arg;
-    if (atomic_load(&p->backend_pg))
-        return false;
-    pthread_mutex_lock(&p->mu);
-    snprintf(reason, len, "rate limits are per process: PostgreSQL is unavailable (%s)",
-             p->reason[0] ? p->reason : "not connected yet");
-    pthread_mutex_unlock(&p->mu);
-    return true;
-}
-
-static void wprintf(void (*write)(void *, const char *, size_t), void *wctx, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void wprintf(void (*write)(void *, const char *, size_t), void *wctx, const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        write(wctx, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-}
-
-void pgrl_metrics(void *arg, void (*write)(void *wctx, const char *s, size_t n), void *wctx)
-{
-    struct pgrl *p = arg;
-    bool pg = atomic_load(&p->backend_pg);
-    wprintf(write, wctx,
-            "# HELP discoveryd_ratelimit_backend The limiter that decides rate limits now (1) and the other (0).\n"
-            "# TYPE discoveryd_ratelimit_backend gauge\n"
-            "discoveryd_ratelimit_backend{backend=\"postgres\"} %d\n"
-            "discoveryd_ratelimit_backend{backend=\"local\"} %d\n",
-            pg ? 1 : 0, pg ? 0 : 1);
-    /* the masked URL as a label: backslash, quote and newline escaped */
-    char label[600];
-    size_t n = 0;
-    for (const char *s = p->masked; *s && n + 3 < sizeof(label); s++) {
-        if (*s == '\\' || *s == '"') {
-            label[n++] = '\\';
-            label[n++] = *s;
-        } else if (*s == '\n') {
-            label[n++] = '\\';
-            label[n++] = 'n';
-        } else {
-            label[n++] = *s;
-        }
-    }
-    label[n] = '\0';
-    wprintf(write, wctx,
-            "# HELP discoveryd_ratelimit_postgres_info The PostgreSQL the limiter uses (password masked).\n"
-            "# TYPE discoveryd_ratelimit_postgres_info gauge\n"
-            "discoveryd_ratelimit_postgres_info{url=\"%s\",pool=\"%u\"} 1\n"
-            "# HELP discoveryd_ratelimit_postgres_connections Connections able to take a question now.\n"
-            "# TYPE discoveryd_ratelimit_postgres_connections gauge\n"
-            "discoveryd_ratelimit_postgres_connections %d\n",
-            label, p->cfg.pool, atomic_load(&p->usable));
-    wprintf(write, wctx, "# HELP discoveryd_ratelimit_query_seconds Time from a question to PostgreSQL's answer.\n"
-                         "# TYPE discoveryd_ratelimit_query_seconds histogram\n");
-    uint64_t cum = 0;
-    for (int b = 0; b < PGRL_NBUCKETS; b++) {
-        cum += atomic_load(&p->lat_buckets[b]);
-        if (b < PGRL_NBUCKETS - 1)
-            wprintf(write, wctx, "discoveryd_ratelimit_query_seconds_bucket{le=\"%g\"} %llu\n", latency_bounds[b],
-                    (unsigned long long)cum);
-        else
-            wprintf(write, wctx, "discoveryd_ratelimit_query_seconds_bucket{le=\"+Inf\"} %llu\n",
-                    (unsigned long long)cum);
-    }
-    wprintf(write, wctx, "discoveryd_ratelimit_query_seconds_sum %.6f\ndiscoveryd_ratelimit_query_seconds_count %llu\n",
-            (double)atomic_load(&p->lat_sum_ns) / 1e9, (unsigned long long)atomic_load(&p->lat_count));
-    wprintf(write, wctx, "# HELP discoveryd_ratelimit_postgres_errors_total PostgreSQL limiter trouble, by kind.\n"
-                         "# TYPE discoveryd_ratelimit_postgres_errors_total counter\n");
-    for (int k = 0; k < E_KINDS; k++)
-        wprintf(write, wctx, "discoveryd_ratelimit_postgres_errors_total{kind=\"%s\"} %llu\n", err_names[k],
-                (unsigned long long)atomic_load(&p->errors[k]));
-    wprintf(write, wctx,
-            "# HELP discoveryd_ratelimit_decisions_total Rate-limit decisions, by the limiter that made them.\n"
-            "# TYPE discoveryd_ratelimit_decisions_total counter\n"
-            "discoveryd_ratelimit_decisions_total{backend=\"postgres\"} %llu\n"
-            "discoveryd_ratelimit_decisions_total{backend=\"local\"} %llu\n",
-            (unsigned long long)atomic_load(&p->decided_pg), (unsigned long long)atomic_load(&p->decided_local));
 }

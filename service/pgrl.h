@@ -24,16 +24,17 @@
 /* The statements (also run by the tests against a real PostgreSQL). */
 #define PGRL_SCHEMA_VERSION 1
 extern const char pgrl_sql_schema[]; /* simple-query string; its last result is the schema version */
-extern const char pgrl_sql_take[];   /* $1 kind int2, $2 subject bytea, $3 rate, $4 burst -> allowed, retry_after */
-extern const char pgrl_sql_sweep[];  /* $1 kind, $2 seconds to refill from empty, $3 batch -> rows deleted */
+extern const char
+    pgrl_sql_take[]; /* $1 kind int2, $2 subject bytea, $3 rate, $4 burst -> allowed, retry_after */
+extern const char pgrl_sql_sweep[]; /* $1 kind, $2 seconds to refill from empty, $3 batch -> rows deleted */
 
 struct pgrl_config {
-    const char *conninfo;            /* --postgres */
-    uint32_t pool;                   /* --postgres-pool */
-    uint32_t timeout_ms;             /* --postgres-timeout */
+    const char *conninfo; /* --postgres */
+    uint32_t pool;        /* --postgres-pool */
+    uint32_t timeout_ms;  /* --postgres-timeout */
     struct rl_rule rules[RL_CLASSES];
-    uint32_t sweep_interval_ms;      /* 0: 60 s */
-    uint32_t sweep_batch;            /* 0: 1000 rows per statement */
+    uint32_t sweep_interval_ms; /* 0: 60 s */
+    uint32_t sweep_batch;       /* 0: 1000 rows per statement */
 };
 
 struct pgrl;

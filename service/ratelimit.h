@@ -43,7 +43,8 @@ bool rl_take(struct rl *rl, enum api_rl_class cls, const void *key, size_t key_l
 size_t rl_size(struct rl *rl);
 
 /* rl_take at CLOCK_MONOTONIC now. */
-bool rl_take_now(struct rl *rl, enum api_rl_class cls, const void *key, size_t key_len, uint32_t *retry_after);
+bool rl_take_now(struct rl *rl, enum api_rl_class cls, const void *key, size_t key_len,
+                 uint32_t *retry_after);
 
 /* api_rate_fn: arg is the struct rl; always decides at once (never PENDING). */
 enum api_rate_answer rl_api_rate(void *arg, enum api_rl_class cls, const void *key, size_t key_len,

@@ -62,11 +62,11 @@ static void svc_free(struct svc *s)
 /* /metrics without --postgres: the same backend gauge, always local. */
 static void local_metrics(void *arg, void (*write)(void *wctx, const char *s, size_t n), void *wctx)
 {
-    static const char m[] =
-        "# HELP discoveryd_ratelimit_backend The limiter that decides rate limits now (1) and the other (0).\n"
-        "# TYPE discoveryd_ratelimit_backend gauge\n"
-        "discoveryd_ratelimit_backend{backend=\"postgres\"} 0\n"
-        "discoveryd_ratelimit_backend{backend=\"local\"} 1\n";
+    static const char m[] = "# HELP discoveryd_ratelimit_backend The limiter that decides rate limits now "
+                            "(1) and the other (0).\n"
+                            "# TYPE discoveryd_ratelimit_backend gauge\n"
+                            "discoveryd_ratelimit_backend{backend=\"postgres\"} 0\n"
+                            "discoveryd_ratelimit_backend{backend=\"local\"} 1\n";
     write(wctx, m, sizeof(m) - 1);
 }
 
@@ -153,7 +153,8 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
         s->xff = (struct svc_xff){cfg->trusted, cfg->n_trusted};
         ac.client_addr = xff_client_addr;
         ac.client_addr_arg = &s->xff;
-        svc_log(SVC_LOG_INFO, "X-Forwarded-For is believed from %zu trusted proxy network(s) (--trusted-proxy)",
+        svc_log(SVC_LOG_INFO,
+                "X-Forwarded-For is believed from %zu trusted proxy network(s) (--trusted-proxy)",
                 cfg->n_trusted);
     }
     if (api_new(&s->api, &ac, s->node) != 0) {

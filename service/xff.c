@@ -129,7 +129,8 @@ int xff_client_addr(void *arg, h2o_req_t *req, struct sockaddr_storage *out, soc
     size_t n = 0;
     if (x != NULL && x->n > 0 && xff_trusted(x, peer)) {
         bool overflow = false;
-        for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), i)) != -1;) {
+        for (ssize_t i = -1;
+             (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), i)) != -1;) {
             if (n == sizeof(values) / sizeof(values[0])) {
                 overflow = true; /* the right-most lines are out of reach: believe none */
                 break;

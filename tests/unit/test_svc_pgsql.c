@@ -111,8 +111,9 @@ static void advance(int kind, const char *subject, double seconds)
 static double tokens(int kind, const char *subject)
 {
     char sql[200];
-    snprintf(sql, sizeof(sql), "SELECT tokens FROM discoveryd_ratelimit WHERE kind = %d AND subject = '%s'::bytea",
-             kind, subject);
+    snprintf(sql, sizeof(sql),
+             "SELECT tokens FROM discoveryd_ratelimit WHERE kind = %d AND subject = '%s'::bytea", kind,
+             subject);
     PGresult *r = exec_ok(sql);
     double t = atof(PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -182,8 +183,9 @@ static void test_clock_going_backwards_refills_nothing(void **state)
     assert_false(take(1, "k", 1, 2, NULL));
     assert_true(tokens(1, "k") <= before + 1e-6); /* nothing refilled */
     /* and `updated` did not move back with the clock, so the hour is not counted twice later */
-    PGresult *r = exec_ok("SELECT updated > clock_timestamp() + interval '59 minutes' FROM discoveryd_ratelimit "
-                          "WHERE kind = 1 AND subject = 'k'::bytea");
+    PGresult *r =
+        exec_ok("SELECT updated > clock_timestamp() + interval '59 minutes' FROM discoveryd_ratelimit "
+                "WHERE kind = 1 AND subject = 'k'::bytea");
     assert_string_equal(PQgetvalue(r, 0, 0), "t");
     PQclear(r);
 }
@@ -267,7 +269,8 @@ static void test_mask_conninfo(void **state)
     } cases[] = {
         {"postgresql://u:pw@db:5432/x", "postgresql://u:****@db:5432/x"},
         {"postgres://u:p%40ss@db/x?sslmode=require", "postgres://u:****@db/x?sslmode=require"},
-        {"postgresql://u@db/x?password=pw&sslmode=disable", "postgresql://u@db/x?password=****&sslmode=disable"},
+        {"postgresql://u@db/x?password=pw&sslmode=disable",
+         "postgresql://u@db/x?password=****&sslmode=disable"},
         {"postgresql://db/x?sslmode=disable&password=pw", "postgresql://db/x?sslmode=disable&password=****"},
         {"postgresql:///x?host=/tmp", "postgresql:///x?host=/tmp"},
         {"host=db password=pw user=u", "host=db password=**** user=u"},
