@@ -225,13 +225,16 @@ def scenario_bad_start(checks, pg):
 
 
 def scenario_xff(checks):
+    v6 = h.free_ports(2)  # the same numbers are free on ::1 in practice; a clash fails the start loudly
     trusting = h.DiscoverydBackend(checks, label="trusting", extra_args=[
-        "--new-burst", "1", "--new-rate", "0.001", "--trusted-proxy", "127.0.0.0/8", "--trusted-proxy", "::1/128"])
-    plain = h.DiscoverydBackend(checks, label="plain", extra_args=["--new-burst", "1", "--new-rate", "0.001"])
+        "--new-burst", "1", "--new-rate", "0.001", "--trusted-proxy", "127.0.0.0/8", "--trusted-proxy", "::1/128",
+        "--listen", "[::1]:%d" % v6[0]])
+    plain = h.DiscoverydBackend(checks, label="plain", extra_args=[
+        "--new-burst", "1", "--new-rate", "0.001", "--listen", "[::1]:%d" % v6[1]])  # beside the harness's
 
-    def st(n, xff):
+    def st(n, xff, host=None):
         hdrs = {} if xff is None else {"X-Forwarded-For": xff}
-        return h.http_request(n.hostport, "GET", "/new", headers=hdrs).status
+        return h.http_request(host or n.hostport, "GET", "/new", headers=hdrs).status
 
     table = [
         ("first request of 198.51.100.1", "198.51.100.1", 200),
@@ -249,6 +252,12 @@ def scenario_xff(checks):
     ]
     for name, xff, want in table:
         checks.eq("trusted peer: %s (%r)" % (name, xff), st(trusting, xff), want)
+    t6, p6 = "[::1]:%d" % v6[0], "[::1]:%d" % v6[1]
+    checks.eq("trusted IPv6 peer: the header names the client", st(trusting, "198.51.100.20", t6), 200)
+    checks.eq("trusted IPv6 peer: same client again", st(trusting, "198.51.100.20", t6), 429)
+    checks.eq("trusted IPv6 peer: garbage makes ::1 the client", st(trusting, "::1::2", t6), 200)
+    checks.eq("untrusted IPv6 peer: first request", st(plain, "2001:db8::9", p6), 200)
+    checks.eq("untrusted IPv6 peer: a forged header changes nothing", st(plain, "2001:db8:5::9", p6), 429)
     checks.eq("untrusted peer: first request", st(plain, "203.0.113.5"), 200)
     checks.eq("untrusted peer: a forged header changes nothing", st(plain, "203.0.113.6"), 429)
     checks.eq("untrusted peer: nor a list", st(plain, "203.0.113.7, 203.0.113.8"), 429)
