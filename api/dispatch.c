@@ -5,6 +5,7 @@
 
 #include "api/handlers.h"
 #include "api/reply.h"
+#include "api/web.h"
 
 int api_handle(struct api_thread *t, h2o_req_t *req)
 {
@@ -29,7 +30,11 @@ int api_handle(struct api_thread *t, h2o_req_t *req)
                             0, NULL);
         break;
     case API_ROUTE_HOME:
-        api_home_handle(t, req);
+        if (!api_web_home(t, req))
+            api_home_handle(t, req);
+        break;
+    case API_ROUTE_STATIC:
+        api_web_static(t, req, &r);
         break;
     case API_ROUTE_NEW:
         api_new_handle(t, req);
@@ -47,7 +52,8 @@ int api_handle(struct api_thread *t, h2o_req_t *req)
         api_status_handle(t, req, &r);
         break;
     case API_ROUTE_KEYS:
-        api_keys_handle(t, req, &r);
+        if (!api_web_token_page(t, req, &r))
+            api_keys_handle(t, req, &r);
         break;
     default:
         api_send_text(t, req, API_ROUTE_NOT_FOUND, 404, "404 page not found");

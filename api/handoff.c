@@ -25,7 +25,9 @@ static void client_post(struct node_client *self, struct node_op *op)
 {
     struct api_op *aop = op->data;
     struct api_thread_priv *p = aop->t->priv;
-    h2o_multithread_send_message(&p->receiver, &aop->msg);
+    struct api_msg *m = op == &aop->cancel ? &aop->cmsg : &aop->msg;
+    m->op = op;
+    h2o_multithread_send_message(&p->receiver, &m->msg);
 }
 
 /* On the HTTP thread: run each completed op's done(). */
@@ -35,8 +37,8 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
         h2o_multithread_message_t *m =
             H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         h2o_linklist_unlink(&m->link);
-        struct api_op *aop = H2O_STRUCT_FROM_MEMBER(struct api_op, msg, m);
-        aop->op.done(&aop->op);
+        struct api_msg *am = H2O_STRUCT_FROM_MEMBER(struct api_msg, msg, m);
+        am->op->done(am->op);
     }
 }
 
@@ -90,6 +92,7 @@ struct api_op *api_op_new(struct api_thread *t, h2o_req_t *req, enum api_route_k
     *op->slot = op;
     op->op.client = &((struct api_thread_priv *)t->priv)->client;
     op->op.data = op;
+    op->refs = 1;
     return op;
 }
 
@@ -110,6 +113,8 @@ h2o_req_t *api_op_take_req(struct api_op *op)
 
 void api_op_free(struct api_op *op)
 {
+    if (--op->refs > 0)
+        return;
     api_op_take_req(op);
     if (op->op.event != NULL)
         kv_event_unref(op->op.event);
@@ -245,4 +250,53 @@ static void on_rate_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_
             a = API_RATE_UNKNOWN;
         rate_step(op, a, retry_after);
     }
+}
+
+/* ---- noticing a client that hangs up during a parked watch ---- */
+
+static void on_cancel_done(struct node_op *nop)
+{
+    api_op_free(nop->data);
+}
+
+void api_op_unwatch_client(struct api_op *op)
+{
+    if (op->sock == NULL)
+        return;
+    h2o_socket_read_stop(op->sock);
+    op->sock->data = op->sock_data;
+    op->sock = NULL;
+}
+
+/* The client's socket became readable while its request waits: EOF or an error means it is gone;
+ * bytes mean it pipelined a request, which h2o reads after this answer (we stop looking). */
+static void on_client_read(h2o_socket_t *sock, const char *err)
+{
+    struct api_op *op = sock->data;
+    api_op_unwatch_client(op);
+    if (err == NULL)
+        return;
+    op->cancel.type = NODE_OP_CANCEL;
+    op->cancel.target = &op->op;
+    op->cancel.client = op->op.client;
+    op->cancel.data = op;
+    op->cancel.done = on_cancel_done;
+    op->refs++;
+    node_submit(op->t->api->node, &op->cancel);
+}
+
+void api_op_watch_client(struct api_op *op, h2o_req_t *req)
+{
+    /* HTTP/2 shares the socket between streams: only HTTP/1 connections are watched */
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL)
+        return;
+    /* h2o stopped reading when the request was complete and starts again after the answer; until
+     * then its sock->data is ours to borrow */
+    op->sock = sock;
+    op->sock_data = sock->data;
+    sock->data = op;
+    h2o_socket_read_start(sock, on_client_read);
 }

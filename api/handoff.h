@@ -42,11 +42,22 @@ struct api_rate_state {
     api_rate_cont cont;
 };
 
-/* A request waiting for the store thread. malloc'd (a request's pool may vanish first): the pool
- * holds a slot pointing here, whose disposal clears req. */
-struct api_op {
+/* A completion on its way back to the HTTP thread. */
+struct api_msg {
     h2o_multithread_message_t msg;
+    struct node_op *op;
+};
+
+/* A request waiting for the store thread. malloc'd (a request's pool may vanish first): the pool
+ * holds a slot pointing here, whose disposal clears req. Freed when its last pending completion
+ * (the op, and the cancel if one was sent) has run. */
+struct api_op {
+    struct api_msg msg, cmsg;
     struct node_op op;
+    struct node_op cancel; /* NODE_OP_CANCEL of op, sent when the client hangs up during a watch */
+    int refs;
+    h2o_socket_t *sock;    /* HTTP/1 watch: the client's socket, watched for a hang-up */
+    void *sock_data;       /* h2o's own sock->data, put back before answering */
     struct api_thread *t;
     h2o_req_t *req;       /* NULL once the request is gone: just clean up */
     struct api_op **slot; /* in req's pool; valid while req != NULL */
@@ -65,8 +76,13 @@ struct api_op {
 struct api_op *api_op_new(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, size_t extra);
 /* Submit op->op to the node; completion comes back through the thread's queue to op->op.done. */
 void api_op_submit(struct api_op *op);
-/* Release the op: event and error references, the slot, the memory. */
+/* Release the op: event and error references, the slot, the memory (once no completion is due). */
 void api_op_free(struct api_op *op);
+/* A parked watch on HTTP/1: notice when its client hangs up (h2o 2.2.5 does not while a request is
+ * in progress) and cancel the watch at once, so its slot is free for the client's next try. */
+void api_op_watch_client(struct api_op *op, h2o_req_t *req);
+/* Stop that before answering (done() calls it). */
+void api_op_unwatch_client(struct api_op *op);
 /* Detach the op from its request before answering it (the request may be freed after). */
 h2o_req_t *api_op_take_req(struct api_op *op);
 

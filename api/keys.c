@@ -93,7 +93,7 @@ static void answer_failure(struct api_op *op, h2o_req_t *req)
     case NODE_EUNAVAILABLE: {
         /* 5xx: the etcd client retries only server errors */
         struct api_buf b = {0};
-        char why[320] = "the store cannot commit right now";
+        char why[640] = "the store cannot commit right now";
         node_healthy(t->api->node, why, sizeof(why));
         api_json_error(&b, KV_ERAFT, kv_err_message(KV_ERAFT), why, op->op.etcd_index);
         api_etcd_headers(t, req, op->op.etcd_index, false, 0, 0);
@@ -151,7 +151,8 @@ static void answer(struct api_op *op, h2o_req_t *req)
 {
     const struct node_op *nop = &op->op;
     const struct kv_event *ev = nop->event;
-    if (nop->type == NODE_OP_WATCH && (nop->status == NODE_ETIMEOUT || (nop->status == 0 && ev == NULL))) {
+    if (nop->type == NODE_OP_WATCH && (nop->status == NODE_ETIMEOUT || nop->status == NODE_ECANCELED ||
+                                       (nop->status == 0 && ev == NULL))) {
         /* the long-poll cap: 200 with an empty body makes the client re-poll at once */
         success_headers(op, req, nop);
         api_send(op->t, req, API_ROUTE_KEYS, 200, "application/json", "", 0);
@@ -172,6 +173,7 @@ static void answer(struct api_op *op, h2o_req_t *req)
 static void on_keys_done(struct node_op *nop)
 {
     struct api_op *op = nop->data;
+    api_op_unwatch_client(op);
     if (nop->type == NODE_OP_WRITE)
         note_write(op);
     h2o_req_t *req = api_op_take_req(op);
@@ -338,6 +340,7 @@ void api_keys_handle(struct api_thread *t, h2o_req_t *req, const struct api_rout
             op->op.wait_index = k.wait_index;
             api_client_key(t, req, API_ADDR_V4_HOST, API_ADDR_V6_HOST, op->op.client_addr);
             api_op_submit(op);
+            api_op_watch_client(op, req);
         }
         break;
     case API_KEYS_WRITE:

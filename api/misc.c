@@ -12,7 +12,7 @@ void api_health_handle(struct api_thread *t, h2o_req_t *req)
         api_send_405(t, req, API_ROUTE_HEALTH, "GET, HEAD");
         return;
     }
-    char reason[200] = "";
+    char reason[640] = "";
     struct api_buf b = {0};
     int status = 200;
     const struct api_config *cfg = &t->api->cfg;
@@ -88,6 +88,15 @@ void api_metrics_handle(struct api_thread *t, h2o_req_t *req)
     counter(&b, "discoveryd_store_nodes", "Nodes in the key tree.", st.nodes, "gauge");
     counter(&b, "discoveryd_store_applied_total", "Commands applied to the store.", st.applied, "counter");
     counter(&b, "discoveryd_tokens_expired_total", "Tokens deleted by expiry.", st.expired_tokens, "counter");
+    counter(&b, "discoveryd_wal_fsyncs_total", "fdatasync/fsync calls of the write-ahead log.", st.wal_fsyncs,
+            "counter");
+    counter(&b, "discoveryd_wal_commits_total", "Group commits (write + fdatasync rounds) of the write-ahead log.",
+            st.wal_rounds, "counter");
+    counter(&b, "discoveryd_wal_written_bytes_total", "Record bytes written to the write-ahead log.", st.wal_bytes,
+            "counter");
+    counter(&b, "discoveryd_snapshots_total", "Snapshots made durable since start.", st.snapshots, "counter");
+    counter(&b, "discoveryd_snapshot_index", "Log index of the latest durable snapshot.", st.snapshot_index,
+            "gauge");
     if (api->cfg.metrics_extra != NULL)
         api->cfg.metrics_extra(api->cfg.metrics_extra_arg, metrics_write, &b);
     api_send_buf(t, req, API_ROUTE_METRICS, 200, "text/plain; version=0.0.4; charset=utf-8", &b);

@@ -9,6 +9,7 @@
 #include "api/handoff.h"
 #include "api/reply.h"
 #include "api/request.h"
+#include "api/web.h"
 
 static void on_new_done(struct node_op *nop)
 {
@@ -19,12 +20,14 @@ static void on_new_done(struct node_op *nop)
     }
     if (req == NULL)
         goto out;
-    if (nop->status == 0) {
+    if (nop->status == 0 && api_web_wants_html(req)) {
+        api_web_new_redirect(op->t, req, op->token, op->token_len); /* the form, without JavaScript */
+    } else if (nop->status == 0) {
         char *body = h2o_mem_alloc_pool(&req->pool, op->answer_len);
         memcpy(body, op->answer, op->answer_len);
         api_send(op->t, req, API_ROUTE_NEW, 200, "text/plain; charset=utf-8", body, op->answer_len);
     } else if (nop->status == NODE_EUNAVAILABLE) {
-        char why[320] = "the store cannot commit right now", line[400];
+        char why[640] = "the store cannot commit right now", line[700];
         node_healthy(op->t->api->node, why, sizeof(why));
         snprintf(line, sizeof(line), "unable to create a token: %s", why);
         api_send_text(op->t, req, API_ROUTE_NEW, 503, line);

@@ -14,6 +14,10 @@ static const char *reason_of(int status)
         return "OK";
     case 201:
         return "Created";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 403:

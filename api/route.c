@@ -18,6 +18,7 @@ const char *api_route_name(enum api_route_kind k)
         [API_ROUTE_HEALTH] = "health",      [API_ROUTE_METRICS] = "metrics",
         [API_ROUTE_ROBOTS] = "robots",      [API_ROUTE_STATUS] = "status",
         [API_ROUTE_KEYS] = "keys",          [API_ROUTE_FORBIDDEN] = "forbidden",
+        [API_ROUTE_STATIC] = "static",      [API_ROUTE_PAGE] = "page",
     };
     return (unsigned)k < API_ROUTE_COUNT ? names[k] : "unknown";
 }
@@ -142,6 +143,10 @@ int api_route(struct api_route *r, const char *path, size_t len, api_alloc_fn al
             r->kind = API_ROUTE_ROBOTS;
         else if (n == 2 && eq(&c[0], "status") && api_token_name_valid(c[1].s, c[1].len)) {
             r->kind = API_ROUTE_STATUS;
+            r->token = c[1].s;
+            r->token_len = c[1].len;
+        } else if (n == 2 && eq(&c[0], API_STATIC_PREFIX)) {
+            r->kind = API_ROUTE_STATIC;
             r->token = c[1].s;
             r->token_len = c[1].len;
         } else

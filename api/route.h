@@ -24,6 +24,8 @@ enum api_route_kind {
     API_ROUTE_STATUS,        /* /status/<token> (token set) */
     API_ROUTE_KEYS,          /* /<token>[/rest] or /v2/keys/discovery/<token>[/rest] (token, key set) */
     API_ROUTE_FORBIDDEN,     /* /v2/keys/<anything else>: 403 JSON */
+    API_ROUTE_STATIC,        /* /static/<file>: a web asset (token = the file name) */
+    API_ROUTE_PAGE,          /* never routed: a KEYS GET answered with the token page (metrics label) */
     API_ROUTE_COUNT
 };
 /* Short name for logs and /metrics labels ("keys", "new", ...). */
@@ -32,7 +34,7 @@ const char *api_route_name(enum api_route_kind k);
 struct api_route {
     enum api_route_kind kind;
     bool short_form;   /* KEYS: reached through /<token> */
-    const char *token; /* STATUS, KEYS: decoded token name (points into key for KEYS) */
+    const char *token; /* STATUS, KEYS: decoded token name (points into key for KEYS); STATIC: file */
     uint32_t token_len;
     const char *key; /* KEYS: the store key "/discovery/<token>[/rest]", decoded, NUL-terminated */
     uint32_t key_len;

@@ -89,13 +89,20 @@ void api_status_handle(struct api_thread *t, h2o_req_t *req, const struct api_ro
             api_buf_puts(&b, "{\"id\":");
             api_json_str(&b, v[i]->name, strlen(v[i]->name));
             member_fields(&b, v[i]->value, v[i]->value_len);
-            api_buf_printf(&b, ",\"createdIndex\":%llu,\"role\":\"%s\"}",
+            api_buf_printf(&b, ",\"createdIndex\":%llu,\"role\":\"%s\",\"registered\":",
                            (unsigned long long)v[i]->created_index, i < size ? "member" : "surplus");
+            api_json_time(&b, v[i]->created_ms);
+            api_buf_puts(&b, "}");
         }
         api_buf_puts(&b, "]}\n");
         free(v);
     }
     node_rdunlock(node);
     api_discovery_headers(req, &tok);
+    /* the token page (web_token.c) shows the same facts to people */
+    char link[API_TOKEN_MAX_LEN + 48];
+    int ln = snprintf(link, sizeof(link), "</%.*s>; rel=\"alternate\"; type=\"text/html\"", (int)r->token_len,
+                      r->token);
+    api_header(req, "link", "Link", link, (size_t)ln);
     api_send_buf(t, req, API_ROUTE_STATUS, status, "application/json", &b);
 }

@@ -53,6 +53,7 @@ struct svc_config {
     uint32_t max_watches;
     uint32_t max_watches_per_client;
     uint32_t history;
+    uint32_t snapshot_count;
     double new_rate;
     uint32_t new_burst;
     double new_range_rate;

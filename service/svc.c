@@ -95,6 +95,7 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
         .max_watches_per_client = cfg->max_watches_per_client,
         .token_ttl_ms = cfg->token_ttl_ms,
         .data_dir = cfg->data_dir,
+        .snapshot_count = cfg->snapshot_count,
     };
     char nerr[512] = "";
     if (node_start(&s->node, &nc, nerr, sizeof(nerr)) != 0) {

@@ -18,7 +18,8 @@ static inline uint32_t crc32c(const void *data, size_t len)
     return crc32c_update(0, data, len);
 }
 
-/* The generated tables, exposed for the test that recomputes them from the polynomial. */
+/* The tables (computed on first use), exposed for the test that checks them against a bit-by-bit
+ * reference. */
 uint32_t crc32c_table_entry(unsigned k, unsigned i);
 
 #endif

@@ -109,6 +109,11 @@ struct kv_event {
     bool refresh;          /* a TTL refresh: notifies no watcher, skipped by history scans */
     int refs;              /* use kv_event_ref/unref */
 };
+/* One block holding the event, its key (shared by node and prev) and both values (NULL: none);
+ * refs = 1, everything else zero for the caller to fill. NULL on ENOMEM. kv_apply and the snapshot
+ * loader make events this way. */
+struct kv_event *kv_event_new(enum kv_action action, uint64_t index, const char *key, uint32_t key_len,
+                              const char *val, uint32_t val_len, const char *pval, uint32_t pval_len);
 struct kv_event *kv_event_ref(struct kv_event *ev);
 void kv_event_unref(struct kv_event *ev);
 
@@ -157,6 +162,18 @@ bool kv_key_token(const char *key, size_t len, const char **token, size_t *token
 
 /* Earliest Unix ms at which a SWEEP would do something (TTL or token expiry), or INT64_MAX. */
 int64_t kv_next_due(const struct kv *kv, int64_t token_ttl_ms);
+
+/* ---- snapshots (kv_image.c) ---- */
+
+/* Call fn for every node but the root, parents before children, siblings in creation order; a
+ * non-zero return stops the walk and is returned. Only reads. */
+int kv_dump(const struct kv *kv, int (*fn)(void *arg, const struct kv_node *n), void *arg);
+/* Rebuild one node from a kv_dump of another tree, in dump order, into a tree fresh from kv_new():
+ * key, dir, value, created/modified index, created_ms and expire_ms are taken from img (the rest is
+ * ignored). 0, or -1 when img does not follow (parent missing, key twice, bad key) or on ENOMEM. */
+int kv_restore_node(struct kv *kv, const struct kv_node *img);
+/* The global index of the restored tree. */
+void kv_restore_index(struct kv *kv, uint64_t index);
 
 /* Counts for /metrics: live tokens (dirs under /discovery) and nodes in the tree. */
 uint64_t kv_ntokens(const struct kv *kv);

@@ -190,7 +190,7 @@ static int do_create(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
             rc = enomem(kv, err);
             goto out;
         }
-        ev = kv_ev_new(KV_ACT_SET, idx, key, (uint32_t)len, dir ? NULL : nv, nvl, k->n.value, k->n.value_len);
+        ev = kv_event_new(KV_ACT_SET, idx, key, (uint32_t)len, dir ? NULL : nv, nvl, k->n.value, k->n.value_len);
         if (!ev || kv_heap_reserve(&kv->tok, 1) != 0 || kv_heap_reserve(&kv->ttl, 1) != 0) {
             kv_value_free(val);
             free(ev);
@@ -214,7 +214,7 @@ static int do_create(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
         if (rc)
             goto out;
         struct knode *k;
-        ev = kv_ev_new(c->type == KV_CMD_SET ? KV_ACT_SET : KV_ACT_CREATE, idx, key, (uint32_t)len,
+        ev = kv_event_new(c->type == KV_CMD_SET ? KV_ACT_SET : KV_ACT_CREATE, idx, key, (uint32_t)len,
                     c->dir ? NULL : (c->value ? c->value : ""), c->value ? c->value_len : 0, NULL, 0);
         if (!ev) {
             rc = enomem(kv, err);
@@ -269,7 +269,7 @@ static int do_update(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
     char *val = NULL;
     if (!k->n.dir && !(val = kv_value_dup(nv, nvl)))
         return enomem(kv, err);
-    struct kv_event *ev = kv_ev_new(cas ? KV_ACT_CAS : KV_ACT_UPDATE, idx, c->key, c->key_len,
+    struct kv_event *ev = kv_event_new(cas ? KV_ACT_CAS : KV_ACT_UPDATE, idx, c->key, c->key_len,
                                  k->n.dir ? NULL : nv, nvl, k->n.value, k->n.value_len);
     if (!ev || kv_heap_reserve(&kv->ttl, 1) != 0) {
         free(ev);
@@ -298,7 +298,7 @@ static int remove_node(struct kv *kv, struct knode *k, enum kv_action action, co
                        kv_emit_fn emit, void *arg)
 {
     uint64_t idx = kv->index + 1;
-    struct kv_event *ev = kv_ev_new(action, idx, key, key_len, NULL, 0, k->n.value, k->n.value_len);
+    struct kv_event *ev = kv_event_new(action, idx, key, key_len, NULL, 0, k->n.value, k->n.value_len);
     if (!ev)
         return -1;
     kv_ev_set_prev(ev, &k->n);

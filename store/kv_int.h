@@ -73,8 +73,6 @@ void kv_set_expiry(struct kv *kv, struct knode *k, int64_t expire_ms);
 void *kv_alloc_keyed(size_t head, size_t tail, const char *key, uint32_t key_len, char **keyp);
 
 /* kv.c: events. */
-struct kv_event *kv_ev_new(enum kv_action action, uint64_t index, const char *key, uint32_t key_len,
-                           const char *val, uint32_t val_len, const char *pval, uint32_t pval_len);
 void kv_ev_set_prev(struct kv_event *ev, const struct kv_node *n);
 
 /* kv_tree.c: tree primitives. */

@@ -93,6 +93,11 @@ void node_stats(struct node *n, struct node_stats *st)
     st->parked_watches = __atomic_load_n(&n->st_parked, __ATOMIC_RELAXED);
     st->applied = __atomic_load_n(&n->st_applied, __ATOMIC_RELAXED);
     st->expired_tokens = __atomic_load_n(&n->st_expired, __ATOMIC_RELAXED);
+    st->wal_fsyncs = __atomic_load_n(&n->st_fsyncs, __ATOMIC_RELAXED);
+    st->wal_rounds = __atomic_load_n(&n->st_rounds, __ATOMIC_RELAXED);
+    st->wal_bytes = __atomic_load_n(&n->st_wal_bytes, __ATOMIC_RELAXED);
+    st->snapshots = __atomic_load_n(&n->st_snapshots, __ATOMIC_RELAXED);
+    st->snapshot_index = __atomic_load_n(&n->st_snap_index, __ATOMIC_RELAXED);
     pthread_rwlock_rdlock(&n->rw);
     st->tokens = kv_ntokens(n->kv);
     st->nodes = kv_nnodes(n->kv);

@@ -34,6 +34,9 @@ enum node_op_type {
     NODE_OP_WATCH,  /* wait for an event on key at wait_index; result: event, error, or timeout */
     NODE_OP_QUORUM, /* linearizable-read barrier: completes when the local state reflects every write
                        committed before it; then the caller reads under node_rdlock() */
+    NODE_OP_CANCEL, /* target: a WATCH submitted earlier whose client hung up: if it is still parked it
+                       completes at once with NODE_ECANCELED (freeing its slot); then this op completes.
+                       The target must stay valid until this op's done has run. */
 };
 
 /* Result codes in op->status besides 0 and the kv_errcode values (all > 0). */
@@ -43,6 +46,7 @@ enum node_status {
     NODE_ETIMEOUT = -2,       /* WATCH: --watch-timeout passed: answer 200 with an empty body */
     NODE_ETOOMANYWATCHES = -3,/* WATCH: parked-watch cap (per client or total): answer 429 */
     NODE_ENOMEM = -4,         /* answer 500 */
+    NODE_ECANCELED = -5,      /* WATCH: cancelled by a NODE_OP_CANCEL (its client is gone) */
 };
 
 struct node_op {
@@ -54,6 +58,7 @@ struct node_op {
     bool recursive;             /* WATCH */
     uint64_t wait_index;        /* WATCH: 0 = next event */
     uint8_t client_addr[16];    /* WATCH: the client's address key for the per-client cap */
+    struct node_op *target;     /* CANCEL: the watch to cancel */
     struct node_client *client;
     void (*done)(struct node_op *op);
     void *data;                 /* the submitter's */
@@ -83,8 +88,9 @@ struct node_config {
     int64_t token_ttl_ms;            /* default 168h; 0 = never */
     uint64_t cluster_id;             /* X-Etcd-Cluster-ID of a new data dir; 0 = draw one. An existing
                                         data dir keeps the one it was created with. */
-    const char *data_dir;            /* durable state (<data_dir>/wal, LOCK); NULL = in memory only
-                                        (unit tests): a restart forgets everything */
+    const char *data_dir;            /* durable state (<data_dir>/wal, snap, LOCK); NULL = in memory
+                                        only (unit tests): a restart forgets everything */
+    uint64_t snapshot_count;         /* take a snapshot every this many applied entries (0 = 10000) */
 };
 void node_config_defaults(struct node_config *cfg);
 
@@ -127,6 +133,11 @@ struct node_stats {
     uint64_t nodes;
     uint64_t applied;          /* commands applied */
     uint64_t expired_tokens;   /* tokens deleted by the sweep */
+    uint64_t wal_fsyncs;       /* fdatasync/fsync calls of the WAL (segments and directory) */
+    uint64_t wal_rounds;       /* group commits: write + fdatasync rounds */
+    uint64_t wal_bytes;        /* record bytes written to the WAL */
+    uint64_t snapshots;        /* snapshots made durable since start */
+    uint64_t snapshot_index;   /* log index of the latest snapshot (0: none) */
 };
 void node_stats(struct node *n, struct node_stats *st);
 

@@ -78,3 +78,9 @@ void node_apply(struct node *n, const struct node_entry *e, size_t count)
     if (n->after_apply)
         n->after_apply(n);
 }
+
+void node_apply_restore(struct node *n, uint64_t index, uint64_t term)
+{
+    __atomic_store_n(&n->applied_term, term, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->applied_index, index, __ATOMIC_RELAXED);
+}

@@ -31,7 +31,8 @@ struct nwatch {
     struct nclient *client;
 };
 
-struct node_raft; /* the log driver's own state (node_raft.c) */
+struct node_raft;     /* the log driver's own state (node_raft.c) */
+struct node_snapper;  /* a snapshot being written (node_snap.c) */
 
 /* The encoded commands of one proposal batch (node_raft.c). */
 struct node_arena {
@@ -55,6 +56,7 @@ struct node {
     struct watch_hub *hub;
     uint64_t applied_index, applied_term; /* (atomic) the last applied log entry */
     uint64_t st_applied, st_expired;      /* (atomic) */
+    uint64_t st_fsyncs, st_rounds, st_wal_bytes, st_snapshots, st_snap_index; /* (atomic) node_raft.c */
     /* parked watches (node_watch.c) */
     uv_timer_t wtimer;
     struct nwatch *dhead, *dtail; /* by deadline: all share one timeout, so registration order */
@@ -66,8 +68,9 @@ struct node {
     bool sweep_pending;       /* a SWEEP proposal is in flight */
     struct node_op sweep_op;  /* the node's own proposal */
     void (*after_apply)(struct node *n); /* node_expiry_after_apply, wired by node_loop.c */
-    /* the log driver (node_raft.c) */
+    /* the log driver (node_raft.c) and its snapshots (node_snap.c) */
     struct node_raft *drv;
+    struct node_snapper *snapper;
     struct node_arena arena;
     /* identity and health */
     uint64_t cluster_id;
@@ -86,6 +89,7 @@ void node_fill_token(struct node *n, struct node_op *op, const char *key, size_t
 /* node_watch.c */
 void node_watch_init(struct node *n);
 void node_watch_start(struct node *n, struct node_op *op);
+void node_watch_cancel(struct node *n, struct node_op *target); /* no-op unless target is parked */
 void node_watch_fire(void *arg, struct watcher *w, struct kv_event *ev); /* watch_fire_fn */
 void node_watch_close(struct node *n); /* shutdown: every parked watch completes NODE_ETIMEOUT */
 void node_watch_free(struct node *n);
@@ -108,5 +112,7 @@ struct node_entry {
     struct node_op *op;
 };
 void node_apply(struct node *n, const struct node_entry *e, size_t count);
+/* A snapshot was loaded into the tree and hub at start-up: record the log position it stands for. */
+void node_apply_restore(struct node *n, uint64_t index, uint64_t term);
 
 #endif

@@ -60,6 +60,8 @@ static void on_async(uv_async_t *a)
             node_watch_start(n, op);
         else if (op->type == NODE_OP_QUORUM)
             node_raft_read(n, op);
+        else if (op->type == NODE_OP_CANCEL)
+            node_complete(n, op, (node_watch_cancel(n, op->target), NODE_OK));
         else
             node_complete(n, op, NODE_EUNAVAILABLE);
         op = next;

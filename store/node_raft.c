@@ -14,9 +14,13 @@
  * A failed write or fsync poisons the WAL: nothing is acknowledged after it, writes answer 5xx,
  * /health turns 503 with the WAL's message, reads go on; only a restart clears it.
  *
- * Not yet here (the durable-store issue goes on): snapshots of the tree (store/snap.h), so the
- * in-memory log is compacted without an image and the WAL is replayed from its start at every
- * start-up; peers (store/transport.h), so a member that is not the leader refuses writes.
+ * Snapshots: every snapshot_count applied entries a forked child writes the tree (node_snap.c);
+ * once its file is durable a snapshot marker goes to the WAL, which then drops the segments it
+ * covers, the core drops its log up to it (keeping a trailing few), and older snapshot files go.
+ * A restart loads the snapshot the WAL's latest marker names and replays only the entries after.
+ *
+ * Not yet here (the replicated store comes next): peers (store/transport.h), so a member that is
+ * not the leader refuses writes, and the core keeps no snapshot image to send.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -33,53 +37,13 @@
 
 #include "store/list.h"
 #include "store/node_raft.h"
+#include "store/node_snap.h"
 #include "store/raft/raft.h"
 #include "store/vec.h"
 #include "store/wal.h"
 #include "store/wal_thread.h"
 
-#define TICK_MS 100            /* one raft tick */
-#define ELECTION_TICKS 10      /* 1 s: etcd's default election timeout */
-#define HEARTBEAT_TICKS 1      /* 100 ms */
-#define COMPACT_EVERY 10000    /* entries between compactions of the in-memory log */
-#define COMPACT_TRAILING 1000  /* entries kept behind a compaction */
-
-struct opq {
-    struct node_op *head, *tail;
-};
-
-struct node_raft {
-    struct raft *raft;
-    uint64_t member_id;
-    int lock_fd;
-    struct wal *wal;        /* NULL: in memory only */
-    struct wal_thread *wt;
-    uv_timer_t ticker;
-    uv_async_t wal_async;   /* the WAL thread's "batch done" */
-    bool handles;           /* ticker and wal_async were initialised */
-    /* the ready that is out (with the WAL thread) */
-    bool rd_out;
-    struct raft_ready rd;
-    struct wal_batch batch;
-    pthread_mutex_t mu;     /* guards the three below: set by the WAL thread */
-    bool wal_done, closing;
-    int wal_err;
-    char wal_msg[256];
-    /* ops */
-    struct opq waiting;     /* writes not yet proposed (a ready is out) */
-    struct opq proposed;    /* writes in the log, by index, until applied */
-    struct opq unasked;     /* quorum reads not yet given to the core (a ready is out) */
-    struct opq reads;       /* quorum reads, until their read index is applied */
-    uint64_t read_ctx;
-    unsigned ticks;         /* ticks that came while a ready was out */
-    bool poisoned;
-    char reason[300];
-    uint64_t last_compact;
-    /* proposal scratch */
-    const void **datas;
-    uint32_t *lens;
-    size_t cap_props;
-};
+#include "store/node_raft_int.h"
 
 static void q_push(struct opq *q, struct node_op *op)
 {
@@ -103,14 +67,14 @@ static struct node_op *q_pop(struct opq *q)
     return op;
 }
 
-static void q_fail(struct node *n, struct opq *q, int status)
+void node_raft_fail(struct node *n, struct opq *q, int status)
 {
     struct node_op *op;
     while ((op = q_pop(q)))
         node_complete(n, op, status);
 }
 
-static void set_health(struct node *n, bool ok, const char *reason)
+void node_raft_health(struct node *n, bool ok, const char *reason)
 {
     __atomic_store_n(&n->health_reason, reason, __ATOMIC_RELEASE);
     __atomic_store_n(&n->can_commit, ok ? 1 : 0, __ATOMIC_RELEASE);
@@ -125,10 +89,10 @@ static void poison(struct node *n, const char *what)
     d->poisoned = true;
     snprintf(d->reason, sizeof(d->reason), "the write-ahead log failed, writes are refused until a restart: %s",
              what);
-    set_health(n, false, d->reason);
+    node_raft_health(n, false, d->reason);
     fprintf(stderr, "discoveryd: %s\n", d->reason);
-    q_fail(n, &d->waiting, NODE_EUNAVAILABLE);
-    q_fail(n, &d->proposed, NODE_EUNAVAILABLE);
+    node_raft_fail(n, &d->waiting, NODE_EUNAVAILABLE);
+    node_raft_fail(n, &d->proposed, NODE_EUNAVAILABLE);
     /* reads go on from what was applied (all of it durable, one member) */
     struct opq *rq[2] = {&d->unasked, &d->reads};
     for (int i = 0; i < 2; i++) {
@@ -143,7 +107,7 @@ static void poison(struct node *n, const char *what)
 /* ---------------------------------------------------------------- applying */
 
 /* Hand committed entries to the seam, each with the op that proposed it here (if any). */
-static void apply_committed(struct node *n, const struct raft_entry *es, size_t count)
+void node_raft_apply(struct node *n, const struct raft_entry *es, size_t count)
 {
     struct node_raft *d = n->drv;
     struct node_entry stackv[64];
@@ -199,6 +163,111 @@ static void note_read_states(struct node *n, const struct raft_ready *rd)
 
 static void drive(struct node *n);
 
+/* ---------------------------------------------------------------- snapshots */
+
+static void on_marker_done(void *arg, int err, const char *msg)
+{
+    struct node *n = arg; /* WAL thread */
+    struct node_raft *d = n->drv;
+    pthread_mutex_lock(&d->mu);
+    d->marker_done = true;
+    d->marker_err = err;
+    if (err)
+        snprintf(d->wal_msg, sizeof(d->wal_msg), "%s", msg ? msg : strerror(-err));
+    if (!d->closing)
+        uv_async_send(&d->wal_async);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* The snapshot file is durable: tell the WAL (which then drops what it covers). */
+static void on_snap_written(struct node *n, bool ok, const struct snap_meta *m, const char *msg)
+{
+    struct node_raft *d = n->drv;
+    if (!ok) {
+        fprintf(stderr, "discoveryd: snapshot at index %llu failed (the log keeps everything; will retry): %s\n",
+                (unsigned long long)m->index, msg);
+        d->snap_index = m->index; /* retry after another snapshot_count entries, not at once */
+        return;
+    }
+    if (d->poisoned || !d->wt)
+        return;
+    d->marker = *m;
+    memset(&d->mbatch, 0, sizeof(d->mbatch));
+    d->mbatch.has_snapshot = true;
+    d->mbatch.snapshot_index = m->index;
+    d->mbatch.snapshot_term = m->term;
+    d->mbatch.release_before = m->index;
+    d->mbatch.done = on_marker_done;
+    d->mbatch.arg = n;
+    d->marker_out = true;
+    int rv = wal_thread_submit(d->wt, &d->mbatch);
+    if (rv != 0) {
+        d->marker_out = false;
+        char why[512];
+        if (wal_thread_error(d->wt, why, sizeof(why)) == 0)
+            snprintf(why, sizeof(why), "%s", strerror(-rv));
+        poison(n, why);
+    }
+}
+
+/* The WAL thread's counters, for /metrics. */
+static void count_wal(struct node *n)
+{
+    struct wal_thread_stats ws;
+    wal_thread_stats(n->drv->wt, &ws);
+    __atomic_store_n(&n->st_fsyncs, ws.fsyncs, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_rounds, ws.rounds, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_wal_bytes, ws.bytes, __ATOMIC_RELAXED);
+}
+
+/* The marker is durable: drop the core's log and older snapshot files. */
+static void marker_durable(struct node *n)
+{
+    struct node_raft *d = n->drv;
+    count_wal(n);
+    __atomic_add_fetch(&n->st_snapshots, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_snap_index, d->marker.index, __ATOMIC_RELAXED);
+    d->marker_out = false;
+    d->snap_index = d->marker.index;
+    d->compact_at = d->marker.index;
+    int rv = snap_prune(fileio_posix(), d->snap_dir, d->marker.index);
+    if (rv != 0)
+        fprintf(stderr, "discoveryd: removing old snapshots in %s: %s\n", d->snap_dir, strerror(-rv));
+}
+
+static void maybe_snapshot(struct node *n)
+{
+    struct node_raft *d = n->drv;
+    uint64_t applied = raft_applied_index(d->raft);
+    if (d->compact_at) { /* outside a ready: the core may drop its log now */
+        if (d->compact_at > COMPACT_TRAILING)
+            raft_compact(d->raft, d->compact_at, NULL, 0, COMPACT_TRAILING, NULL);
+        d->compact_at = 0;
+    }
+    uint64_t every = n->cfg.snapshot_count ? n->cfg.snapshot_count : SNAPSHOT_COUNT_DEFAULT;
+    if (applied - d->snap_index < every || d->poisoned)
+        return;
+    if (!d->snap_dir[0]) {
+        d->compact_at = applied; /* in memory only: no image, just keep the log bounded */
+        d->snap_index = applied;
+        return;
+    }
+    if (d->marker_out || node_snap_running(n))
+        return;
+    struct snap_meta m = {
+        .index = __atomic_load_n(&n->applied_index, __ATOMIC_RELAXED),
+        .term = __atomic_load_n(&n->applied_term, __ATOMIC_RELAXED),
+        .cluster_id = n->cluster_id,
+        .kv_index = kv_index(n->kv),
+        .conf = *raft_configuration(d->raft),
+    };
+    int rv = node_snap_begin(n, d->snap_dir, &m, on_snap_written);
+    if (rv != 0) {
+        fprintf(stderr, "discoveryd: cannot start a snapshot: %s\n", strerror(-rv));
+        d->snap_index = applied;
+    }
+}
+
 /* The ready's writes are durable: send, advance, compact now and then, go on. */
 static void finish_ready(struct node *n)
 {
@@ -206,16 +275,11 @@ static void finish_ready(struct node *n)
     /* rd.messages: one member, no one to send to */
     raft_advance(d->raft, &d->rd);
     d->rd_out = false;
-    uint64_t applied = raft_applied_index(d->raft);
-    if (applied - d->last_compact >= COMPACT_EVERY && applied > COMPACT_TRAILING) {
-        /* no image yet (store/snap.h): only the in-memory log is trimmed; the WAL keeps all */
-        if (raft_compact(d->raft, applied, NULL, 0, COMPACT_TRAILING, NULL) == 0)
-            d->last_compact = applied;
-    }
+    maybe_snapshot(n);
     if (d->rd.soft_state_changed && d->rd.role != RAFT_LEADER) {
         /* leadership lost: writes in flight may never commit here; reads must be retried */
-        q_fail(n, &d->proposed, NODE_EUNAVAILABLE);
-        q_fail(n, &d->reads, NODE_EUNAVAILABLE);
+        node_raft_fail(n, &d->proposed, NODE_EUNAVAILABLE);
+        node_raft_fail(n, &d->reads, NODE_EUNAVAILABLE);
     }
     drive(n);
 }
@@ -233,23 +297,33 @@ static void on_batch_done(void *arg, int err, const char *msg)
     pthread_mutex_unlock(&d->mu);
 }
 
-static void on_wal_async(uv_async_t *a)
+void node_raft_on_wal(uv_async_t *a)
 {
     struct node *n = a->data;
     struct node_raft *d = n->drv;
     pthread_mutex_lock(&d->mu);
-    bool done = d->wal_done;
-    int err = d->wal_err;
+    bool done = d->wal_done, mdone = d->marker_done;
+    int err = d->wal_err, merr = d->marker_err;
     char msg[sizeof(d->wal_msg)];
     memcpy(msg, d->wal_msg, sizeof(msg));
-    d->wal_done = false;
+    d->wal_done = d->marker_done = false;
     pthread_mutex_unlock(&d->mu);
-    if (!done || !d->rd_out)
+    if (mdone && merr) {
+        poison(n, msg);
         return;
+    }
+    if (mdone)
+        marker_durable(n);
+    if (!done || !d->rd_out) {
+        if (mdone && !d->rd_out)
+            maybe_snapshot(n); /* compact now */
+        return;
+    }
     if (err) {
         poison(n, msg); /* the ready stays out: the core is never advanced past what is not durable */
         return;
     }
+    count_wal(n);
     finish_ready(n);
 }
 
@@ -264,7 +338,7 @@ static void propose_waiting(struct node *n)
         return;
     if (vec_reserve((void **)&d->datas, &d->cap_props, count, sizeof(*d->datas), 64) != 0 ||
         !(d->lens = realloc(d->lens, d->cap_props * sizeof(*d->lens)))) {
-        q_fail(n, &d->waiting, NODE_ENOMEM);
+        node_raft_fail(n, &d->waiting, NODE_ENOMEM);
         return;
     }
     int64_t now = node_wall_ms();
@@ -283,7 +357,7 @@ static void propose_waiting(struct node *n)
         d->lens[k] = (uint32_t)(n->arena.len - off);
     }
     if (oom) {
-        q_fail(n, &d->waiting, NODE_ENOMEM);
+        node_raft_fail(n, &d->waiting, NODE_ENOMEM);
         return;
     }
     for (size_t i = 0; i < count; i++)
@@ -291,7 +365,7 @@ static void propose_waiting(struct node *n)
     int rv = raft_propose_batch(d->raft, d->datas, d->lens, count);
     if (rv != 0) {
         /* not the leader (no peers to forward to yet), or the uncommitted cap: 5xx, retry */
-        q_fail(n, &d->waiting, rv == RAFT_ENOMEM ? NODE_ENOMEM : NODE_EUNAVAILABLE);
+        node_raft_fail(n, &d->waiting, rv == RAFT_ENOMEM ? NODE_ENOMEM : NODE_EUNAVAILABLE);
         return;
     }
     uint64_t idx = raft_last_index(d->raft) - count;
@@ -321,7 +395,7 @@ static void drive(struct node *n)
 {
     struct node_raft *d = n->drv;
     if (d->poisoned) {
-        q_fail(n, &d->waiting, NODE_EUNAVAILABLE);
+        node_raft_fail(n, &d->waiting, NODE_EUNAVAILABLE);
         return;
     }
     if (d->rd_out)
@@ -335,10 +409,15 @@ static void drive(struct node *n)
     raft_ready(d->raft, &d->rd);
     d->rd_out = true;
     if (d->rd.n_committed)
-        apply_committed(n, d->rd.committed, d->rd.n_committed);
+        node_raft_apply(n, d->rd.committed, d->rd.n_committed);
     note_read_states(n, &d->rd);
     serve_reads(n);
-    bool writes = d->rd.n_entries || d->rd.has_hard_state || d->rd.snapshot;
+    /* A hard state that only moves the commit index is a hint (raft.h: restarting below the true
+     * commit is safe), so it rides with the next write instead of costing an fdatasync of its own;
+     * term and vote are promises and always go to disk before anything is sent. */
+    bool promise = d->rd.has_hard_state &&
+                   (d->rd.hard_state.term != d->hs_disk.term || d->rd.hard_state.vote != d->hs_disk.vote);
+    bool writes = d->rd.n_entries || promise || d->rd.snapshot;
     if (!d->wt || !writes) {
         finish_ready(n);
         return;
@@ -347,217 +426,24 @@ static void drive(struct node *n)
     d->batch.entries = d->rd.entries;
     d->batch.n_entries = d->rd.n_entries;
     d->batch.hard_state = d->rd.has_hard_state ? &d->rd.hard_state : NULL;
+    if (d->rd.has_hard_state)
+        d->hs_disk = d->rd.hard_state;
     d->batch.done = on_batch_done;
     d->batch.arg = n;
     int rv = wal_thread_submit(d->wt, &d->batch);
     if (rv != 0) {
-        char msg[256];
+        char msg[512];
         if (wal_thread_error(d->wt, msg, sizeof(msg)) == 0)
             snprintf(msg, sizeof(msg), "%s", strerror(-rv));
         poison(n, msg);
     }
 }
 
-static void on_tick(uv_timer_t *t)
+void node_raft_on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
     n->drv->ticks++;
     drive(n);
-}
-
-/* ---------------------------------------------------------------- start-up */
-
-/* One ready, persisted synchronously (start-up, before the WAL thread runs). */
-static int sync_ready(struct node *n, char *errbuf, size_t errlen)
-{
-    struct node_raft *d = n->drv;
-    struct raft_ready rd;
-    raft_ready(d->raft, &rd);
-    if (d->wal && (rd.n_entries || rd.has_hard_state)) {
-        int rv = rd.n_entries ? wal_append(d->wal, rd.entries, rd.n_entries) : 0;
-        if (rv == 0 && rd.has_hard_state)
-            rv = wal_set_hard_state(d->wal, &rd.hard_state);
-        if (rv == 0)
-            rv = wal_sync(d->wal);
-        if (rv != 0) {
-            const char *msg = NULL;
-            wal_error(d->wal, &msg);
-            snprintf(errbuf, errlen, "--data-dir: writing the write-ahead log failed: %s",
-                     msg ? msg : strerror(-rv));
-            return -1;
-        }
-    }
-    if (rd.n_committed)
-        apply_committed(n, rd.committed, rd.n_committed);
-    raft_advance(d->raft, &rd);
-    return 0;
-}
-
-static void wal_log(void *arg, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "discoveryd: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-static int draw_id(uint64_t *id, char *errbuf, size_t errlen)
-{
-    while (*id == 0) {
-        if (getrandom(id, sizeof(*id), 0) != (ssize_t)sizeof(*id) && errno != EINTR) {
-            snprintf(errbuf, errlen, "getrandom: %s", strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Take <data_dir>/LOCK: one discoveryd per data dir. */
-static int lock_data_dir(struct node_raft *d, const char *dir, char *errbuf, size_t errlen)
-{
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/LOCK", dir);
-    d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (d->lock_fd < 0) {
-        snprintf(errbuf, errlen, "--data-dir: cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(errbuf, errlen,
-                 "--data-dir: %s is in use by another discoveryd (%s is locked); stop it or choose "
-                 "another --data-dir",
-                 dir, path);
-        return -1;
-    }
-    return 0;
-}
-
-/* Does dir/wal hold any WAL segment? */
-static bool wal_exists(const char *dir)
-{
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/wal", dir);
-    DIR *dh = opendir(path);
-    if (!dh)
-        return false;
-    bool found = false;
-    struct dirent *e;
-    while (!found && (e = readdir(dh))) {
-        size_t l = strlen(e->d_name);
-        found = l > 4 && strcmp(e->d_name + l - 4, ".wal") == 0;
-    }
-    closedir(dh);
-    return found;
-}
-
-static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t errlen)
-{
-    struct node_raft *d = n->drv;
-    const char *dir = n->cfg.data_dir;
-    if (lock_data_dir(d, dir, errbuf, errlen) != 0)
-        return -1;
-    char wdir[4096];
-    snprintf(wdir, sizeof(wdir), "%s/wal", dir);
-    struct wal_config wc;
-    wal_config_defaults(&wc);
-    wc.dir = wdir;
-    wc.log = wal_log;
-    bool fresh = !wal_exists(dir);
-    if (fresh) {
-        if (draw_id(&n->cluster_id, errbuf, errlen) != 0 || draw_id(&d->member_id, errbuf, errlen) != 0)
-            return -1;
-        wc.cluster_id = n->cluster_id;
-        wc.member_id = d->member_id;
-    }
-    char err[512];
-    int rv = wal_open(&d->wal, &wc, rep, err, sizeof(err));
-    if (rv != 0) {
-        snprintf(errbuf, errlen, "--data-dir: %s", err);
-        return -1;
-    }
-    n->cluster_id = rep->cluster_id;
-    d->member_id = rep->member_id;
-    if (!n->cluster_id || !d->member_id) {
-        snprintf(errbuf, errlen, "--data-dir: %s records no cluster or member ID; it was not made by this "
-                 "discoveryd: move it away to start empty", wdir);
-        return -1;
-    }
-    return 0;
-}
-
-int node_raft_start(struct node *n, char *errbuf, size_t errlen)
-{
-    struct node_raft *d = calloc(1, sizeof(*d));
-    if (!d) {
-        snprintf(errbuf, errlen, "out of memory");
-        return -1;
-    }
-    n->drv = d;
-    d->lock_fd = -1;
-    pthread_mutex_init(&d->mu, NULL);
-    struct wal_replay rep;
-    memset(&rep, 0, sizeof(rep));
-    struct raft_persisted st, *stp = NULL;
-    if (n->cfg.data_dir) {
-        if (open_wal(n, &rep, errbuf, errlen) != 0)
-            goto fail;
-        char err[256];
-        if (wal_replay_persisted(&rep, NULL, &st, err, sizeof(err)) != 0) {
-            snprintf(errbuf, errlen, "--data-dir: %s", err);
-            goto fail;
-        }
-        stp = &st;
-    } else if (draw_id(&d->member_id, errbuf, errlen) != 0) {
-        goto fail;
-    }
-    struct raft_config rc;
-    raft_config_defaults(&rc);
-    rc.id = d->member_id;
-    rc.election_tick = ELECTION_TICKS;
-    rc.heartbeat_tick = HEARTBEAT_TICKS;
-    rc.pre_vote = true;
-    rc.check_quorum = true;
-    rc.seed = d->member_id ^ (uint64_t)node_wall_ms();
-    bool fresh = !stp || (stp->n_entries == 0 && stp->hard_state.term == 0 && !stp->snapshot);
-    if (fresh) {
-        rc.bootstrap.n = 1;
-        rc.bootstrap.ids[0] = d->member_id;
-    }
-    if (raft_new(&d->raft, &rc, fresh ? NULL : stp, errbuf, errlen) != 0) {
-        char m[256];
-        snprintf(m, sizeof(m), "%s", errbuf);
-        snprintf(errbuf, errlen, "--data-dir: the log cannot be restored: %s", m);
-        goto fail;
-    }
-    wal_replay_free(&rep);
-    /* Replay what the log holds and, as the only voter, become leader now: the election timeout
-     * only matters when there is someone to wait for. */
-    for (unsigned i = 0; i < 4 * ELECTION_TICKS + 4; i++) {
-        while (raft_has_ready(d->raft))
-            if (sync_ready(n, errbuf, errlen) != 0)
-                goto fail;
-        const struct raft_conf *conf = raft_configuration(d->raft);
-        bool alone = conf->n == 1 && conf->ids[0] == d->member_id;
-        if (!alone || (raft_role(d->raft) == RAFT_LEADER && raft_applied_index(d->raft) == raft_commit_index(d->raft)))
-            break;
-        raft_tick(d->raft);
-    }
-    if (d->wal && wal_thread_start(&d->wt, d->wal) != 0) {
-        snprintf(errbuf, errlen, "--data-dir: cannot start the WAL thread");
-        goto fail;
-    }
-    uv_timer_init(&n->loop, &d->ticker);
-    uv_async_init(&n->loop, &d->wal_async, on_wal_async);
-    d->ticker.data = d->wal_async.data = n;
-    d->handles = true;
-    uv_timer_start(&d->ticker, on_tick, TICK_MS, TICK_MS);
-    set_health(n, true, NULL);
-    return 0;
-fail:
-    wal_replay_free(&rep);
-    return -1;
 }
 
 /* ---------------------------------------------------------------- the contract */
@@ -583,49 +469,4 @@ void node_raft_read(struct node *n, struct node_op *op)
     }
     q_push(&d->unasked, op);
     drive(n);
-}
-
-void node_raft_stop(struct node *n)
-{
-    struct node_raft *d = n->drv;
-    set_health(n, false, "the store is shutting down");
-    if (!d)
-        return;
-    pthread_mutex_lock(&d->mu);
-    d->closing = true;
-    pthread_mutex_unlock(&d->mu);
-    if (d->wt) {
-        wal_thread_stop(d->wt); /* completes the batch that is out */
-        d->wt = NULL;
-    }
-    q_fail(n, &d->waiting, NODE_EUNAVAILABLE);
-    q_fail(n, &d->proposed, NODE_EUNAVAILABLE);
-    q_fail(n, &d->reads, NODE_EUNAVAILABLE);
-    q_fail(n, &d->unasked, NODE_EUNAVAILABLE);
-    if (d->handles) {
-        uv_close((uv_handle_t *)&d->ticker, NULL);
-        uv_close((uv_handle_t *)&d->wal_async, NULL);
-        d->handles = false;
-    }
-}
-
-void node_raft_free(struct node *n)
-{
-    struct node_raft *d = n->drv;
-    free(n->arena.p);
-    n->arena.p = NULL;
-    if (!d)
-        return;
-    if (d->wt)
-        wal_thread_stop(d->wt);
-    if (d->wal)
-        wal_close(d->wal);
-    raft_free(d->raft);
-    if (d->lock_fd >= 0)
-        close(d->lock_fd);
-    pthread_mutex_destroy(&d->mu);
-    free(d->datas);
-    free(d->lens);
-    free(d);
-    n->drv = NULL;
 }

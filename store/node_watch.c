@@ -155,6 +155,15 @@ void node_watch_start(struct node *n, struct node_op *op)
     answer_now(n, op, status);
 }
 
+void node_watch_cancel(struct node *n, struct node_op *target)
+{
+    struct nwatch *nw = target->type == NODE_OP_WATCH ? target->priv_ : NULL;
+    if (!nw)
+        return; /* answered already, or never parked */
+    watch_cancel(n->hub, &nw->w);
+    nwatch_finish(n, nw, NODE_ECANCELED, NULL);
+}
+
 void node_watch_init(struct node *n)
 {
     kv_map_init(&n->clients);

@@ -51,7 +51,7 @@
 #include "store/raft/raft.h"
 
 #define WAL_FORMAT_VERSION 1
-#define WAL_RECORD_MAX (16u << 20)            /* largest len field accepted (type + payload) */
+#define WAL_RECORD_MAX (16u << 20)             /* largest len field accepted (type + payload) */
 #define WAL_SEGMENT_SIZE_DEFAULT (64ull << 20) /* preallocated size of one segment file */
 #define WAL_SEGMENT_SIZE_MIN 512ull
 
@@ -66,10 +66,10 @@ enum wal_record_type {
 typedef void (*wal_log_fn)(void *arg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 struct wal_config {
-    const char *dir;       /* the WAL's directory, normally <data-dir>/wal; created if missing */
-    uint64_t segment_size; /* preallocation per segment (>= WAL_SEGMENT_SIZE_MIN) */
-    uint64_t cluster_id;   /* 0: accept what is on disk (a fresh WAL records 0) */
-    uint64_t member_id;    /* 0: accept what is on disk */
+    const char *dir;         /* the WAL's directory, normally <data-dir>/wal; created if missing */
+    uint64_t segment_size;   /* preallocation per segment (>= WAL_SEGMENT_SIZE_MIN) */
+    uint64_t cluster_id;     /* 0: accept what is on disk (a fresh WAL records 0) */
+    uint64_t member_id;      /* 0: accept what is on disk */
     const struct fileio *io; /* NULL: fileio_posix() */
     wal_log_fn log;          /* NULL: silent */
     void *log_arg;
@@ -79,7 +79,7 @@ void wal_config_defaults(struct wal_config *cfg);
 /* What wal_open read back. Maps onto struct raft_persisted (wal_replay_persisted). */
 struct wal_replay {
     uint32_t version;
-    uint64_t cluster_id, member_id;  /* as recorded in the segments */
+    uint64_t cluster_id, member_id;    /* as recorded in the segments */
     struct raft_hard_state hard_state; /* all zero if none was ever logged */
     bool has_snapshot;
     uint64_t snapshot_index, snapshot_term; /* the latest durable snapshot marker */
@@ -93,8 +93,8 @@ void wal_replay_free(struct wal_replay *r);
 /* Fills *out for raft_new(). snap is the snapshot image loaded from the snapshot store (its meta
  * must match the replay's marker) or NULL when the replay has none. -EINVAL (with a message) if
  * they disagree. *out points into r and snap. */
-int wal_replay_persisted(const struct wal_replay *r, const struct raft_snapshot *snap, struct raft_persisted *out,
-                         char *err, size_t errlen);
+int wal_replay_persisted(const struct wal_replay *r, const struct raft_snapshot *snap,
+                         struct raft_persisted *out, char *err, size_t errlen);
 
 struct wal;
 
@@ -102,7 +102,8 @@ struct wal;
  * wal_replay_free, also on error) and positions writing after the last good record. Returns 0, or
  * -EBADMSG (corrupt data), -EINVAL (bad config, or the WAL belongs to another cluster/member),
  * another -errno (I/O); err receives one line saying which file, where, what and what to do. */
-int wal_open(struct wal **out, const struct wal_config *cfg, struct wal_replay *replay, char *err, size_t errlen);
+int wal_open(struct wal **out, const struct wal_config *cfg, struct wal_replay *replay, char *err,
+             size_t errlen);
 void wal_close(struct wal *w);
 
 /* Buffer n contiguous entries; entries[0].index must be in (snapshot index, last index + 1]:
@@ -125,9 +126,9 @@ int wal_error(const struct wal *w, const char **msg);
 uint64_t wal_last_index(const struct wal *w); /* including buffered entries */
 
 struct wal_stats {
-    uint64_t fsyncs;   /* fdatasync/fsync calls on segments and the directory */
-    uint64_t syncs;    /* wal_sync calls that wrote something */
-    uint64_t bytes;    /* record bytes written */
+    uint64_t fsyncs; /* fdatasync/fsync calls on segments and the directory */
+    uint64_t syncs;  /* wal_sync calls that wrote something */
+    uint64_t bytes;  /* record bytes written */
     uint64_t segments_created, segments_removed;
 };
 void wal_stats(const struct wal *w, struct wal_stats *out); /* any thread */

@@ -1,5 +1,5 @@
-/* store/wal_internal.h — what wal.c (the writer) and wal_replay.c (the reader) share: the struct wal
- * and the record parser. Not a public header: nothing outside store/wal*.c includes it.
+/* store/wal_internal.h — what wal_write.c (the writer), wal_replay.c (the reader) and
+ * wal_format.c share: the struct wal and the record parser. Not a public header: nothing outside store/wal*.c includes it.
  */
 #ifndef DISCOVERYD_STORE_WAL_INTERNAL_H
 #define DISCOVERYD_STORE_WAL_INTERNAL_H
@@ -38,7 +38,7 @@ struct wal {
     struct wal_state pending; /* including buffered records */
     struct wal_state written; /* as of the bytes handed to the file so far */
     struct wal_state durable; /* as of the last successful wal_sync */
-    uint8_t *buf; /* buffered records, framed */
+    uint8_t *buf;             /* buffered records, framed */
     size_t len, cap;
     int poison; /* -errno once a write or sync failed */
     char msg[512];

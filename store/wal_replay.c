@@ -17,7 +17,7 @@
 #include "store/wal_internal.h"
 
 #define ADVICE                                                                                               \
-    "restore the data dir from a backup, or remove it to start this member empty (it then needs a "         \
+    "restore the data dir from a backup, or remove it to start this member empty (it then needs a "          \
     "snapshot from the cluster)"
 
 enum wal_parse wal_parse_record(const uint8_t *buf, uint64_t size, uint64_t off, uint8_t *type,
@@ -144,8 +144,8 @@ __attribute__((format(printf, 3, 4))) static int refuse(struct replay *rp, uint6
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    snprintf(rp->err, rp->errlen, "WAL %s/%s, byte offset %" PRIu64 ": %s; " ADVICE, rp->w->dir, rp->name, off,
-             what);
+    snprintf(rp->err, rp->errlen, "WAL %s/%s, byte offset %" PRIu64 ": %s; " ADVICE, rp->w->dir, rp->name,
+             off, what);
     return -EBADMSG;
 }
 
@@ -166,7 +166,8 @@ static void drop_through(struct replay *rp, uint64_t index)
 static int apply_snapshot(struct replay *rp, uint64_t off, uint64_t index, uint64_t term, bool replaces)
 {
     if (rp->st.has_snap && index < rp->st.snap_index)
-        return refuse(rp, off, "snapshot marker %" PRIu64 " is older than the marker %" PRIu64 " logged before it",
+        return refuse(rp, off,
+                      "snapshot marker %" PRIu64 " is older than the marker %" PRIu64 " logged before it",
                       index, rp->st.snap_index);
     rp->st.has_snap = true;
     rp->st.snap_index = index;
@@ -186,7 +187,8 @@ static int apply_entry(struct replay *rp, uint64_t off, const uint8_t *p, uint32
     if (rv != 0)
         return refuse(rp, off, "entry record does not decode (%s)", raft_strerror(rv));
     if (rp->st.has_snap && e.index <= rp->st.snap_index)
-        return refuse(rp, off, "entry %" PRIu64 " is covered by the snapshot marker %" PRIu64 " logged before it",
+        return refuse(rp, off,
+                      "entry %" PRIu64 " is covered by the snapshot marker %" PRIu64 " logged before it",
                       e.index, rp->st.snap_index);
     /* Below the first entry held: that entry did not follow a snapshot marker (older segments were
      * released), so this truncation replaces all of it; the final check ties the log to the marker. */
@@ -198,12 +200,12 @@ static int apply_entry(struct replay *rp, uint64_t off, const uint8_t *p, uint32
     } else {
         uint64_t first = r->entries[0].index, last = r->entries[r->n_entries - 1].index;
         if (e.index > last + 1)
-            return refuse(rp, off, "entry %" PRIu64 " does not follow the log %" PRIu64 "..%" PRIu64, e.index, first,
-                          last);
+            return refuse(rp, off, "entry %" PRIu64 " does not follow the log %" PRIu64 "..%" PRIu64, e.index,
+                          first, last);
         r->n_entries = (size_t)(e.index - first);
         if (r->n_entries > 0 && e.term < r->entries[r->n_entries - 1].term)
-            return refuse(rp, off, "entry %" PRIu64 " has term %" PRIu64 ", lower than the entry before it", e.index,
-                          e.term);
+            return refuse(rp, off, "entry %" PRIu64 " has term %" PRIu64 ", lower than the entry before it",
+                          e.index, e.term);
     }
     if (r->n_entries == rp->cap) {
         size_t cap = rp->cap ? rp->cap * 2 : 1024;
@@ -231,11 +233,13 @@ static int apply_header(struct replay *rp, const struct wal_seg *seg, const uint
     uint64_t seq = wal_get64(p + 20), first = wal_get64(p + 28);
     uint8_t flags = p[36];
     if (version != WAL_FORMAT_VERSION)
-        return refuse(rp, 0, "format version %" PRIu32 " is not the supported %d (written by another discoveryd?)",
+        return refuse(rp, 0,
+                      "format version %" PRIu32 " is not the supported %d (written by another discoveryd?)",
                       version, WAL_FORMAT_VERSION);
     if (seq != seg->seq || first != seg->first)
         return refuse(rp, 0,
-                      "the header says sequence %" PRIu64 ", first index %" PRIu64 ": the file was renamed or copied",
+                      "the header says sequence %" PRIu64 ", first index %" PRIu64
+                      ": the file was renamed or copied",
                       seq, first);
     if (flags & ~(WAL_HDR_HAS_HS | WAL_HDR_HAS_SNAP))
         return refuse(rp, 0, "segment header has unknown flags");
@@ -253,7 +257,8 @@ static int apply_header(struct replay *rp, const struct wal_seg *seg, const uint
         r->member_id = member;
         rp->have_ids = true;
     } else if (cluster != r->cluster_id || member != r->member_id) {
-        return refuse(rp, 0, "this segment belongs to cluster %016" PRIx64 " member %016" PRIx64
+        return refuse(rp, 0,
+                      "this segment belongs to cluster %016" PRIx64 " member %016" PRIx64
                       ", the segments before it to cluster %016" PRIx64 " member %016" PRIx64,
                       cluster, member, r->cluster_id, r->member_id);
     }
@@ -321,6 +326,14 @@ static int read_segment(struct replay *rp, const struct wal_seg *seg, bool newes
     int fd = w->io->open(w->io->ctx, path, O_RDONLY, 0);
     uint64_t size = 0;
     int rv = fd < 0 ? fd : w->io->size(w->io->ctx, fd, &size);
+    /* A segment is its preallocation plus at most one oversized record: refuse to read a file that
+     * could not be one rather than allocate whatever its size says. */
+    uint64_t prealloc =
+        w->cfg.segment_size > WAL_SEGMENT_SIZE_DEFAULT ? w->cfg.segment_size : WAL_SEGMENT_SIZE_DEFAULT;
+    if (rv == 0 && size > prealloc * 4 + WAL_RECORD_MAX) {
+        w->io->close(w->io->ctx, fd);
+        return refuse(rp, 0, "the file is %" PRIu64 " bytes, more than any segment this WAL writes", size);
+    }
     uint8_t *buf = NULL;
     if (rv == 0 && (buf = malloc(size > 0 ? (size_t)size : 1)) == NULL)
         rv = -ENOMEM;
@@ -353,7 +366,9 @@ static int read_segment(struct replay *rp, const struct wal_seg *seg, bool newes
     enum wal_parse ps = wal_parse_record(buf, size, 0, &type, &p, &plen, &reclen, &why);
     if (ps != WAL_PARSE_OK || type != WAL_REC_HEADER)
         return refuse(rp, 0, "the segment header is missing or damaged (%s)",
-                      ps == WAL_PARSE_BAD ? why : ps == WAL_PARSE_END ? "empty" : "another record type");
+                      ps == WAL_PARSE_BAD   ? why
+                      : ps == WAL_PARSE_END ? "empty"
+                                            : "another record type");
     if ((rv = apply_header(rp, seg, p, plen)) != 0)
         return rv;
     off = reclen;
@@ -382,8 +397,8 @@ static int read_segment(struct replay *rp, const struct wal_seg *seg, bool newes
                           "was created, so this is not a torn write)",
                           why);
         if (valid_record_after(buf, size, off + 1, &at))
-            return refuse(rp, off, "%s, yet a valid record follows at offset %" PRIu64 " (not a torn tail)", why,
-                          at);
+            return refuse(rp, off, "%s, yet a valid record follows at offset %" PRIu64 " (not a torn tail)",
+                          why, at);
         WAL_LOG(w,
                 "WAL %s/%s: torn tail at byte offset %" PRIu64 " (%s): cutting off the unacknowledged bytes "
                 "%" PRIu64 "..%" PRIu64,
@@ -424,7 +439,9 @@ int wal_replay_dir(struct wal *w, struct wal_replay *r, uint64_t *repair_off, ch
              * hole means an interrupted removal left older files behind. Their entries are all
              * covered by the snapshot marker in the segments after the hole; if not, the check
              * below (entries must follow the snapshot) refuses the open. */
-            WAL_LOG(w, "WAL %s: segments %" PRIu64 "..%" PRIu64 " are missing; ignoring the entries of the older ones",
+            WAL_LOG(w,
+                    "WAL %s: segments %" PRIu64 "..%" PRIu64
+                    " are missing; ignoring the entries of the older ones",
                     w->dir, l.segs[i - 1].seq + 1, l.segs[i].seq - 1);
             r->n_entries = 0;
         }
@@ -437,7 +454,8 @@ int wal_replay_dir(struct wal *w, struct wal_replay *r, uint64_t *repair_off, ch
         if (r->entries[0].index != want) {
             snprintf(rp.name, sizeof(rp.name), "%s", rp.base_name);
             rv = refuse(&rp, rp.base_off,
-                        "the log starts at entry %" PRIu64 " but %s: a segment file is missing", r->entries[0].index,
+                        "the log starts at entry %" PRIu64 " but %s: a segment file is missing",
+                        r->entries[0].index,
                         rp.st.has_snap ? "the latest snapshot marker does not reach it"
                                        : "no snapshot marker covers the entries before it");
             goto out;
@@ -472,16 +490,16 @@ void wal_replay_free(struct wal_replay *r)
     memset(r, 0, sizeof(*r));
 }
 
-int wal_replay_persisted(const struct wal_replay *r, const struct raft_snapshot *snap, struct raft_persisted *out,
-                         char *err, size_t errlen)
+int wal_replay_persisted(const struct wal_replay *r, const struct raft_snapshot *snap,
+                         struct raft_persisted *out, char *err, size_t errlen)
 {
     if (r->has_snapshot != (snap != NULL) ||
         (snap != NULL && (snap->meta.index != r->snapshot_index || snap->meta.term != r->snapshot_term))) {
         snprintf(err, errlen,
-                 "the WAL's snapshot marker (%s %" PRIu64 ", term %" PRIu64 ") does not match the snapshot loaded (%s %" PRIu64
-                 ", term %" PRIu64 ")",
-                 r->has_snapshot ? "index" : "none", r->snapshot_index, r->snapshot_term, snap ? "index" : "none",
-                 snap ? snap->meta.index : 0, snap ? snap->meta.term : 0);
+                 "the WAL's snapshot marker (%s %" PRIu64 ", term %" PRIu64
+                 ") does not match the snapshot loaded (%s %" PRIu64 ", term %" PRIu64 ")",
+                 r->has_snapshot ? "index" : "none", r->snapshot_index, r->snapshot_term,
+                 snap ? "index" : "none", snap ? snap->meta.index : 0, snap ? snap->meta.term : 0);
         return -EINVAL;
     }
     out->hard_state = r->hard_state;

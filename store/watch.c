@@ -505,3 +505,43 @@ uint64_t watch_nparked(const struct watch_hub *h)
 {
     return h->nparked;
 }
+
+/* ---------------------------------------------------------------- snapshots */
+
+static int dump_ring(const struct whist *r, const char *name, size_t nlen, const struct watch_dump_fns *f, void *arg)
+{
+    int rv = f->ring(arg, name, nlen, r->dropped_max, r->n);
+    for (uint32_t i = 0; rv == 0 && i < r->n; i++)
+        rv = f->event(arg, hist_at(r, i));
+    return rv;
+}
+
+int watch_dump(const struct watch_hub *h, const struct watch_dump_fns *f, void *arg)
+{
+    int rv = dump_ring(&h->global, NULL, 0, f, arg);
+    for (size_t i = 0; rv == 0 && h->tokens.buckets && i <= h->tokens.mask; i++)
+        for (struct kv_mapent *e = h->tokens.buckets[i]; rv == 0 && e; e = e->next) {
+            const struct wtoken *t = (const struct wtoken *)e;
+            if (t->hist.n)
+                rv = dump_ring(&t->hist, t->name, t->name_len, f, arg);
+        }
+    return rv;
+}
+
+int watch_restore(struct watch_hub *h, const char *token, size_t len, uint64_t dropped_max, struct kv_event *ev)
+{
+    struct whist *r = &h->global;
+    if (token) {
+        struct wtoken *t = len ? token_get(h, token, len) : NULL;
+        if (!t)
+            return -1;
+        r = &t->hist;
+    }
+    if (ev && (r->n ? hist_at(r, r->n - 1)->index >= ev->index : false))
+        return -1; /* a ring holds increasing indexes */
+    if (ev && hist_push(r, h->hist_cap, ev) != 0)
+        return -1;
+    if (dropped_max > r->dropped_max)
+        r->dropped_max = dropped_max;
+    return 0;
+}

@@ -50,6 +50,19 @@ void watch_cancel(struct watch_hub *h, struct watcher *w);
 typedef void (*watch_fire_fn)(void *arg, struct watcher *w, struct kv_event *ev);
 void watch_publish(struct watch_hub *h, struct kv_event *ev, watch_fire_fn fire, void *arg);
 
+/* ---- snapshots: the history rings, so a member re-polling with waitIndex after a restart gets
+ * the same answer (an event, or 401) as before it ---- */
+struct watch_dump_fns {
+    /* a ring: token NULL for the global ring of every event; then n calls of event(), oldest first */
+    int (*ring)(void *arg, const char *token, size_t len, uint64_t dropped_max, uint32_t n);
+    int (*event)(void *arg, const struct kv_event *ev);
+};
+/* Walk every non-empty ring (a non-zero return stops it and is returned). Only reads. */
+int watch_dump(const struct watch_hub *h, const struct watch_dump_fns *f, void *arg);
+/* Into a fresh hub (no watcher parked): append ev (may be NULL) to a ring (token NULL: the global
+ * one) and raise its dropped_max. 0, or -1 on ENOMEM or an event out of index order. */
+int watch_restore(struct watch_hub *h, const char *token, size_t len, uint64_t dropped_max, struct kv_event *ev);
+
 /* Number of parked watchers. */
 uint64_t watch_nparked(const struct watch_hub *h);
 

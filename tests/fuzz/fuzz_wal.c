@@ -3,8 +3,9 @@
  * tail repair). A malformed WAL must be an error, never a crash, a leak or an over-read (ASan); a
  * WAL that opens must replay a contiguous log and accept one more synced entry after its repair.
  *
- * Input: [u8 n-1] then, for every segment but the last, [u16 length][bytes]; the last takes the
- * rest. A segment is named after the sequence and first index its header claims (if it has one).
+ * Input: [u8 flags|n-1] (bit 7: fix every record's CRC first) then, for every segment but the last, [u16
+ * length][bytes]; the last takes the rest. A segment is named after the sequence and first index its header
+ * claims (if it has one).
  *
  * Without libFuzzer, main() runs every file of the directories/files named on the command line
  * (CI: `fuzz_wal tests/fuzz/corpus/wal`); `fuzz_wal --make-corpus DIR` writes the seed corpus with
@@ -24,9 +25,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void quiet(void *arg, const char *fmt, ...)
-{
-}
+static void quiet(void *arg, const char *fmt, ...) {}
 
 static void check(bool cond, const char *what)
 {
@@ -36,8 +35,24 @@ static void check(bool cond, const char *what)
     }
 }
 
-static void put_segment(struct fake_fs *fs, size_t i, const uint8_t *p, size_t len)
+/* With bit 7 of the first input byte set, every record's checksum is made right first, so that the
+ * fuzzer gets past the CRC and exercises the semantic checks (indexes, markers, headers). */
+static void fix_crcs(uint8_t *p, size_t len)
 {
+    uint64_t off = 0;
+    while (len - off >= WAL_REC_FRAME + 1) {
+        uint32_t n = wal_get32(p + off);
+        if (n == 0 || n > len - off - WAL_REC_FRAME)
+            break;
+        wal_record_frame(p + off, p[off + WAL_REC_FRAME], p + off + WAL_REC_FRAME + 1, n - 1);
+        off += WAL_REC_FRAME + (uint64_t)n;
+    }
+}
+
+static void put_segment(struct fake_fs *fs, size_t i, uint8_t *p, size_t len, bool fix)
+{
+    if (fix)
+        fix_crcs(p, len);
     uint64_t seq = i + 1, first = 1;
     size_t h = WAL_REC_FRAME + 1;
     if (len >= h + 36) {
@@ -55,7 +70,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0)
         return 0;
     struct fake_fs *fs = fake_fs_new(size);
-    size_t nseg = 1 + data[0] % 3, pos = 1;
+    uint8_t *copy = malloc(size);
+    if (copy == NULL)
+        abort();
+    memcpy(copy, data, size);
+    size_t nseg = 1 + (data[0] & 0x7f) % 3, pos = 1;
     for (size_t i = 0; i < nseg; i++) {
         size_t len = size - pos;
         if (i + 1 < nseg) {
@@ -66,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (len > size - pos)
                 len = size - pos;
         }
-        put_segment(fs, i, data + pos, len);
+        put_segment(fs, i, copy + pos, len, data[0] & 0x80);
         pos += len;
     }
     struct wal_config cfg;
@@ -111,6 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wal_replay_free(&r);
     wal_close(w);
     fake_fs_free(fs);
+    free(copy);
     return 0;
 }
 

@@ -39,7 +39,7 @@ void fake_fs_power_cut(struct fake_fs *fs);
 
 /* Direct access for tests that build or damage files. */
 int fake_fs_put(struct fake_fs *fs, const char *path, const uint8_t *data, size_t len); /* durable */
-uint8_t *fake_fs_get(struct fake_fs *fs, const char *path, size_t *len);               /* current view */
+uint8_t *fake_fs_get(struct fake_fs *fs, const char *path, size_t *len);                /* current view */
 uint64_t fake_fs_ops(const struct fake_fs *fs);   /* operations so far */
 uint64_t fake_fs_syncs(const struct fake_fs *fs); /* fdatasync + fsync calls so far */
 

@@ -568,11 +568,16 @@ static void test_discovery_join_sequence_as_etcd_members_do_it(void **s)
     snprintf(want, sizeof(want),
              "\"members\":[{\"id\":\"6c007a14875d53d9\",\"name\":\"infra0\",\"peerURLs\":[\"http://"
              "10.0.1.10:2380\"],"
-             "\"createdIndex\":%llu,\"role\":\"member\"},{\"id\":\"a3b6\",\"name\":\"infra1\",\"peerURLs\":["
-             "\"http://10.0.1.11:2380\"],"
-             "\"createdIndex\":%llu,\"role\":\"member\"}]}\n",
-             (unsigned long long)m1, (unsigned long long)m2);
+             "\"createdIndex\":%llu,\"role\":\"member\",\"registered\":\"20",
+             (unsigned long long)m1);
     if (strstr(r.body, want) == NULL)
+        fail_msg("status body %s\nlacks %s", r.body, want);
+    snprintf(want, sizeof(want),
+             "Z\"},{\"id\":\"a3b6\",\"name\":\"infra1\",\"peerURLs\":["
+             "\"http://10.0.1.11:2380\"],"
+             "\"createdIndex\":%llu,\"role\":\"member\",\"registered\":\"20",
+             (unsigned long long)m2);
+    if (strstr(r.body, want) == NULL || strstr(r.body, "Z\"}]}\n") == NULL)
         fail_msg("status body %s\nlacks %s", r.body, want);
     resp_free(&r);
     assert_non_null(strstr(S.logbuf, "is full"));

@@ -56,6 +56,10 @@ static void test_fixed_routes(void **s)
     assert_kind("/health", API_ROUTE_HEALTH);
     assert_kind("/metrics", API_ROUTE_METRICS);
     assert_kind("/robots.txt", API_ROUTE_ROBOTS);
+    struct api_route r = route("/static/app.js");
+    assert_int_equal(r.kind, API_ROUTE_STATIC);
+    assert_int_equal(r.token_len, 6);
+    assert_memory_equal(r.token, "app.js", 6);
 }
 
 static void test_status_route_takes_a_valid_token(void **s)
@@ -120,7 +124,8 @@ static void test_reserved_words_are_not_tokens(void **s)
     assert_kind("/v2", API_ROUTE_NOT_FOUND);
     assert_kind("/v2/members", API_ROUTE_NOT_FOUND);
     assert_kind("/favicon.ico", API_ROUTE_NOT_FOUND);
-    assert_kind("/static/app.js", API_ROUTE_NOT_FOUND);
+    assert_kind("/static", API_ROUTE_NOT_FOUND);
+    assert_kind("/static/app.js/x", API_ROUTE_NOT_FOUND);
     assert_kind("/new/x", API_ROUTE_NOT_FOUND);
     assert_kind("/health/x", API_ROUTE_NOT_FOUND);
     assert_kind("/metrics/x", API_ROUTE_NOT_FOUND);

@@ -2,6 +2,7 @@
  * node (same indexes, values, cluster ID), quorum reads complete while a WAL batch is out, and a
  * second node on the same data dir is refused. Real files in a temp dir; waits are bounded.
  */
+#define _GNU_SOURCE /* open_memstream */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,11 +46,14 @@ static int wait_for(struct waiter *w, int want)
     return d;
 }
 
+static uint64_t snapshot_count; /* 0: the default */
+
 static struct node *start(const char *dir, char *err, size_t errlen)
 {
     struct node_config cfg;
     node_config_defaults(&cfg);
     cfg.data_dir = dir;
+    cfg.snapshot_count = snapshot_count;
     struct node *n = NULL;
     return node_start(&n, &cfg, err, errlen) == 0 ? n : NULL;
 }
@@ -164,10 +168,96 @@ static void test_writes_survive_a_restart_and_reads_never_stall(void **state)
     pthread_cond_destroy(&w.cv);
 }
 
+static int dump_line(void *arg, const struct kv_node *k)
+{
+    FILE *f = arg;
+    fprintf(f, "%s %d %s %llu %llu %lld %lld\n", k->key, k->dir, k->value ? k->value : "-",
+            (unsigned long long)k->created_index, (unsigned long long)k->modified_index, (long long)k->created_ms,
+            (long long)k->expire_ms);
+    return 0;
+}
+
+/* The tree as text, for before/after comparisons (caller frees). */
+static char *tree_text(struct node *n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    node_rdlock(n);
+    kv_dump(node_kv(n), dump_line, f);
+    fprintf(f, "index %llu\n", (unsigned long long)kv_index(node_kv(n)));
+    node_rdunlock(n);
+    fclose(f);
+    return buf;
+}
+
+static int count_snapshots(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "ls %s/snap 2>/dev/null | grep -c '\\.snap$'", dir);
+    FILE *p = popen(cmd, "r");
+    int c = 0;
+    if (p && fscanf(p, "%d", &c) != 1)
+        c = 0;
+    if (p)
+        pclose(p);
+    return c;
+}
+
+static void test_snapshots_are_taken_and_a_restart_starts_from_one(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/dd-node-snap-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char err[512];
+    snapshot_count = 50;
+    struct node *n = start(dir, err, sizeof(err));
+    assert_non_null(n);
+    struct waiter w = {.c = {post}};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    static struct node_op ops[400];
+    static char keys[400][48];
+    int i = 0;
+    /* write until a snapshot file exists (bounded: 400 writes, 8 x 50) */
+    for (; i < 400 && (i < 120 || count_snapshots(dir) == 0); i++) {
+        snprintf(keys[i], sizeof(keys[i]), "/discovery/S%d/k%03d", i % 9, i);
+        set_op(&ops[i], &w, NODE_OP_WRITE, keys[i], i % 2 ? "odd" : "");
+        if (i % 5 == 0)
+            ops[i].cmd.expire_ms = node_wall_ms() + 3600000; /* a TTL deadline to keep */
+        node_submit(n, &ops[i]);
+        assert_int_equal(wait_for(&w, i + 1), i + 1);
+        assert_int_equal(ops[i].status, 0);
+        release(&ops[i]);
+    }
+    assert_true(count_snapshots(dir) >= 1);
+    char *before = tree_text(n);
+    uint64_t ri, rt;
+    node_raft_state(n, &ri, &rt);
+    node_free(n);
+    n = start(dir, err, sizeof(err));
+    assert_non_null(n);
+    char *after = tree_text(n);
+    assert_string_equal(before, after);
+    uint64_t ri2, rt2;
+    node_raft_state(n, &ri2, &rt2);
+    assert_true(ri2 > ri);
+    node_free(n);
+    free(before);
+    free(after);
+    snapshot_count = 0;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writes_survive_a_restart_and_reads_never_stall),
+        cmocka_unit_test(test_snapshots_are_taken_and_a_restart_starts_from_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,6 +63,7 @@ static void test_defaults_match_the_documented_values(void **state)
     assert_true(cfg.listen_is_default);
     assert_string_equal(cfg.public_url, "");
     assert_string_equal(cfg.data_dir, "./discoveryd-data");
+    assert_int_equal(cfg.snapshot_count, 10000);
     assert_int_equal(cfg.max_size, 15);
     assert_int_equal(cfg.watch_timeout_ms, 60000);
     assert_int_equal(cfg.token_ttl_ms, 168LL * 3600 * 1000);
@@ -320,6 +321,7 @@ static void test_bad_integers_name_the_flag_and_the_range(void **state)
 {
     assert_bad(ARGS("--max-size", "abc"), NULL, "--max-size: \"abc\" is not an integer from 1 to 1000");
     assert_bad(ARGS("--max-size", "0"), NULL, "--max-size: \"0\" is not an integer from 1 to 1000");
+    assert_bad(ARGS("--snapshot-count", "0"), NULL, "--snapshot-count: \"0\" is not an integer from 1 to 1000000000");
     assert_bad(ARGS("--max-size", "1001"), NULL, "--max-size: \"1001\" is not an integer from 1 to 1000");
     assert_bad(ARGS("--max-size", "-3"), NULL, "--max-size: \"-3\" is not an integer from 1 to 1000");
     assert_bad(ARGS("--max-size", " 3"), NULL, "--max-size: \" 3\" is not an integer from 1 to 1000");

@@ -234,8 +234,8 @@ static void flip_and_refuse(struct fx *f, const char *path, const uint8_t *orig,
              * length became impossible first. */
             const char *what = i < 4 ? "" : "checksum mismatch";
             expect_refused(f, path, rec_off, what);
-            if (i < 4 && strstr(f->err, "checksum mismatch") == NULL && strstr(f->err, "out of range") == NULL &&
-                strstr(f->err, "cut short") == NULL)
+            if (i < 4 && strstr(f->err, "checksum mismatch") == NULL &&
+                strstr(f->err, "out of range") == NULL && strstr(f->err, "cut short") == NULL)
                 fail_msg("length flip: %s", f->err);
             assert_non_null(strstr(f->err, extra));
         }

@@ -5,8 +5,8 @@
  * last acknowledged wal_sync plus some prefix of the records appended after it: every acknowledged
  * entry is there (unless a later append legitimately truncated it), nothing never appended is.
  *
- * Seeds: 1000 by default; DISCOVERYD_WAL_CRASH_SEEDS=N runs N, DISCOVERYD_WAL_CRASH_SEED=S replays
- * one seed verbosely (a failure prints its seed).
+ * Seeds: 5000 by default (a few seconds under ASan); DISCOVERYD_WAL_CRASH_SEEDS=N runs N,
+ * DISCOVERYD_WAL_CRASH_SEED=S replays one seed verbosely (a failure prints its seed).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -102,14 +102,16 @@ static void push(struct sim *s, struct rec r)
 
 static bool matches(const struct model *m, const struct wal_replay *r, char *why, size_t cap)
 {
-    if (r->has_snapshot != m->has_snap || (m->has_snap && (r->snapshot_index != m->snap_index ||
-                                                           r->snapshot_term != m->snap_term))) {
-        snprintf(why, cap, "snapshot %d/%" PRIu64 "/%" PRIu64 " vs model %d/%" PRIu64 "/%" PRIu64, r->has_snapshot,
-                 r->snapshot_index, r->snapshot_term, m->has_snap, m->snap_index, m->snap_term);
+    if (r->has_snapshot != m->has_snap ||
+        (m->has_snap && (r->snapshot_index != m->snap_index || r->snapshot_term != m->snap_term))) {
+        snprintf(why, cap, "snapshot %d/%" PRIu64 "/%" PRIu64 " vs model %d/%" PRIu64 "/%" PRIu64,
+                 r->has_snapshot, r->snapshot_index, r->snapshot_term, m->has_snap, m->snap_index,
+                 m->snap_term);
         return false;
     }
     if (memcmp(&r->hard_state, &m->hs, sizeof(m->hs)) != 0) {
-        snprintf(why, cap, "hard state %" PRIu64 "/%" PRIu64 "/%" PRIu64 " vs model %" PRIu64 "/%" PRIu64 "/%" PRIu64,
+        snprintf(why, cap,
+                 "hard state %" PRIu64 "/%" PRIu64 "/%" PRIu64 " vs model %" PRIu64 "/%" PRIu64 "/%" PRIu64,
                  r->hard_state.term, r->hard_state.vote, r->hard_state.commit, m->hs.term, m->hs.vote,
                  m->hs.commit);
         return false;
@@ -179,7 +181,8 @@ static void random_op(struct sim *s, struct wal *w, bool *dead)
             for (size_t i = 0; i < n; i++)
                 push(s, (struct rec){.kind = R_ENTRY, .a = start + i, .b = s->term});
     } else if (roll < 62) {
-        struct raft_hard_state hs = {.term = s->term, .vote = 1 + below(s, 3), .commit = below(s, p->last + 1)};
+        struct raft_hard_state hs = {
+            .term = s->term, .vote = 1 + below(s, 3), .commit = below(s, p->last + 1)};
         rv = wal_set_hard_state(w, &hs);
         if (rv == 0)
             push(s, (struct rec){.kind = R_HS, .hs = hs});
@@ -315,8 +318,8 @@ static bool run_seed(uint64_t seed, bool verbose, struct sim *s)
         fake_fs_power_cut(s->fs);
         s->crashes++;
         if (verbose)
-            printf("epoch %d: acked last %" PRIu64 " snap %" PRIu64 ", %zu records unacked\n", ep, s->acked.last,
-                   s->acked.snap_index, s->n_stream);
+            printf("epoch %d: acked last %" PRIu64 " snap %" PRIu64 ", %zu records unacked\n", ep,
+                   s->acked.last, s->acked.snap_index, s->n_stream);
     }
     if (ok) {
         struct wal *w = NULL;
@@ -331,7 +334,7 @@ static bool run_seed(uint64_t seed, bool verbose, struct sim *s)
 
 static void test_wal_survives_power_cuts_at_random_points(void **state)
 {
-    uint64_t count = 1000, start = 1;
+    uint64_t count = 5000, start = 1;
     bool one = false;
     const char *env = getenv("DISCOVERYD_WAL_CRASH_SEEDS");
     if (env != NULL && *env)
@@ -351,8 +354,8 @@ static void test_wal_survives_power_cuts_at_random_points(void **state)
             memcpy(why, s->why, sizeof(why));
             free(s->stream);
             free(s);
-            fail_msg("seed %" PRIu64 ": %s\n  replay: DISCOVERYD_WAL_CRASH_SEED=%" PRIu64 " test_wal_crash", seed,
-                     why, seed);
+            fail_msg("seed %" PRIu64 ": %s\n  replay: DISCOVERYD_WAL_CRASH_SEED=%" PRIu64 " test_wal_crash",
+                     seed, why, seed);
         }
         syncs += s->syncs_ok;
         crashes += s->crashes;
@@ -360,8 +363,9 @@ static void test_wal_survives_power_cuts_at_random_points(void **state)
         truncations += s->truncations;
         faults += s->faults;
     }
-    printf("wal crash sim: %" PRIu64 " seeds, %" PRIu64 " power cuts, %" PRIu64 " acknowledged syncs, %" PRIu64
-           " releases, %" PRIu64 " truncations, %" PRIu64 " injected faults\n",
+    printf("wal crash sim: %" PRIu64 " seeds, %" PRIu64 " power cuts, %" PRIu64
+           " acknowledged syncs, %" PRIu64 " releases, %" PRIu64 " truncations, %" PRIu64
+           " injected faults\n",
            count, crashes, syncs, releases, truncations, faults);
     free(s->stream);
     free(s);

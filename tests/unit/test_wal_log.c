@@ -276,7 +276,7 @@ static void test_append_refuses_gaps_and_indexes_under_the_snapshot(void **state
     wal_test_entry(&e, buf, 2, 1);
     assert_int_equal(wal_append(f->w, &e, 1), -EINVAL);
     wal_test_entry(&e, buf, 3, 0);
-    assert_int_equal(wal_append(f->w, &e, 1), -EINVAL); /* term 0 */
+    assert_int_equal(wal_append(f->w, &e, 1), -EINVAL);         /* term 0 */
     assert_int_equal(wal_snapshot(f->w, 1, 1, false), -EINVAL); /* backwards */
     assert_int_equal(wal_last_index(f->w), 3);
 }
@@ -401,6 +401,20 @@ static void test_missing_segment_in_the_middle_is_refused(void **state)
     assert_non_null(strstr(f->err, "restore the data dir from a backup"));
 }
 
+static void test_a_file_too_large_to_be_a_segment_is_refused_unread(void **state)
+{
+    struct fx *f = *state;
+    open_ok(f);
+    wal_close(f->w);
+    f->w = NULL;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/0000000000000001-0000000000000001.wal", f->dir);
+    assert_int_equal(truncate(path, 300ll << 20), 0); /* sparse */
+    assert_int_equal(open_rv(f), -EBADMSG);
+    assert_non_null(strstr(f->err, "0000000000000001-0000000000000001.wal"));
+    assert_non_null(strstr(f->err, "the file is 314572800 bytes, more than any segment this WAL writes"));
+}
+
 static void test_replay_maps_onto_raft_new(void **state)
 {
     struct fx *f = *state;
@@ -475,6 +489,7 @@ int main(void)
         T(test_wal_of_another_member_is_refused),
         T(test_interrupted_segment_creation_is_cleaned_up),
         T(test_missing_segment_in_the_middle_is_refused),
+        T(test_a_file_too_large_to_be_a_segment_is_refused_unread),
         T(test_replay_maps_onto_raft_new),
         cmocka_unit_test(test_short_writes_are_completed),
     };

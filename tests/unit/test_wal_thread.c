@@ -144,7 +144,7 @@ static void test_group_commit_syncs_everything_queued_once(void **state)
     }
     struct wal_stats after;
     wal_stats(f.w, &after);
-    assert_int_equal(after.syncs - before.syncs, 2);  /* two rounds ... */
+    assert_int_equal(after.syncs - before.syncs, 2);   /* two rounds ... */
     assert_int_equal(after.fsyncs - before.fsyncs, 2); /* ... one fdatasync each, for 12 batches */
     wal_close(f.w);
     f.w = NULL;
@@ -325,8 +325,9 @@ static void test_concurrent_submitters_share_fsyncs_on_a_real_disk(void **state)
             assert_int_equal(wk[i].items[j].d.calls, 1);
             assert_int_equal(wk[i].items[j].d.err, 0);
         }
-    printf("%d batches, %llu rounds, %llu fsyncs (segment roll-overs included), %llu bytes\n", THREADS * PER_THREAD,
-           (unsigned long long)ws.syncs, (unsigned long long)ws.fsyncs, (unsigned long long)ws.bytes);
+    printf("%d batches, %llu rounds, %llu fsyncs (segment roll-overs included), %llu bytes\n",
+           THREADS * PER_THREAD, (unsigned long long)ws.syncs, (unsigned long long)ws.fsyncs,
+           (unsigned long long)ws.bytes);
     assert_true(ws.syncs < THREADS * PER_THREAD);
     assert_true(ws.fsyncs < THREADS * PER_THREAD);
     wal_close(w);

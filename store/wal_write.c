@@ -1,4 +1,4 @@
-/* store/wal.c — the WAL writer: open (replay in wal_replay.c, then repair of a torn tail), buffering
+/* store/wal_write.c — the WAL writer: open (replay in wal_replay.c, then repair of a torn tail), buffering
  * of records, wal_sync (write + one fdatasync, rolling over to a new preallocated segment when the
  * current one is full), and removal of segments covered by a durable snapshot. Format: store/wal.h.
  */
@@ -11,32 +11,6 @@
 #include <string.h>
 #include "store/crc32c.h"
 #include "store/wal_internal.h"
-
-void wal_config_defaults(struct wal_config *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->segment_size = WAL_SEGMENT_SIZE_DEFAULT;
-}
-
-void wal_seg_name(char *out, size_t cap, uint64_t seq, uint64_t first)
-{
-    snprintf(out, cap, "%016" PRIx64 "-%016" PRIx64 ".wal", seq, first);
-}
-
-int wal_path(const struct wal *w, char *out, size_t cap, const char *name)
-{
-    int n = snprintf(out, cap, "%s/%s", w->dir, name);
-    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
-}
-
-void wal_record_frame(uint8_t *buf, uint8_t type, const uint8_t *payload, uint32_t plen)
-{
-    wal_put32(buf, 1 + plen);
-    buf[WAL_REC_FRAME] = type;
-    if (plen > 0 && payload != buf + WAL_REC_FRAME + 1)
-        memmove(buf + WAL_REC_FRAME + 1, payload, plen);
-    wal_put32(buf + 4, crc32c_update(crc32c(buf, 4), buf + WAL_REC_FRAME, 1 + plen));
-}
 
 /* Records the first failure; every later call returns it. */
 __attribute__((format(printf, 3, 4))) static int poison(struct wal *w, int rv, const char *fmt, ...)
@@ -80,7 +54,8 @@ static void header_payload(const struct wal *w, uint64_t seq, uint64_t first, co
 
 /* Creates segment (seq, first) with its header as of *st: <name>.tmp, preallocate, header, fsync,
  * rename, directory fsync. On success it is appended to w->segs and w->fd/off point at it. */
-static int seg_create(struct wal *w, uint64_t seq, uint64_t first, const struct wal_state *st, const char **what)
+static int seg_create(struct wal *w, uint64_t seq, uint64_t first, const struct wal_state *st,
+                      const char **what)
 {
     const struct fileio *io = w->io;
     char name[WAL_NAME_LEN + 1], path[4096], tmp[4096 + 4];
@@ -149,8 +124,8 @@ static int repair_tail(struct wal *w, uint64_t off, const char **what)
         *what = "truncate the torn tail of";
         return rv;
     }
-    if (w->cfg.segment_size > off && (rv = io->fallocate(io->ctx, w->fd, (off_t)off,
-                                                          (off_t)(w->cfg.segment_size - off))) != 0) {
+    if (w->cfg.segment_size > off &&
+        (rv = io->fallocate(io->ctx, w->fd, (off_t)off, (off_t)(w->cfg.segment_size - off))) != 0) {
         *what = "preallocate";
         return rv;
     }
@@ -181,7 +156,8 @@ static int mkdir_durable(struct wal *w)
     return count_sync(w, w->io->sync_dir(w->io->ctx, parent));
 }
 
-int wal_open(struct wal **out, const struct wal_config *cfg, struct wal_replay *replay, char *err, size_t errlen)
+int wal_open(struct wal **out, const struct wal_config *cfg, struct wal_replay *replay, char *err,
+             size_t errlen)
 {
     *out = NULL;
     memset(replay, 0, sizeof(*replay));
@@ -297,8 +273,8 @@ int wal_append(struct wal *w, const struct raft_entry *entries, size_t n)
     for (size_t i = 0; i < n; i++) {
         const struct raft_entry *e = &entries[i];
         size_t sz = raft_entry_size(e);
-        if (e->index != first + i || e->term == 0 || e->type < RAFT_ENTRY_NORMAL || e->type > RAFT_ENTRY_CONF ||
-            sz >= WAL_RECORD_MAX || (e->len > 0 && e->data == NULL))
+        if (e->index != first + i || e->term == 0 || e->type < RAFT_ENTRY_NORMAL ||
+            e->type > RAFT_ENTRY_CONF || sz >= WAL_RECORD_MAX || (e->len > 0 && e->data == NULL))
             return -EINVAL;
         total += WAL_REC_FRAME + 1 + sz;
     }
@@ -393,8 +369,8 @@ static int write_out(struct wal *w, size_t from, size_t to)
     if (rv != 0) {
         char name[WAL_NAME_LEN + 1];
         seg_current_name(w, name, sizeof(name));
-        return poison(w, rv, "WAL %s/%s: write of %zu bytes at offset %" PRIu64 " failed", w->dir, name, to - from,
-                      w->off);
+        return poison(w, rv, "WAL %s/%s: write of %zu bytes at offset %" PRIu64 " failed", w->dir, name,
+                      to - from, w->off);
     }
     w->off += to - from;
     atomic_fetch_add(&w->n_bytes, to - from);

@@ -1,0 +1,292 @@
+/* store/node_boot.c — the log driver's start-up and shutdown: take the data dir's lock, open the
+ * WAL (checking the cluster and member it belongs to), load the snapshot its latest marker names,
+ * build the Raft core from what is durable, replay it through the apply seam, become leader at
+ * once as a lone voter, then start the WAL thread and the tick; and undo all that at the end.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "store/node_raft_int.h"
+#include "store/node_snap.h"
+
+/* One ready, persisted synchronously (start-up, before the WAL thread runs). */
+static int sync_ready(struct node *n, char *errbuf, size_t errlen)
+{
+    struct node_raft *d = n->drv;
+    struct raft_ready rd;
+    raft_ready(d->raft, &rd);
+    if (d->wal && (rd.n_entries || rd.has_hard_state)) {
+        int rv = rd.n_entries ? wal_append(d->wal, rd.entries, rd.n_entries) : 0;
+        if (rv == 0 && rd.has_hard_state) {
+            rv = wal_set_hard_state(d->wal, &rd.hard_state);
+            d->hs_disk = rd.hard_state;
+        }
+        if (rv == 0)
+            rv = wal_sync(d->wal);
+        if (rv != 0) {
+            const char *msg = NULL;
+            wal_error(d->wal, &msg);
+            snprintf(errbuf, errlen, "--data-dir: writing the write-ahead log failed: %s",
+                     msg ? msg : strerror(-rv));
+            return -1;
+        }
+    }
+    if (rd.n_committed)
+        node_raft_apply(n, rd.committed, rd.n_committed);
+    raft_advance(d->raft, &rd);
+    return 0;
+}
+
+static void wal_log(void *arg, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "discoveryd: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int draw_id(uint64_t *id, char *errbuf, size_t errlen)
+{
+    while (*id == 0) {
+        if (getrandom(id, sizeof(*id), 0) != (ssize_t)sizeof(*id) && errno != EINTR) {
+            snprintf(errbuf, errlen, "getrandom: %s", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Take <data_dir>/LOCK: one discoveryd per data dir. */
+static int lock_data_dir(struct node_raft *d, const char *dir, char *errbuf, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (d->lock_fd < 0) {
+        snprintf(errbuf, errlen, "--data-dir: cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(errbuf, errlen,
+                 "--data-dir: %s is in use by another discoveryd (%s is locked); stop it or choose "
+                 "another --data-dir",
+                 dir, path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Does dir/wal hold any WAL segment? */
+static bool wal_exists(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/wal", dir);
+    DIR *dh = opendir(path);
+    if (!dh)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(dh))) {
+        size_t l = strlen(e->d_name);
+        found = l > 4 && strcmp(e->d_name + l - 4, ".wal") == 0;
+    }
+    closedir(dh);
+    return found;
+}
+
+static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t errlen)
+{
+    struct node_raft *d = n->drv;
+    const char *dir = n->cfg.data_dir;
+    if (lock_data_dir(d, dir, errbuf, errlen) != 0)
+        return -1;
+    char wdir[4096];
+    snprintf(wdir, sizeof(wdir), "%s/wal", dir);
+    struct wal_config wc;
+    wal_config_defaults(&wc);
+    wc.dir = wdir;
+    wc.log = wal_log;
+    bool fresh = !wal_exists(dir);
+    if (fresh) {
+        if (draw_id(&n->cluster_id, errbuf, errlen) != 0 || draw_id(&d->member_id, errbuf, errlen) != 0)
+            return -1;
+        wc.cluster_id = n->cluster_id;
+        wc.member_id = d->member_id;
+    }
+    char err[512];
+    int rv = wal_open(&d->wal, &wc, rep, err, sizeof(err));
+    if (rv != 0) {
+        snprintf(errbuf, errlen, "--data-dir: %s", err);
+        return -1;
+    }
+    n->cluster_id = rep->cluster_id;
+    d->member_id = rep->member_id;
+    if (!n->cluster_id || !d->member_id) {
+        snprintf(errbuf, errlen, "--data-dir: %s records no cluster or member ID; it was not made by this "
+                 "discoveryd: move it away to start empty", wdir);
+        return -1;
+    }
+    return 0;
+}
+
+/* The tree and history as of the WAL's latest snapshot marker. */
+static int load_snapshot(struct node *n, const struct wal_replay *rep, struct raft_snapshot *out, char *errbuf,
+                         size_t errlen)
+{
+    struct node_raft *d = n->drv;
+    struct snap_meta m;
+    char err[600];
+    int rv = snap_load(fileio_posix(), d->snap_dir, rep->snapshot_index, rep->snapshot_term, &m, n->kv, n->hub, err,
+                       sizeof(err));
+    if (rv != 0) {
+        snprintf(errbuf, errlen, "--data-dir: the WAL's snapshot marker names a snapshot that cannot be loaded: %s",
+                 err);
+        return -1;
+    }
+    if (m.cluster_id != n->cluster_id) {
+        snprintf(errbuf, errlen, "--data-dir: the snapshot in %s belongs to another cluster", d->snap_dir);
+        return -1;
+    }
+    out->meta.index = m.index;
+    out->meta.term = m.term;
+    out->meta.conf = m.conf;
+    d->snap_index = m.index;
+    node_apply_restore(n, m.index, m.term);
+    return 0;
+}
+
+int node_raft_start(struct node *n, char *errbuf, size_t errlen)
+{
+    struct node_raft *d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    n->drv = d;
+    d->lock_fd = -1;
+    pthread_mutex_init(&d->mu, NULL);
+    struct wal_replay rep;
+    memset(&rep, 0, sizeof(rep));
+    struct raft_persisted st, *stp = NULL;
+    struct raft_snapshot snap;
+    memset(&snap, 0, sizeof(snap));
+    if (n->cfg.data_dir) {
+        if (open_wal(n, &rep, errbuf, errlen) != 0)
+            goto fail;
+        snprintf(d->snap_dir, sizeof(d->snap_dir), "%s/snap", n->cfg.data_dir);
+        if (rep.has_snapshot && load_snapshot(n, &rep, &snap, errbuf, errlen) != 0)
+            goto fail;
+        char err[256];
+        if (wal_replay_persisted(&rep, rep.has_snapshot ? &snap : NULL, &st, err, sizeof(err)) != 0) {
+            snprintf(errbuf, errlen, "--data-dir: %s", err);
+            goto fail;
+        }
+        stp = &st;
+    } else if (draw_id(&d->member_id, errbuf, errlen) != 0) {
+        goto fail;
+    }
+    struct raft_config rc;
+    raft_config_defaults(&rc);
+    rc.id = d->member_id;
+    rc.election_tick = ELECTION_TICKS;
+    rc.heartbeat_tick = HEARTBEAT_TICKS;
+    rc.pre_vote = true;
+    rc.check_quorum = true;
+    rc.seed = d->member_id ^ (uint64_t)node_wall_ms();
+    bool fresh = !stp || (stp->n_entries == 0 && stp->hard_state.term == 0 && !stp->snapshot);
+    if (fresh) {
+        rc.bootstrap.n = 1;
+        rc.bootstrap.ids[0] = d->member_id;
+    }
+    if (raft_new(&d->raft, &rc, fresh ? NULL : stp, errbuf, errlen) != 0) {
+        char m[256];
+        snprintf(m, sizeof(m), "%s", errbuf);
+        snprintf(errbuf, errlen, "--data-dir: the log cannot be restored: %s", m);
+        goto fail;
+    }
+    wal_replay_free(&rep);
+    /* Replay what the log holds and, as the only voter, become leader now: the election timeout
+     * only matters when there is someone to wait for. */
+    for (unsigned i = 0; i < 4 * ELECTION_TICKS + 4; i++) {
+        while (raft_has_ready(d->raft))
+            if (sync_ready(n, errbuf, errlen) != 0)
+                goto fail;
+        const struct raft_conf *conf = raft_configuration(d->raft);
+        bool alone = conf->n == 1 && conf->ids[0] == d->member_id;
+        if (!alone || (raft_role(d->raft) == RAFT_LEADER && raft_applied_index(d->raft) == raft_commit_index(d->raft)))
+            break;
+        raft_tick(d->raft);
+    }
+    if (d->wal && wal_thread_start(&d->wt, d->wal) != 0) {
+        snprintf(errbuf, errlen, "--data-dir: cannot start the WAL thread");
+        goto fail;
+    }
+    uv_timer_init(&n->loop, &d->ticker);
+    uv_async_init(&n->loop, &d->wal_async, node_raft_on_wal);
+    d->ticker.data = d->wal_async.data = n;
+    d->handles = true;
+    uv_timer_start(&d->ticker, node_raft_on_tick, TICK_MS, TICK_MS);
+    node_raft_health(n, true, NULL);
+    return 0;
+fail:
+    wal_replay_free(&rep);
+    return -1;
+}
+
+void node_raft_stop(struct node *n)
+{
+    struct node_raft *d = n->drv;
+    node_raft_health(n, false, "the store is shutting down");
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->closing = true;
+    pthread_mutex_unlock(&d->mu);
+    if (d->wt) {
+        wal_thread_stop(d->wt); /* completes the batch that is out */
+        d->wt = NULL;
+    }
+    node_raft_fail(n, &d->waiting, NODE_EUNAVAILABLE);
+    node_raft_fail(n, &d->proposed, NODE_EUNAVAILABLE);
+    node_raft_fail(n, &d->reads, NODE_EUNAVAILABLE);
+    node_raft_fail(n, &d->unasked, NODE_EUNAVAILABLE);
+    node_snap_close(n);
+    if (d->handles) {
+        uv_close((uv_handle_t *)&d->ticker, NULL);
+        uv_close((uv_handle_t *)&d->wal_async, NULL);
+        d->handles = false;
+    }
+}
+
+void node_raft_free(struct node *n)
+{
+    struct node_raft *d = n->drv;
+    free(n->arena.p);
+    n->arena.p = NULL;
+    if (!d)
+        return;
+    if (d->wt)
+        wal_thread_stop(d->wt);
+    if (d->wal)
+        wal_close(d->wal);
+    raft_free(d->raft);
+    node_snap_free(n);
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
+    pthread_mutex_destroy(&d->mu);
+    free(d->datas);
+    free(d->lens);
+    free(d);
+    n->drv = NULL;
+}
