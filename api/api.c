@@ -37,6 +37,7 @@ void api_config_defaults(struct api_config *cfg)
     cfg->max_key_bytes = 255;
     cfg->max_body_bytes = 65536;
     cfg->token_ttl_ms = NODE_TOKEN_TTL_DEFAULT_MS;
+    cfg->rate_timeout_ms = 200;
 }
 
 int api_new(struct api **out, const struct api_config *cfg, struct node *node)

@@ -23,11 +23,25 @@ enum api_rl_class {
     API_RL_TOKEN_WRITE /* writes per token */
 };
 
+/* A limiter's answer. PENDING: asked later through api_rate_answer; UNKNOWN (only through
+ * api_rate_answer): the limiter could not decide, the api asks again with wait == NULL. */
+enum api_rate_answer { API_RATE_ALLOW, API_RATE_DENY, API_RATE_PENDING, API_RATE_UNKNOWN };
+
+/* A request waiting for a limiter's answer; owned by api/, opaque to the limiter. */
+struct api_rate_wait;
+
 /* Decides one request against a bucket. key is an address prefix (16 bytes, IPv4 mapped into
- * ::ffff:0:0/96 then masked) or a token name. Returns true when allowed; otherwise false and
- * the seconds to wait in *retry_after (>= 1). Must not block. Called on HTTP threads. */
-typedef bool (*api_rate_fn)(void *arg, enum api_rl_class cls, const void *key, size_t key_len,
-                            uint32_t *retry_after);
+ * ::ffff:0:0/96 then masked) or a token name. With wait == NULL the limiter decides now: ALLOW,
+ * or DENY with the seconds to wait in *retry_after (>= 1). With wait != NULL it may instead
+ * return PENDING and later call api_rate_answer(wait, ...) exactly once, from any thread; the
+ * api waits at most cfg.rate_timeout_ms for it, then asks again with wait == NULL (the late
+ * answer is then dropped). Must not block. Called on HTTP threads. */
+typedef enum api_rate_answer (*api_rate_fn)(void *arg, enum api_rl_class cls, const void *key, size_t key_len,
+                                            uint32_t *retry_after, struct api_rate_wait *wait);
+
+/* The answer to a PENDING question: ALLOW, DENY (retry_after >= 1) or UNKNOWN. Any thread, once
+ * per PENDING; wait must not be touched afterwards. It hops to the HTTP thread that asked. */
+void api_rate_answer(struct api_rate_wait *wait, enum api_rate_answer a, uint32_t retry_after);
 
 struct api_config {
     const char *public_url;      /* base URL /new prints ("https://disc.example.com"); NULL: "http://" + Host */
@@ -39,6 +53,7 @@ struct api_config {
     int64_t token_ttl_ms;        /* --token-ttl, default 168h (for /status "expires") */
     api_rate_fn rate;            /* NULL: no limits */
     void *rate_arg;
+    uint32_t rate_timeout_ms;    /* longest wait for a PENDING answer; default 200 */
     /* The client's address for rate limits and the parked-watch cap (NULL: the socket peer).
      * service/ sets it to honour X-Forwarded-For when --trusted-proxy names the peer. Fills out
      * and *len; returns 0, or -1 when unknown. Called on HTTP threads; must not block. */
@@ -48,6 +63,11 @@ struct api_config {
      * none. write() may be called any number of times. HTTP threads; must not block. */
     void (*metrics_extra)(void *arg, void (*write)(void *wctx, const char *s, size_t n), void *wctx);
     void *metrics_extra_arg;
+    /* Why this node is degraded though it serves (e.g. rate limits fell back to per process):
+     * true with a one-line reason in reason; false when it is not. /health then still answers
+     * 200 but says so. NULL: never degraded. HTTP threads; must not block. */
+    bool (*degraded)(void *arg, char *reason, size_t len);
+    void *degraded_arg;
 };
 void api_config_defaults(struct api_config *cfg);
 

@@ -1,10 +1,24 @@
 /* api/handoff.c — the hand-off of a request to the store thread and back: an api_op carries it,
  * node_submit() sends it, and the node's completion returns through an h2o_multithread queue to the
- * HTTP thread that owns the request (api_thread_init/dispose set that queue up).
+ * HTTP thread that owns the request (api_thread_init/dispose set that queue up). The trip to the
+ * rate limiter takes the same road: a PENDING answer comes back through the same queue (its own
+ * receiver), raced by a timeout on the same thread, so no lock is needed.
  */
 #include "api/handoff.h"
 
 #include <stdlib.h>
+
+/* A question out to the limiter. op is NULL once the timeout decided without it: the answer is
+ * then only freed. Touched by the limiter only through api_rate_answer. */
+struct api_rate_wait {
+    h2o_multithread_message_t msg;
+    h2o_multithread_receiver_t *receiver;
+    struct api_op *op;
+    enum api_rate_answer answer;
+    uint32_t retry_after;
+};
+
+static void on_rate_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 
 /* node_client.post, called on the store thread: queue the op to its HTTP thread. */
 static void client_post(struct node_client *self, struct node_op *op)
@@ -40,6 +54,8 @@ int api_thread_init(struct api_thread *t, struct api *api, h2o_context_t *ctx)
     p->queue = h2o_multithread_create_queue(ctx->loop);
     h2o_multithread_register_receiver(p->queue, &p->receiver, on_messages);
     p->client.post = client_post;
+    h2o_multithread_register_receiver(p->queue, &p->rate_receiver, on_rate_messages);
+    h2o_timeout_init(ctx->loop, &p->rate_timeout, api->cfg.rate_timeout_ms ? api->cfg.rate_timeout_ms : 200);
     return 0;
 }
 
@@ -49,6 +65,8 @@ void api_thread_dispose(struct api_thread *t)
     if (p == NULL)
         return;
     h2o_multithread_unregister_receiver(p->queue, &p->receiver);
+    h2o_multithread_unregister_receiver(p->queue, &p->rate_receiver);
+    h2o_timeout_dispose(t->ctx->loop, &p->rate_timeout);
     h2o_multithread_destroy_queue(p->queue);
     free(p);
     t->priv = NULL;
@@ -102,6 +120,136 @@ void api_op_free(struct api_op *op)
         kv_event_unref(op->op.event);
     kv_error_clear(&op->op.err);
     free(op);
+}
+
+/* ---------------------------------------------------------------- the trip to the limiter */
+
+void api_op_rate_add(struct api_op *op, enum api_rl_class cls, const void *key, size_t len)
+{
+    struct api_rate_state *rs = &op->rate;
+    if (rs->n >= sizeof(rs->q) / sizeof(rs->q[0]))
+        return;
+    struct api_rate_q *q = &rs->q[rs->n++];
+    q->cls = cls;
+    q->len = (uint32_t)(len < sizeof(q->key) ? len : sizeof(q->key));
+    memcpy(q->key, key, q->len);
+}
+
+static void rate_finish(struct api_op *op, int refused, uint32_t retry_after)
+{
+    if (refused >= 0) {
+        if (retry_after == 0)
+            retry_after = 1;
+        atomic_fetch_add_explicit(&op->t->api->rate_limited, 1, memory_order_relaxed);
+    }
+    op->rate.cont(op, refused, retry_after);
+}
+
+/* The per-process decision of the current bucket (no wait: the limiter must answer now). */
+static enum api_rate_answer rate_now(struct api_op *op, uint32_t *retry_after)
+{
+    const struct api_config *cfg = &op->t->api->cfg;
+    const struct api_rate_q *q = &op->rate.q[op->rate.i];
+    *retry_after = 0;
+    enum api_rate_answer a = cfg->rate(cfg->rate_arg, q->cls, q->key, q->len, retry_after, NULL);
+    return a == API_RATE_DENY ? API_RATE_DENY : API_RATE_ALLOW;
+}
+
+/* Ask the buckets from the current one on, until a question is left pending or the check is over. */
+static void rate_ask(struct api_op *op)
+{
+    struct api_rate_state *rs = &op->rate;
+    const struct api_config *cfg = &op->t->api->cfg;
+    while (rs->i < rs->n) {
+        const struct api_rate_q *q = &rs->q[rs->i];
+        struct api_rate_wait *w = calloc(1, sizeof(*w));
+        if (w != NULL) {
+            w->receiver = &((struct api_thread_priv *)op->t->priv)->rate_receiver;
+            w->op = op;
+        }
+        uint32_t retry_after = 0;
+        enum api_rate_answer a = cfg->rate(cfg->rate_arg, q->cls, q->key, q->len, &retry_after, w);
+        if (a == API_RATE_PENDING && w != NULL) {
+            rs->wait = w;
+            struct api_thread_priv *p = op->t->priv;
+            h2o_timeout_link(op->t->ctx->loop, &p->rate_timeout, &rs->timer);
+            return;
+        }
+        free(w);
+        if (a != API_RATE_ALLOW && a != API_RATE_DENY)
+            a = rate_now(op, &retry_after);
+        if (a == API_RATE_DENY) {
+            rate_finish(op, rs->i, retry_after);
+            return;
+        }
+        rs->i++;
+    }
+    rate_finish(op, -1, 0);
+}
+
+/* A decided (or UNKNOWN) answer for the current bucket; go on from there. */
+static void rate_step(struct api_op *op, enum api_rate_answer a, uint32_t retry_after)
+{
+    if (a != API_RATE_ALLOW && a != API_RATE_DENY)
+        a = rate_now(op, &retry_after);
+    if (a == API_RATE_DENY) {
+        rate_finish(op, op->rate.i, retry_after);
+        return;
+    }
+    op->rate.i++;
+    rate_ask(op);
+}
+
+/* The limiter did not answer in time: decide per process, leave the late answer to be freed. */
+static void on_rate_timeout(h2o_timeout_entry_t *entry)
+{
+    struct api_op *op = H2O_STRUCT_FROM_MEMBER(struct api_op, rate.timer, entry);
+    op->rate.wait->op = NULL;
+    op->rate.wait = NULL;
+    rate_step(op, API_RATE_UNKNOWN, 0);
+}
+
+void api_op_rate_check(struct api_op *op, api_rate_cont cont)
+{
+    struct api_rate_state *rs = &op->rate;
+    rs->cont = cont;
+    rs->i = 0;
+    rs->wait = NULL;
+    rs->timer.cb = on_rate_timeout;
+    if (op->t->api->cfg.rate == NULL || rs->n == 0) {
+        rate_finish(op, -1, 0);
+        return;
+    }
+    rate_ask(op);
+}
+
+void api_rate_answer(struct api_rate_wait *w, enum api_rate_answer a, uint32_t retry_after)
+{
+    w->answer = a;
+    w->retry_after = retry_after;
+    h2o_multithread_send_message(w->receiver, &w->msg);
+}
+
+/* On the HTTP thread: the limiter's answers. One that lost the race with the timeout is dropped. */
+static void on_rate_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+        struct api_rate_wait *w = H2O_STRUCT_FROM_MEMBER(struct api_rate_wait, msg, m);
+        struct api_op *op = w->op;
+        enum api_rate_answer a = w->answer;
+        uint32_t retry_after = w->retry_after;
+        free(w);
+        if (op == NULL)
+            continue;
+        h2o_timeout_unlink(&op->rate.timer);
+        op->rate.wait = NULL;
+        if (a != API_RATE_ALLOW && a != API_RATE_DENY)
+            a = API_RATE_UNKNOWN;
+        rate_step(op, a, retry_after);
+    }
 }
 
 /* ---- noticing a client that hangs up during a parked watch ---- */

@@ -17,6 +17,29 @@ struct api_thread_priv {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
     struct node_client client;
+    h2o_multithread_receiver_t rate_receiver; /* limiter answers (request.c) */
+    h2o_timeout_t rate_timeout;               /* cfg.rate_timeout_ms */
+};
+
+/* One bucket a request must pass (request.h). */
+struct api_rate_q {
+    enum api_rl_class cls;
+    uint32_t len;
+    uint8_t key[API_TOKEN_MAX_LEN];
+};
+
+struct api_op;
+/* Runs on the op's thread when its rate check is over: refused is -1 when every bucket allowed,
+ * else the index of the bucket that refused, with its retry_after (>= 1). */
+typedef void (*api_rate_cont)(struct api_op *op, int refused, uint32_t retry_after);
+
+/* An op's rate check in progress (request.c). */
+struct api_rate_state {
+    struct api_rate_q q[2];
+    uint8_t n, i;               /* buckets, the one being asked */
+    struct api_rate_wait *wait; /* the question out, NULL when none */
+    h2o_timeout_entry_t timer;  /* rate_timeout for wait */
+    api_rate_cont cont;
 };
 
 /* A completion on its way back to the HTTP thread. */
@@ -45,6 +68,7 @@ struct api_op {
     bool creates_token; /* a keys write that creates a token by hand */
     char *answer;       /* /new: the body to send on success */
     size_t answer_len;
+    struct api_rate_state rate;
     char buf[]; /* copies of key, value, prev_value, /new's answer */
 };
 
@@ -61,5 +85,13 @@ void api_op_watch_client(struct api_op *op, h2o_req_t *req);
 void api_op_unwatch_client(struct api_op *op);
 /* Detach the op from its request before answering it (the request may be freed after). */
 h2o_req_t *api_op_take_req(struct api_op *op);
+
+/* Add a bucket to op's rate check (at most two; asked in the order added). */
+void api_op_rate_add(struct api_op *op, enum api_rl_class cls, const void *key, size_t len);
+/* Ask cfg.rate about each bucket in turn until one refuses; then cont runs, at once or later on
+ * this thread. A PENDING question waits at most cfg.rate_timeout_ms (an h2o timeout on this
+ * thread), then the limiter decides again with wait == NULL (per process). A refused request
+ * consumes nothing from the buckets after the refusing one. No limiter: cont(op, -1, 0) at once. */
+void api_op_rate_check(struct api_op *op, api_rate_cont cont);
 
 #endif

@@ -216,6 +216,19 @@ static struct api_op *make_op(struct api_thread *t, h2o_req_t *req, const struct
     return op;
 }
 
+/* The write's rate limit decided (now, or later on this thread): submit it or answer 429. */
+static void on_write_rate_checked(struct api_op *op, int refused, uint32_t retry_after)
+{
+    if (refused >= 0 || op->req == NULL) {
+        h2o_req_t *req = api_op_take_req(op);
+        if (req != NULL)
+            api_rate_refuse(op, req, refused, retry_after);
+        api_op_free(op);
+        return;
+    }
+    api_op_submit(op);
+}
+
 static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_route *r,
                          struct api_keys_req *k)
 {
@@ -247,19 +260,6 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
         k->cmd.cap_surplus = api->cfg.surplus;
     }
 
-    if (creates_token) {
-        if (api_rate_new(t, req, API_ROUTE_KEYS, true, r->token, r->token_len) != 0)
-            return;
-    } else {
-        uint32_t retry;
-        if (!api_rate_allow(t, API_RL_TOKEN_WRITE, r->token, r->token_len, &retry)) {
-            char line[128];
-            snprintf(line, sizeof(line), "too many writes to this token; retry in %u s", retry);
-            api_header_u64(req, "retry-after", "Retry-After", retry);
-            send_err(t, req, r, API_E_RATE_LIMITED, line, 0);
-            return;
-        }
-    }
     struct api_op *op = make_op(t, req, r, k);
     if (op == NULL) {
         api_send_text(t, req, API_ROUTE_KEYS, 500, "out of memory");
@@ -269,7 +269,11 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
     op->op.type = NODE_OP_WRITE;
     op->op.cmd = op->kreq.cmd;
     op->op.done = on_keys_done;
-    api_op_submit(op);
+    if (creates_token)
+        api_rate_add_new(op, req);
+    else
+        api_op_rate_add(op, API_RL_TOKEN_WRITE, op->token, op->token_len);
+    api_op_rate_check(op, on_write_rate_checked);
 }
 
 /* An op of the given type for a read or watch of the route's key; NULL after answering 500. */

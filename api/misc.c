@@ -1,4 +1,4 @@
-/* api/misc.c — the small routes: /health (can this node commit?), /metrics (Prometheus text),
+/* api/misc.c — the small routes: /health (can this node commit? is it degraded?), /metrics (Prometheus text),
  * /robots.txt (keep crawlers off tokens) and / (a pointer to /new until the home page lands).
  */
 #include <stdio.h>
@@ -15,8 +15,17 @@ void api_health_handle(struct api_thread *t, h2o_req_t *req)
     char reason[640] = "";
     struct api_buf b = {0};
     int status = 200;
+    const struct api_config *cfg = &t->api->cfg;
     if (node_healthy(t->api->node, reason, sizeof(reason))) {
-        api_buf_puts(&b, "{\"health\":\"true\"}\n");
+        reason[0] = '\0';
+        if (cfg->degraded != NULL && cfg->degraded(cfg->degraded_arg, reason, sizeof(reason))) {
+            /* still 200: the node serves; the reason says what is missing */
+            api_buf_puts(&b, "{\"health\":\"true\",\"degraded\":\"true\",\"reason\":");
+            api_json_str(&b, reason, strnlen(reason, sizeof(reason)));
+            api_buf_puts(&b, "}\n");
+        } else {
+            api_buf_puts(&b, "{\"health\":\"true\"}\n");
+        }
     } else {
         status = 503;
         api_buf_puts(&b, "{\"health\":\"false\",\"reason\":");

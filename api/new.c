@@ -1,6 +1,7 @@
 /* api/new.c — /new: validate the size, apply the creation rate limits, mint a token and store
  * /discovery/<token>/_config/size with a CREATE (so a collision could never overwrite a token),
- * then answer "<public base>/<token>" with no trailing newline, as discovery.etcd.io does.
+ * once the limiter allowed it (possibly later, on this thread), then answer "<public base>/<token>"
+ * with no trailing newline, as discovery.etcd.io does.
  */
 #include <stdio.h>
 
@@ -40,6 +41,20 @@ out:
     api_op_free(op);
 }
 
+/* The creation limits decided (now, or later on this thread): store the token or answer 429. */
+static void on_new_rate_checked(struct api_op *op, int refused, uint32_t retry_after)
+{
+    if (refused >= 0 || op->req == NULL) {
+        h2o_req_t *req = api_op_take_req(op);
+        if (req != NULL)
+            api_rate_refuse(op, req, refused, retry_after);
+        api_op_free(op);
+        return;
+    }
+    op->op.cmd.now_ms = node_wall_ms();
+    api_op_submit(op);
+}
+
 void api_new_handle(struct api_thread *t, h2o_req_t *req)
 {
     const struct api_config *cfg = &t->api->cfg;
@@ -71,8 +86,6 @@ void api_new_handle(struct api_thread *t, h2o_req_t *req)
         api_send_text(t, req, API_ROUTE_NEW, 400, line);
         return;
     }
-    if (api_rate_new(t, req, API_ROUTE_NEW, false, NULL, 0) != 0)
-        return;
     char token[API_TOKEN_HEX_LEN + 1];
     if (api_token_mint(token) != 0) {
         api_send_text(t, req, API_ROUTE_NEW, 503, "unable to create a token: no cryptographic randomness");
@@ -120,7 +133,7 @@ void api_new_handle(struct api_thread *t, h2o_req_t *req)
     op->token_len = API_TOKEN_HEX_LEN;
     op->op.type = NODE_OP_WRITE;
     op->op.cmd.type = KV_CMD_CREATE;
-    op->op.cmd.now_ms = node_wall_ms();
     op->op.done = on_new_done;
-    api_op_submit(op);
+    api_rate_add_new(op, req);
+    api_op_rate_check(op, on_new_rate_checked);
 }

@@ -24,45 +24,40 @@ int api_client_key(struct api_thread *t, h2o_req_t *req, unsigned prefix4, unsig
     return api_addr_key((struct sockaddr *)&ss, len, prefix4, prefix6, out);
 }
 
-bool api_rate_allow(struct api_thread *t, enum api_rl_class cls, const void *key, size_t len,
-                    uint32_t *retry_after)
-{
-    const struct api_config *cfg = &t->api->cfg;
-    *retry_after = 0;
-    if (cfg->rate == NULL)
-        return true;
-    if (cfg->rate(cfg->rate_arg, cls, key, len, retry_after))
-        return true;
-    if (*retry_after == 0)
-        *retry_after = 1;
-    atomic_fetch_add_explicit(&t->api->rate_limited, 1, memory_order_relaxed);
-    return false;
-}
-
-int api_rate_new(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, bool json,
-                 const char *token, size_t token_len)
+void api_rate_add_new(struct api_op *op, h2o_req_t *req)
 {
     uint8_t key[16];
-    uint32_t retry;
-    const char *what = NULL;
-    if (api_client_key(t, req, API_ADDR_V4_HOST, API_ADDR_V6_HOST, key) == 0 &&
-        !api_rate_allow(t, API_RL_NEW_ADDR, key, sizeof(key), &retry))
-        what = "address";
-    else if (api_client_key(t, req, API_ADDR_V4_RANGE, API_ADDR_V6_RANGE, key) == 0 &&
-             !api_rate_allow(t, API_RL_NEW_RANGE, key, sizeof(key), &retry))
-        what = "address range";
-    if (what == NULL)
-        return 0;
-    char line[160];
-    snprintf(line, sizeof(line), "too many tokens created from this %s; retry in %u s", what, retry);
-    api_header_u64(req, "retry-after", "Retry-After", retry);
-    if (json) {
+    if (api_client_key(op->t, req, API_ADDR_V4_HOST, API_ADDR_V6_HOST, key) == 0)
+        api_op_rate_add(op, API_RL_NEW_ADDR, key, sizeof(key));
+    if (api_client_key(op->t, req, API_ADDR_V4_RANGE, API_ADDR_V6_RANGE, key) == 0)
+        api_op_rate_add(op, API_RL_NEW_RANGE, key, sizeof(key));
+}
+
+void api_rate_refuse(struct api_op *op, h2o_req_t *req, int refused, uint32_t retry_after)
+{
+    struct api_thread *t = op->t;
+    enum api_rl_class cls = op->rate.q[refused >= 0 && refused < op->rate.n ? refused : 0].cls;
+    char line[200];
+    switch (cls) {
+    case API_RL_NEW_ADDR:
+        snprintf(line, sizeof(line), "too many tokens created from this address; retry in %u s", retry_after);
+        break;
+    case API_RL_NEW_RANGE:
+        snprintf(line, sizeof(line), "too many tokens created from this address range; retry in %u s",
+                 retry_after);
+        break;
+    default:
+        snprintf(line, sizeof(line), "too many writes to this token; retry in %u s", retry_after);
+        break;
+    }
+    api_header_u64(req, "retry-after", "Retry-After", retry_after);
+    if (op->route == API_ROUTE_KEYS) {
         struct kv_token_info tok;
-        api_token_lookup(t, token, token_len, &tok);
+        api_token_lookup(t, op->token, op->token_len, &tok);
         api_send_keys_error(t, req, API_ROUTE_KEYS, API_E_RATE_LIMITED, line, 0, &tok);
-    } else
-        api_send_text(t, req, route, 429, line);
-    return -1;
+    } else {
+        api_send_text(t, req, op->route, 429, line);
+    }
 }
 
 static bool is_urlencoded(h2o_req_t *req)

@@ -7,19 +7,20 @@
 # Idempotent: packages already present are skipped by apt-get; safe to run before every build.
 set -euo pipefail
 
-# Build and run: the toolchain, the libraries the CMake build links, and the two tools the
+# Build and run: the toolchain, the libraries the CMake build links (libpq for --postgres), and the two tools the
 # README's tour uses (curl, uuidgen).
 run_pkgs=(
   build-essential cmake pkg-config git ca-certificates
-  libh2o-dev libuv1-dev libssl-dev
+  libh2o-dev libuv1-dev libssl-dev libpq-dev
   curl uuid-runtime
 )
 # Tests and benchmarks (DISCOVERYD_TESTS=ON): cmocka for unit tests, python3 for the integration
-# tests, real etcd 3.4 members, openssl to mint test certificates, wrk for tests/bench, gcovr for
-# the coverage build; chromium and a font for tests/e2e (the web pages in a real headless browser,
-# never downloaded).
+# tests, real etcd 3.4 members, a real PostgreSQL 15 (the shared rate limiter's tests start their own
+# cluster in a temp dir; postgresql brings initdb, postgres, pg_ctl and psql), openssl to mint test
+# certificates, wrk for tests/bench, gcovr for the coverage build; chromium and a font for tests/e2e
+# (the web pages in a real headless browser, never downloaded).
 test_pkgs=(
-  libcmocka-dev python3 etcd-server etcd-client openssl procps iproute2 wrk gcovr
+  libcmocka-dev python3 etcd-server etcd-client postgresql openssl procps iproute2 wrk gcovr
   chromium fonts-dejavu-core
 )
 # tests/e2e also needs node and npm (playwright-core and axe-core from its package-lock.json). A

@@ -27,6 +27,8 @@ enum opt_kind {
     OPT_LISTEN,
     OPT_URL,
     OPT_LOGLEVEL,
+    OPT_SECRET, /* a string that may hold a password: never echoed in a message */
+    OPT_CIDR,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -81,6 +83,15 @@ static const struct opt opts[] = {
      "writes per second per token"},
     {"token-write-burst", OPT_UINT, F(token_write_burst), 1, 1000000, false, NULL, "100",
      "burst of writes per token"},
+    {"postgres", OPT_SECRET, F(postgres), 0, 0, false, NULL, "",
+     "PostgreSQL for rate limits shared by every node: libpq connection string or URI, e.g. "
+     "postgresql://discoveryd:secret@db.example/discoveryd (default: limits per process)"},
+    {"postgres-pool", OPT_UINT, F(postgres_pool), 1, 64, false, NULL, "4", "connections to --postgres"},
+    {"postgres-timeout", OPT_DURATION, F(postgres_timeout_ms), 1, 10000, false, "from 1ms to 10s", "200ms",
+     "longest wait for PostgreSQL's answer; then the per-process limiter decides that request"},
+    {"trusted-proxy", OPT_CIDR, F(trusted), 0, 0, false, NULL, "",
+     "CIDR of a proxy whose X-Forwarded-For names the client (right-most untrusted entry); "
+     "repeatable (env: comma-separated)"},
     {"tls-cert", OPT_PATH, F(tls_cert), 0, 0, false, NULL, "",
      "PEM certificate chain; with --tls-key, serve HTTPS"},
     {"tls-key", OPT_PATH, F(tls_key), 0, 0, false, NULL, "", "PEM private key for --tls-cert"},
@@ -276,6 +287,78 @@ static int parse_listen_list(const char *s, struct svc_config *cfg, bool append,
     return 0;
 }
 
+int svc_parse_cidr(const char *s, struct svc_cidr *out)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    char host[64];
+    const char *slash = strchr(s, '/');
+    size_t hl = slash ? (size_t)(slash - s) : strlen(s);
+    uint64_t bits = 0;
+    bool v6 = memchr(s, ':', hl) != NULL;
+    memset(out, 0, sizeof(*out));
+    if (hl == 0 || hl >= sizeof(host))
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (slash != NULL && (parse_uint(slash + 1, &bits) != 0 || strlen(slash + 1) > 3))
+        return -1;
+    if (v6) {
+        if (inet_pton(AF_INET6, host, out->addr) != 1 || (slash ? bits : (bits = 128)) > 128)
+            return -1;
+        out->bits = (unsigned)bits;
+    } else {
+        struct in_addr a4;
+        if (inet_pton(AF_INET, host, &a4) != 1 || (slash ? bits : (bits = 32)) > 32)
+            return -1;
+        memcpy(out->addr, mapped, 12);
+        memcpy(out->addr + 12, &a4, 4);
+        out->bits = (unsigned)bits + 96;
+    }
+    for (unsigned i = out->bits; i < 128; i++)
+        if (out->addr[i / 8] & (0x80u >> (i % 8)))
+            return -1; /* host bits set: say what you mean */
+    snprintf(out->text, sizeof(out->text), "%s/%u", host, (unsigned)bits);
+    return 0;
+}
+
+/* Comma- or space-separated CIDRs (the environment form; a flag carries one). */
+static int parse_cidr_list(const char *s, struct svc_config *cfg, bool append, const char *who, char *err,
+                           size_t errlen)
+{
+    if (!append)
+        cfg->n_trusted = 0;
+    const char *p = s;
+    bool any = false;
+    while (*p) {
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ' && *e != '\t')
+            e++;
+        char item[128];
+        if ((size_t)(e - p) >= sizeof(item) || cfg->n_trusted == SVC_MAX_TRUSTED) {
+            if (cfg->n_trusted == SVC_MAX_TRUSTED)
+                return fail(err, errlen, "%s: more than %d networks", who, SVC_MAX_TRUSTED);
+            return fail(err, errlen, "%s: \"%.*s\" is not a network (e.g. 10.0.0.0/8 or fd00::/8)", who,
+                        (int)(e - p), p);
+        }
+        memcpy(item, p, (size_t)(e - p));
+        item[e - p] = '\0';
+        if (svc_parse_cidr(item, &cfg->trusted[cfg->n_trusted]) != 0)
+            return fail(err, errlen,
+                        "%s: \"%s\" is not a network (e.g. 10.0.0.0/8 or fd00::/8; host bits must be zero)",
+                        who, item);
+        cfg->n_trusted++;
+        any = true;
+        p = e;
+    }
+    if (!any)
+        return fail(err, errlen, "%s: \"%s\" is not a network (e.g. 10.0.0.0/8 or fd00::/8)", who, s);
+    return 0;
+}
+
 /* scheme://host[:port][/] — nothing else: /new appends "/<token>" to it. */
 static int parse_url(const char *s, char *out, size_t outlen)
 {
@@ -367,6 +450,13 @@ static int apply(const struct opt *o, const char *v, struct svc_config *cfg, boo
             return fail(err, errlen, "%s: must not be empty", who);
         memcpy(base + o->off, &v, sizeof(v));
         return 0;
+    case OPT_SECRET:
+        if (*v == '\0')
+            return fail(err, errlen, "%s: must not be empty", who);
+        memcpy(base + o->off, &v, sizeof(v));
+        return 0;
+    case OPT_CIDR:
+        return parse_cidr_list(v, cfg, append, who, err, errlen);
     case OPT_LISTEN:
         cfg->listen_is_default = false;
         return parse_listen_list(v, cfg, append, who, err, errlen);
@@ -397,7 +487,7 @@ static void set_defaults(struct svc_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < N_OPTS; i++) {
         const struct opt *o = &opts[i];
-        if (o->def == NULL || o->def[0] == '\0' || o->kind == OPT_PATH)
+        if (o->def == NULL || o->def[0] == '\0' || o->kind == OPT_PATH || o->kind == OPT_SECRET)
             continue;
         if (o->kind == OPT_UINT && !isdigit((unsigned char)o->def[0]))
             continue; /* "number of cores" */
@@ -466,8 +556,10 @@ int svc_config_parse(struct svc_config *cfg, int argc, char **argv, char **envp,
                 return fail(err, errlen, "%s: missing value", who);
             val = argv[++i];
         }
-        /* --listen repeats: the first one replaces the default list, later ones add to it. */
-        int rc = apply(o, val, cfg, o->kind == OPT_LISTEN && by_flag[oi], who, err, errlen);
+        /* --listen and --trusted-proxy repeat: the first one replaces the default (or the
+         * environment's) list, later ones add to it. */
+        int rc = apply(o, val, cfg, (o->kind == OPT_LISTEN || o->kind == OPT_CIDR) && by_flag[oi], who, err,
+                       errlen);
         if (rc != 0)
             return rc;
         by_flag[oi] = true;
@@ -524,6 +616,12 @@ void svc_config_usage(FILE *out)
             break;
         case OPT_LOGLEVEL:
             arg = " LEVEL";
+            break;
+        case OPT_SECRET:
+            arg = " URL";
+            break;
+        case OPT_CIDR:
+            arg = " CIDR";
             break;
         case OPT_HELP:
         case OPT_VERSION:

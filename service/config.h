@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #define SVC_MAX_LISTEN 16
+#define SVC_MAX_TRUSTED 64
 #define SVC_DEFAULT_PORT 8087
 
 enum svc_log_level { SVC_LOG_DEBUG, SVC_LOG_INFO, SVC_LOG_WARN, SVC_LOG_ERROR };
@@ -25,6 +26,14 @@ struct svc_listen {
     socklen_t addrlen;
     bool v6;
     char text[80]; /* as written, normalised: "127.0.0.1:8087", "[::1]:8087" */
+};
+
+/* One --trusted-proxy network. IPv4 is kept IPv4-mapped (::ffff:a.b.c.d, bits + 96), so one
+ * comparison serves both families. */
+struct svc_cidr {
+    uint8_t addr[16]; /* host bits zero */
+    unsigned bits;    /* 0..128 */
+    char text[80];    /* as written, normalised: "10.0.0.0/8", "2001:db8::/32" */
 };
 
 struct svc_config {
@@ -51,6 +60,11 @@ struct svc_config {
     uint32_t new_range_burst;
     double token_write_rate;
     uint32_t token_write_burst;
+    const char *postgres; /* libpq connection string or URI; NULL: rate limits per process */
+    uint32_t postgres_pool;
+    int64_t postgres_timeout_ms;
+    struct svc_cidr trusted[SVC_MAX_TRUSTED]; /* peers whose X-Forwarded-For is believed */
+    size_t n_trusted;
     const char *tls_cert;
     const char *tls_key;
     enum svc_log_level log_level;
@@ -73,6 +87,9 @@ void svc_config_usage(FILE *out);
 
 /* Parse a Go-style duration ("500ms", "90s", "1h30m", "1.5h") into milliseconds. 0 or -1. */
 int svc_parse_duration(const char *s, int64_t *ms);
+
+/* "10.0.0.0/8", "::1/128", "192.0.2.7" (a host): 0, or -1 (not a network, or host bits set). */
+int svc_parse_cidr(const char *s, struct svc_cidr *out);
 
 /* Create cfg->data_dir (and missing parents, mode 0700) if it does not exist and check it is a
  * writable directory. 0, or -1 with a one-line reason in err. */

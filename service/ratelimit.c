@@ -220,10 +220,16 @@ size_t rl_size(struct rl *rl)
     return n;
 }
 
-bool rl_api_rate(void *arg, enum api_rl_class cls, const void *key, size_t key_len, uint32_t *retry_after)
+bool rl_take_now(struct rl *rl, enum api_rl_class cls, const void *key, size_t key_len, uint32_t *retry_after)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    return rl_take(arg, cls, key, key_len, now_ms, retry_after);
+    return rl_take(rl, cls, key, key_len, now_ms, retry_after);
+}
+
+enum api_rate_answer rl_api_rate(void *arg, enum api_rl_class cls, const void *key, size_t key_len,
+                                 uint32_t *retry_after, struct api_rate_wait *wait)
+{
+    return rl_take_now(arg, cls, key, key_len, retry_after) ? API_RATE_ALLOW : API_RATE_DENY;
 }

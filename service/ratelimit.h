@@ -6,7 +6,7 @@
  * each behind its own mutex, and never blocks on anything but that mutex. Memory stays bounded:
  * a bucket that has refilled to its burst is indistinguishable from a missing one and is dropped,
  * and each shard holds at most a fixed number of buckets (least recently used goes first).
- * PostgreSQL-backed limits (shared by every node) come later behind the same api_rate_fn.
+ * It is also the fallback of the PostgreSQL-backed limiter (service/pgrl.h).
  */
 #ifndef DISCOVERYD_SERVICE_RATELIMIT_H
 #define DISCOVERYD_SERVICE_RATELIMIT_H
@@ -42,7 +42,12 @@ bool rl_take(struct rl *rl, enum api_rl_class cls, const void *key, size_t key_l
 /* Buckets currently held (for tests and /metrics). */
 size_t rl_size(struct rl *rl);
 
-/* api_rate_fn: arg is the struct rl; uses CLOCK_MONOTONIC. */
-bool rl_api_rate(void *arg, enum api_rl_class cls, const void *key, size_t key_len, uint32_t *retry_after);
+/* rl_take at CLOCK_MONOTONIC now. */
+bool rl_take_now(struct rl *rl, enum api_rl_class cls, const void *key, size_t key_len,
+                 uint32_t *retry_after);
+
+/* api_rate_fn: arg is the struct rl; always decides at once (never PENDING). */
+enum api_rate_answer rl_api_rate(void *arg, enum api_rl_class cls, const void *key, size_t key_len,
+                                 uint32_t *retry_after, struct api_rate_wait *wait);
 
 #endif

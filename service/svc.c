@@ -16,8 +16,10 @@
 
 #include "api/api.h"
 #include "service/log.h"
+#include "service/pgrl.h"
 #include "service/ratelimit.h"
 #include "service/server.h"
+#include "service/xff.h"
 #include "store/node.h"
 
 /* How long a stopping thread waits for clients to take their last responses. */
@@ -28,6 +30,8 @@ struct svc {
     struct svc_server *srv;
     struct node *node;
     struct rl *rl;
+    struct pgrl *pgrl; /* NULL without --postgres */
+    struct svc_xff xff;
     struct api *api;
     bool serving; /* HTTP threads were started (some may have failed) */
 };
@@ -38,6 +42,9 @@ static void svc_free(struct svc *s)
         /* Order matters: no thread may call into the api (and so the node) once node_stop
          * began, and the threads must still run while node_stop's completions are delivered. */
         svc_server_stop_accepting(s->srv);
+        /* every question out to PostgreSQL is answered (the threads decide those locally)
+         * while the threads still run and before the node stops */
+        pgrl_stop(s->pgrl);
         node_stop(s->node);
         size_t abandoned = svc_server_drain(s->srv, SVC_DRAIN_GRACE_MS);
         if (abandoned > 0)
@@ -47,8 +54,20 @@ static void svc_free(struct svc *s)
     /* Only now: the completions node_stop posted were rendered on the HTTP threads, from the node. */
     node_free(s->node);
     api_free(s->api);
+    pgrl_free(s->pgrl);
     rl_free(s->rl);
     free(s);
+}
+
+/* /metrics without --postgres: the same backend gauge, always local. */
+static void local_metrics(void *arg, void (*write)(void *wctx, const char *s, size_t n), void *wctx)
+{
+    static const char m[] = "# HELP discoveryd_ratelimit_backend The limiter that decides rate limits now "
+                            "(1) and the other (0).\n"
+                            "# TYPE discoveryd_ratelimit_backend gauge\n"
+                            "discoveryd_ratelimit_backend{backend=\"postgres\"} 0\n"
+                            "discoveryd_ratelimit_backend{backend=\"local\"} 1\n";
+    write(wctx, m, sizeof(m) - 1);
 }
 
 int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t errlen)
@@ -94,7 +113,20 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
         snprintf(err, errlen, "out of memory (rate limiter)");
         goto fail;
     }
-    svc_log(SVC_LOG_INFO, "rate limits are per process (no --postgres)");
+    if (cfg->postgres != NULL) {
+        struct pgrl_config pc = {
+            .conninfo = cfg->postgres,
+            .pool = cfg->postgres_pool,
+            .timeout_ms = (uint32_t)cfg->postgres_timeout_ms,
+        };
+        memcpy(pc.rules, rc.rules, sizeof(pc.rules));
+        if (pgrl_new(&s->pgrl, &pc, s->rl, err, errlen) != 0) {
+            s->pgrl = NULL;
+            goto fail;
+        }
+    } else {
+        svc_log(SVC_LOG_INFO, "rate limits are per process (no --postgres)");
+    }
 
     struct api_config ac;
     api_config_defaults(&ac);
@@ -105,8 +137,27 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     ac.max_key_bytes = cfg->max_key;
     ac.max_body_bytes = cfg->max_body;
     ac.token_ttl_ms = cfg->token_ttl_ms;
-    ac.rate = rl_api_rate;
-    ac.rate_arg = s->rl;
+    if (s->pgrl != NULL) {
+        ac.rate = pgrl_api_rate;
+        ac.rate_arg = s->pgrl;
+        ac.rate_timeout_ms = (uint32_t)cfg->postgres_timeout_ms;
+        ac.degraded = pgrl_degraded;
+        ac.degraded_arg = s->pgrl;
+        ac.metrics_extra = pgrl_metrics;
+        ac.metrics_extra_arg = s->pgrl;
+    } else {
+        ac.rate = rl_api_rate;
+        ac.rate_arg = s->rl;
+        ac.metrics_extra = local_metrics;
+    }
+    if (cfg->n_trusted > 0) {
+        s->xff = (struct svc_xff){cfg->trusted, cfg->n_trusted};
+        ac.client_addr = xff_client_addr;
+        ac.client_addr_arg = &s->xff;
+        svc_log(SVC_LOG_INFO,
+                "X-Forwarded-For is believed from %zu trusted proxy network(s) (--trusted-proxy)",
+                cfg->n_trusted);
+    }
     if (api_new(&s->api, &ac, s->node) != 0) {
         s->api = NULL;
         snprintf(err, errlen, "out of memory (api)");

@@ -43,6 +43,11 @@ static struct {
     /* rate limiter stub: refuse when set */
     int refuse_class; /* -1: allow all */
     int rate_calls;
+    int rate_mode;    /* 0: decide at once; 1: PENDING, answered by another thread; 2: PENDING, held */
+    int rate_sync_calls; /* calls with wait == NULL (the per-process decision after a timeout) */
+    pthread_mutex_t held_mu;
+    struct api_rate_wait *held[64];
+    int n_held;
     char logbuf[4096];
 } S;
 
@@ -71,15 +76,47 @@ static void on_stop(uv_async_t *a)
     uv_stop(&S.loop);
 }
 
-static bool rate_stub(void *arg, enum api_rl_class cls, const void *key, size_t key_len,
-                      uint32_t *retry_after)
+struct later {
+    struct api_rate_wait *wait;
+    enum api_rate_answer a;
+};
+
+/* A limiter on another thread: answers a moment later. */
+static void *answer_later(void *arg)
+{
+    struct later *l = arg;
+    usleep(5000);
+    api_rate_answer(l->wait, l->a, l->a == API_RATE_DENY ? 7 : 0);
+    free(l);
+    return NULL;
+}
+
+static enum api_rate_answer rate_stub(void *arg, enum api_rl_class cls, const void *key, size_t key_len,
+                                      uint32_t *retry_after, struct api_rate_wait *wait)
 {
     S.rate_calls++;
+    if (wait == NULL)
+        S.rate_sync_calls++;
+    if (wait != NULL && S.rate_mode == 1) {
+        struct later *l = malloc(sizeof(*l));
+        l->wait = wait;
+        l->a = (int)cls == S.refuse_class ? API_RATE_DENY : API_RATE_ALLOW;
+        pthread_t th;
+        pthread_create(&th, NULL, answer_later, l);
+        pthread_detach(th);
+        return API_RATE_PENDING;
+    }
+    if (wait != NULL && S.rate_mode == 2) {
+        pthread_mutex_lock(&S.held_mu);
+        S.held[S.n_held++] = wait;
+        pthread_mutex_unlock(&S.held_mu);
+        return API_RATE_PENDING;
+    }
     if ((int)cls == S.refuse_class) {
         *retry_after = 7;
-        return false;
+        return API_RATE_DENY;
     }
-    return true;
+    return API_RATE_ALLOW;
 }
 
 static void log_capture(const char *fmt, ...)
@@ -110,6 +147,8 @@ static int server_up(void **state)
     ac.surplus = 1;
     ac.max_body_bytes = 1024;
     ac.rate = rate_stub;
+    ac.rate_timeout_ms = 100;
+    pthread_mutex_init(&S.held_mu, NULL);
     assert_int_equal(api_new(&S.api, &ac, S.node), 0);
 
     h2o_config_init(&S.conf);
@@ -368,6 +407,74 @@ static void test_new_rate_limited_is_429_with_retry_after(void **s)
     assert_int_equal(r.status, 429);
     expect_header(&r, "retry-after", "7");
     expect_body(&r, "too many tokens created from this address range; retry in 7 s\n");
+    resp_free(&r);
+    close(fd);
+}
+
+/* The limiter answers later, from another thread: the request waits for it on its own thread. */
+static void test_rate_answer_later_allows_and_denies(void **s)
+{
+    int fd = dial();
+    struct resp r;
+    S.rate_mode = 1;
+    int sync_before = S.rate_sync_calls;
+    http(fd, "GET", "/new", NULL, &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    S.refuse_class = API_RL_NEW_ADDR;
+    http(fd, "GET", "/new", NULL, &r);
+    assert_int_equal(r.status, 429);
+    expect_header(&r, "retry-after", "7");
+    expect_body(&r, "too many tokens created from this address; retry in 7 s\n");
+    resp_free(&r);
+    /* a write to a token: the keys JSON error with Retry-After */
+    S.refuse_class = -1;
+    char tok[33], target[128];
+    new_token(fd, "?size=3", tok);
+    S.refuse_class = API_RL_TOKEN_WRITE;
+    snprintf(target, sizeof(target), "/v2/keys/discovery/%s/m1", tok);
+    http(fd, "PUT", target, "value=x", &r);
+    assert_int_equal(r.status, 429);
+    expect_header(&r, "retry-after", "7");
+    assert_non_null(strstr(r.body, "\"cause\":\"too many writes to this token; retry in 7 s\""));
+    resp_free(&r);
+    S.refuse_class = -1;
+    http(fd, "PUT", target, "value=x", &r);
+    assert_int_equal(r.status, 201);
+    resp_free(&r);
+    S.rate_mode = 0;
+    assert_int_equal(S.rate_sync_calls, sync_before); /* every answer came from the limiter */
+    close(fd);
+}
+
+/* No answer within rate_timeout_ms: the limiter is asked again without a wait (the per-process
+ * decision), and the late answers are dropped safely. */
+static void test_rate_timeout_decides_per_process(void **s)
+{
+    int fd = dial();
+    struct resp r;
+    S.rate_mode = 2;
+    int sync_before = S.rate_sync_calls;
+    http(fd, "GET", "/new", NULL, &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    assert_int_equal(S.rate_sync_calls, sync_before + 2); /* address, then range */
+    S.refuse_class = API_RL_NEW_ADDR;
+    http(fd, "GET", "/new", NULL, &r);
+    assert_int_equal(r.status, 429);
+    expect_body(&r, "too many tokens created from this address; retry in 7 s\n");
+    resp_free(&r);
+    S.refuse_class = -1;
+    S.rate_mode = 0;
+    /* the answers arrive after all, contradicting the local decisions: nothing changes */
+    pthread_mutex_lock(&S.held_mu);
+    assert_int_equal(S.n_held, 3);
+    for (int i = 0; i < S.n_held; i++)
+        api_rate_answer(S.held[i], i % 2 ? API_RATE_ALLOW : API_RATE_DENY, 3);
+    S.n_held = 0;
+    pthread_mutex_unlock(&S.held_mu);
+    http(fd, "GET", "/new", NULL, &r);
+    assert_int_equal(r.status, 200);
     resp_free(&r);
     close(fd);
 }
@@ -665,6 +772,8 @@ static int run_all(void)
         cmocka_unit_test(test_errors_and_other_routes_keep_the_connection),
         cmocka_unit_test(test_keys_form_errors_and_caps),
         cmocka_unit_test(test_token_by_hand_through_config_size),
+        cmocka_unit_test(test_rate_answer_later_allows_and_denies),
+        cmocka_unit_test(test_rate_timeout_decides_per_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

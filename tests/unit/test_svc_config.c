@@ -81,6 +81,10 @@ static void test_defaults_match_the_documented_values(void **state)
     assert_int_equal(cfg.new_range_burst, 200);
     assert_true(cfg.token_write_rate == 10.0);
     assert_int_equal(cfg.token_write_burst, 100);
+    assert_null(cfg.postgres);
+    assert_int_equal(cfg.postgres_pool, 4);
+    assert_int_equal(cfg.postgres_timeout_ms, 200);
+    assert_int_equal(cfg.n_trusted, 0);
     assert_null(cfg.tls_cert);
     assert_null(cfg.tls_key);
     assert_int_equal(cfg.log_level, SVC_LOG_INFO);
@@ -374,6 +378,74 @@ static void test_unknown_flag_missing_value_and_stray_argument(void **state)
     assert_bad(ARGS("--help=yes"), NULL, "--help: takes no value");
 }
 
+/* ------------------------------------------------------------------ PostgreSQL and proxies */
+
+static void test_postgres_flags(void **state)
+{
+    assert_int_equal(parse(ARGS("--postgres", "postgresql://u:pw@db/x", "--postgres-pool", "9",
+                                "--postgres-timeout", "50ms")),
+                     0);
+    assert_string_equal(cfg.postgres, "postgresql://u:pw@db/x");
+    assert_int_equal(cfg.postgres_pool, 9);
+    assert_int_equal(cfg.postgres_timeout_ms, 50);
+    assert_int_equal(parse_env(NOARGS, ARGS("DISCOVERYD_POSTGRES=host=db password=pw", "DISCOVERYD_POSTGRES_POOL=2",
+                                            "DISCOVERYD_POSTGRES_TIMEOUT=1s")),
+                     0);
+    assert_string_equal(cfg.postgres, "host=db password=pw");
+    assert_int_equal(cfg.postgres_pool, 2);
+    assert_int_equal(cfg.postgres_timeout_ms, 1000);
+    assert_bad(ARGS("--postgres", ""), NULL, "--postgres: must not be empty");
+    assert_bad(ARGS("--postgres-pool", "0"), NULL, "--postgres-pool: \"0\" is not an integer from 1 to 64");
+    assert_bad(ARGS("--postgres-pool", "65"), NULL, "--postgres-pool: \"65\" is not an integer from 1 to 64");
+    assert_bad(ARGS("--postgres-timeout", "0"), NULL,
+               "--postgres-timeout: \"0\" is not a duration from 1ms to 10s (e.g. 90s, 15m, 1h30m)");
+    assert_bad(ARGS("--postgres-timeout", "11s"), NULL,
+               "--postgres-timeout: \"11s\" is not a duration from 1ms to 10s (e.g. 90s, 15m, 1h30m)");
+}
+
+static void test_trusted_proxy_networks(void **state)
+{
+    assert_int_equal(parse(ARGS("--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1/128", "--trusted-proxy",
+                                "192.0.2.7", "--trusted-proxy", "2001:db8::")),
+                     0);
+    assert_int_equal(cfg.n_trusted, 4);
+    assert_string_equal(cfg.trusted[0].text, "10.0.0.0/8");
+    assert_int_equal(cfg.trusted[0].bits, 104);
+    assert_int_equal(cfg.trusted[0].addr[10], 0xff);
+    assert_int_equal(cfg.trusted[0].addr[12], 10);
+    assert_string_equal(cfg.trusted[1].text, "::1/128");
+    assert_int_equal(cfg.trusted[1].addr[15], 1);
+    assert_string_equal(cfg.trusted[2].text, "192.0.2.7/32");
+    assert_int_equal(cfg.trusted[2].bits, 128);
+    assert_string_equal(cfg.trusted[3].text, "2001:db8::/128");
+    /* the environment form is a list; a flag replaces it */
+    assert_int_equal(parse_env(NOARGS, ARGS("DISCOVERYD_TRUSTED_PROXY=10.0.0.0/8, 172.16.0.0/12,fd00::/8")), 0);
+    assert_int_equal(cfg.n_trusted, 3);
+    assert_string_equal(cfg.trusted[2].text, "fd00::/8");
+    assert_int_equal(parse_env(ARGS("--trusted-proxy", "0.0.0.0/0"), ARGS("DISCOVERYD_TRUSTED_PROXY=10.0.0.0/8")), 0);
+    assert_int_equal(cfg.n_trusted, 1);
+    assert_int_equal(cfg.trusted[0].bits, 96);
+    const char *bad[] = {"10.0.0.1/8", "10.0.0.0/33", "::1/129", "10.0.0.0/", "/8", "10.0.0/8", "host.example",
+                         "10.0.0.0/8x", "fe80::1%eth0/128", "10.0.0.0/-1", "[::1]/128", "1.2.3.4/0032"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "--trusted-proxy: \"%s\" is not a network (e.g. 10.0.0.0/8 or fd00::/8; host bits must be zero)",
+                 bad[i]);
+        assert_bad(ARGS("--trusted-proxy", bad[i]), NULL, want);
+    }
+    assert_bad(ARGS("--trusted-proxy", ""), NULL,
+               "--trusted-proxy: \"\" is not a network (e.g. 10.0.0.0/8 or fd00::/8)");
+}
+
+static void test_bad_postgres_url_is_never_echoed(void **state)
+{
+    /* an empty value is the only one config.c refuses; its message must not carry the value */
+    assert_int_equal(parse(ARGS("--postgres", "postgresql://u:hunter2@db/x")), 0);
+    assert_bad(NOARGS, ARGS("DISCOVERYD_POSTGRES_POOL=x"), "DISCOVERYD_POSTGRES_POOL: \"x\" is not an integer from 1 to 64");
+    assert_null(strstr(err, "hunter2"));
+}
+
 /* ------------------------------------------------------------------ environment */
 
 static void test_every_flag_has_an_env_twin(void **state)
@@ -487,6 +559,14 @@ static void test_help_lists_every_flag_with_its_env_twin_and_default(void **stat
                             "DISCOVERYD_NEW_RANGE_BURST; default: 200",
                             "DISCOVERYD_TOKEN_WRITE_RATE; default: 10",
                             "DISCOVERYD_TOKEN_WRITE_BURST; default: 100",
+                            "--postgres URL",
+                            "DISCOVERYD_POSTGRES; default: (none)",
+                            "--postgres-pool N",
+                            "DISCOVERYD_POSTGRES_POOL; default: 4",
+                            "--postgres-timeout DURATION",
+                            "DISCOVERYD_POSTGRES_TIMEOUT; default: 200ms",
+                            "--trusted-proxy CIDR",
+                            "DISCOVERYD_TRUSTED_PROXY; default: (none)",
                             "--tls-cert FILE",
                             "DISCOVERYD_TLS_CERT",
                             "--tls-key FILE",
@@ -557,6 +637,9 @@ int main(void)
         cmocka_unit_test(test_bad_rates_name_the_flag),
         cmocka_unit_test(test_bad_strings_and_levels),
         cmocka_unit_test(test_unknown_flag_missing_value_and_stray_argument),
+        cmocka_unit_test(test_postgres_flags),
+        cmocka_unit_test(test_trusted_proxy_networks),
+        cmocka_unit_test(test_bad_postgres_url_is_never_echoed),
         cmocka_unit_test(test_every_flag_has_an_env_twin),
         cmocka_unit_test(test_flag_beats_env),
         cmocka_unit_test(test_bad_env_value_overridden_by_a_flag_does_not_stop_the_start),

@@ -170,9 +170,9 @@ static void test_api_rate_adapter_uses_the_clock(void **state)
 {
     struct rl *rl = mk(0.001, 2, 0);
     uint32_t ra = 0;
-    assert_true(rl_api_rate(rl, API_RL_NEW_ADDR, "x", 1, &ra));
-    assert_true(rl_api_rate(rl, API_RL_NEW_ADDR, "x", 1, &ra));
-    assert_false(rl_api_rate(rl, API_RL_NEW_ADDR, "x", 1, &ra));
+    assert_int_equal(rl_api_rate(rl, API_RL_NEW_ADDR, "x", 1, &ra, NULL), API_RATE_ALLOW);
+    assert_int_equal(rl_api_rate(rl, API_RL_NEW_ADDR, "x", 1, &ra, NULL), API_RATE_ALLOW);
+    assert_int_equal(rl_api_rate(rl, API_RL_NEW_ADDR, "x", 1, &ra, NULL), API_RATE_DENY);
     assert_true(ra >= 1);
     rl_free(rl);
 }
