@@ -92,21 +92,28 @@ void api_new_handle(struct api_thread *t, h2o_req_t *req)
         return;
     }
 
-    /* the answer: public base URL, or http:// + Host */
-    const char *base = cfg->public_url;
-    size_t base_len;
+    /* the answer: the base URL (--public-url, or the listener's scheme + a valid Host) */
+    struct api_buf base = {0};
+    const char *why = NULL;
+    if (api_base_url(t, req, &base, &why) != 0) {
+        api_send_text(t, req, API_ROUTE_NEW, 400, why);
+        return;
+    }
+    if (base.oom) {
+        api_buf_free(&base);
+        api_send_text(t, req, API_ROUTE_NEW, 500, "out of memory");
+        return;
+    }
+    size_t base_len = base.len;
     char key[sizeof(KV_DISCOVERY_DIR) + API_TOKEN_HEX_LEN + 16];
     int key_len = snprintf(key, sizeof(key), KV_DISCOVERY_DIR "/%s/_config/size", token);
     char value[12];
     int value_len = snprintf(value, sizeof(value), "%u", size);
-    if (base != NULL)
-        base_len = strlen(base);
-    else
-        base_len = sizeof("http://") - 1 + req->authority.len;
     size_t answer_len = base_len + 1 + API_TOKEN_HEX_LEN;
     struct api_op *op =
         api_op_new(t, req, API_ROUTE_NEW, (size_t)key_len + 1 + (size_t)value_len + 1 + answer_len);
     if (op == NULL) {
+        api_buf_free(&base);
         api_send_text(t, req, API_ROUTE_NEW, 500, "out of memory");
         return;
     }
@@ -120,12 +127,8 @@ void api_new_handle(struct api_thread *t, h2o_req_t *req)
     op->op.cmd.value_len = (uint32_t)value_len;
     b += value_len + 1;
     op->answer = b;
-    if (base != NULL) {
-        memcpy(b, base, base_len);
-    } else {
-        memcpy(b, "http://", 7);
-        memcpy(b + 7, req->authority.base, req->authority.len);
-    }
+    memcpy(b, base.p, base_len);
+    api_buf_free(&base);
     b[base_len] = '/';
     memcpy(b + base_len + 1, token, API_TOKEN_HEX_LEN);
     op->answer_len = answer_len;

@@ -3,6 +3,7 @@
  */
 #include "api/request.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include "api/addr.h"
 #include "api/reply.h"
@@ -94,3 +95,70 @@ int api_request_form(h2o_req_t *req, struct api_form *f)
     return api_form_parse(f, q, qlen, body, blen, api_pool_alloc, &req->pool);
 }
 
+static bool unreserved(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+bool api_host_valid(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (n == 0 || n > 255)
+        return false;
+    if (s[0] == '[') {
+        char ip[64];
+        while (i < n && s[i] != ']')
+            i++;
+        if (i == n || i - 1 >= sizeof(ip) || i < 3)
+            return false;
+        memcpy(ip, s + 1, i - 1);
+        ip[i - 1] = '\0';
+        struct in6_addr a;
+        if (inet_pton(AF_INET6, ip, &a) != 1)
+            return false;
+        i++;
+    } else {
+        while (i < n && unreserved(s[i]))
+            i++;
+        if (i == 0)
+            return false;
+    }
+    if (i == n)
+        return true;
+    if (s[i] != ':' || n - i - 1 < 1 || n - i - 1 > 5)
+        return false;
+    unsigned port = 0;
+    for (i++; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        port = port * 10 + (unsigned)(s[i] - '0');
+    }
+    return port <= 65535;
+}
+
+int api_base_url(struct api_thread *t, h2o_req_t *req, struct api_buf *b, const char **why)
+{
+    if (t->api->cfg.public_url != NULL) {
+        api_buf_puts(b, t->api->cfg.public_url);
+        return 0;
+    }
+    /* without a Host, h2o 2.2.5 fills in its host configuration's name ("default:65535") */
+    bool missing = req->authority.len == 0 ||
+                   (req->hostconf != NULL && req->authority.base == req->hostconf->authority.hostport.base);
+    if (missing) {
+        if (why != NULL)
+            *why = "a Host header is required";
+        return -1;
+    }
+    if (!api_host_valid(req->authority.base, req->authority.len)) {
+        if (why != NULL)
+            *why =
+                "bad Host header: want host[:port] (a DNS name, an IPv4 address or a bracketed IPv6 address)";
+        return -1;
+    }
+    bool tls = req->input.scheme == &H2O_URL_SCHEME_HTTPS;
+    api_buf_puts(b, tls ? "https://" : "http://");
+    api_buf_put(b, req->authority.base, req->authority.len);
+    return 0;
+}

@@ -8,6 +8,7 @@
 #include "api/api_int.h"
 #include "api/form.h"
 #include "api/handoff.h"
+#include "api/json.h"
 
 /* The decoded query string and, for PUT/POST/PATCH with a urlencoded body, the body.
  * 0; -1 with f->err; -2 ENOMEM. */
@@ -21,5 +22,16 @@ void api_rate_add_new(struct api_op *op, h2o_req_t *req);
 /* The 429 of a refused rate check: Retry-After and one line naming the limit; JSON with the keys
  * headers on the keys route, else text. */
 void api_rate_refuse(struct api_op *op, h2o_req_t *req, int refused, uint32_t retry_after);
+
+/* RFC 3986 host[:port] as a Host header may carry it: a bracketed IPv6 address, or a name of
+ * unreserved characters (letters, digits, "-", ".", "_", "~": a reg-name without its
+ * percent-encoding and sub-delims, which no DNS name or IPv4 address needs and which would need
+ * escaping wherever the URL is printed), then an optional ":" and port 0-65535. Pure. */
+bool api_host_valid(const char *s, size_t n);
+/* The base URL of this service as a client should see it: --public-url, else the listener's
+ * scheme ("http://", "https://") + the request's Host. Appends it to b and returns 0; -1 with a
+ * one-line reason in *why (why may be NULL; nothing appended) when the Host is missing or not a valid
+ * host[:port]. The one source of the URL /new prints and the web pages show. */
+int api_base_url(struct api_thread *t, h2o_req_t *req, struct api_buf *b, const char **why);
 
 #endif

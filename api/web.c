@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <time.h>
 #include "api/reply.h"
+#include "api/request.h"
 #include "api/token.h"
 
 /* Nothing inline, nothing from elsewhere: scripts, styles, images and fetches from this origin. */
@@ -211,19 +212,17 @@ void api_web_headers(h2o_req_t *req, const char *cache)
     api_header(req, "cache-control", "Cache-Control", cache, strlen(cache));
 }
 
-void api_web_base(struct api_thread *t, h2o_req_t *req, struct api_buf *b)
-{
-    if (t->api->cfg.public_url != NULL) {
-        api_buf_puts(b, t->api->cfg.public_url);
-    } else {
-        api_buf_puts(b, "http://");
-        api_buf_put(b, req->authority.base, req->authority.len);
-    }
-}
-
 void api_web_send_page(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int status,
                        const char *file, const char *cache, api_web_fill_fn fill, void *arg)
 {
+    struct api_buf base = {0};
+    const char *why = NULL;
+    int bad_host = api_base_url(t, req, &base, &why); /* the pages show it: refuse a bad Host first */
+    api_buf_free(&base);
+    if (bad_host != 0) {
+        api_send_text(t, req, route, 400, why);
+        return;
+    }
     const struct web_file *f = api_web_file(file, strlen(file));
     struct api_buf b = {0};
     const char *bad = NULL;
@@ -255,7 +254,7 @@ static bool home_fill(void *arg, struct api_buf *b, const char *name, size_t len
     struct home_ctx *c = arg;
     if (is(name, len, "base")) {
         struct api_buf base = {0};
-        api_web_base(c->t, c->req, &base);
+        (void)api_base_url(c->t, c->req, &base, NULL); /* checked by api_web_send_page */
         api_html_escape(b, base.p, base.len);
         b->oom |= base.oom;
         api_buf_free(&base);

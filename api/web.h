@@ -60,9 +60,8 @@ void api_web_time_attr(struct api_buf *b, int64_t unix_ms);
 
 /* Security and caching headers of every web answer; cache is the Cache-Control value. */
 void api_web_headers(h2o_req_t *req, const char *cache);
-/* The base URL /new prints: --public-url, else "http://" + Host (as new.c). */
-void api_web_base(struct api_thread *t, h2o_req_t *req, struct api_buf *b);
-/* Render the embedded template file and send it as HTML with status (500 on a template bug). */
+/* Render the embedded template file and send it as HTML with status (500 on a template bug; 400
+ * when the Host header the page would show is not valid: request.h api_base_url). */
 void api_web_send_page(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int status,
                        const char *file, const char *cache, api_web_fill_fn fill, void *arg);
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "api/reply.h"
+#include "api/request.h"
 #include "api/token.h"
 
 struct token_ctx {
@@ -138,7 +139,7 @@ static bool token_fill(void *arg, struct api_buf *b, const char *name, size_t le
         api_html_escape(b, c->token, c->token_len);
     } else if (is(name, len, "url") || is(name, len, "base")) {
         struct api_buf u = {0};
-        api_web_base(c->t, c->req, &u);
+        (void)api_base_url(c->t, c->req, &u, NULL); /* checked by api_web_send_page */
         if (is(name, len, "url")) {
             api_buf_puts(&u, "/");
             api_buf_put(&u, c->token, c->token_len);

@@ -353,7 +353,7 @@ class DiscoverydBackend:
                       "--token-write-burst", "10000"]
 
     def __init__(self, checks, extra_args=(), max_size=15, surplus=16, watch_timeout="60s",
-                 label="discoveryd", relaxed_limits=True):
+                 label="discoveryd", relaxed_limits=True, public_url=True):
         bin_path = os.environ.get("DISCOVERYD_BIN", "")
         if not bin_path or not os.access(bin_path, os.X_OK):
             raise RuntimeError("DISCOVERYD_BIN is not set or not executable: %r" % bin_path)
@@ -363,8 +363,10 @@ class DiscoverydBackend:
         self.data_dir = tmpdir(label + ".data")
         self.log = os.path.join(os.path.dirname(self.data_dir), label + ".log")
         argv = [bin_path, "--listen", self.hostport, "--data-dir", self.data_dir,
-                "--public-url", self.base, "--max-size", str(max_size),
+                "--max-size", str(max_size),
                 "--watch-timeout", watch_timeout, "--token-ttl", "168h", "--surplus", str(surplus)]
+        if public_url:  # False: /new and the pages build the URL from the Host header
+            argv += ["--public-url", self.base]
         if relaxed_limits:
             argv += self.RELAXED_LIMITS
         argv += list(extra_args)

@@ -112,6 +112,20 @@ def scenario(checks):
     marks = [m for m in h.DiscoverydBackend.SANITIZER_MARKS if m in logtext]
     checks.check("discoveryd log has no sanitizer report", not marks, marks)
 
+    # Without --public-url the URL follows the listener: https:// + the Host header.
+    argv2 = [a for a in argv if a not in ("--public-url", base)]
+    argv2[argv2.index("--data-dir") + 1] = os.path.join(d, "data2")
+    proc = h.spawn(argv2, log, env=env)
+    h.wait_until(healthy, h.T(30), 0.1, "discoveryd /health over TLS (no --public-url)")
+    st, hd, body = https(ctx, port, "GET", "/new?size=3")
+    checks.check("without --public-url, /new over TLS prints https:// + Host",
+                 st == 200 and body.decode().startswith("https://127.0.0.1:%d/" % port), (st, body))
+    st, hd, body = https(ctx, port, "GET", "/new?size=3", headers={"Host": "a\"b<script>"})
+    checks.eq("... and a bad Host over TLS is 400", st, 400)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=h.T(20))
+    checks.eq("discoveryd exit status after SIGTERM (no --public-url)", proc.returncode, 0)
+
     start_fails(checks, "only --tls-cert", ["--tls-cert", cert], "--tls-key")
     start_fails(checks, "only --tls-key", ["--tls-key", key], "--tls-cert")
     missing = os.path.join(d, "no-such-cert.pem")
