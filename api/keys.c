@@ -144,6 +144,8 @@ static void note_write(struct api_op *op)
         atomic_fetch_add_explicit(&op->t->api->tokens_created, 1, memory_order_relaxed);
         api_log("token %.*s created by hand", (int)op->token_len, op->token);
     }
+    if (op->kreq.token_dir && (ev->action == KV_ACT_DELETE || ev->action == KV_ACT_CAD))
+        api_log("token %.*s deleted by a client", (int)op->token_len, op->token);
 }
 
 /* Answer a completed write, watch or quorum read. */
@@ -254,6 +256,7 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
         }
     }
     node_rdunlock(api->node);
+    k->cmd.keep_config = true; /* the store refuses changes to an existing _config, in log order */
     if (k->registration) {
         /* the store resolves the token's own size when it applies the write */
         k->cmd.cap_size = api->cfg.max_size;

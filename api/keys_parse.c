@@ -50,6 +50,7 @@ int api_err_http_status(int code)
 {
     switch (code) {
     case API_E_FORBIDDEN:
+    case KV_ECONFIGLOCKED:
         return 403;
     case API_E_VALUE_TOO_LARGE:
     case API_E_BODY_TOO_LARGE:

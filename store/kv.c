@@ -94,6 +94,8 @@ const char *kv_err_message(int code)
         return "The event in requested index is outdated and cleared";
     case 1001:
         return "Too many members in this token";
+    case 1002:
+        return "The token's _config is immutable";
     }
     return "Unknown error";
 }

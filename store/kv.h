@@ -54,6 +54,7 @@ enum kv_errcode {
     KV_EWATCHERCLEARED = 400,
     KV_EEVENTCLEARED = 401, /* 400 (sic) The event in requested index is outdated and cleared */
     KV_ETOOMANYCHILDREN = 1001, /* discoveryd: token already holds max_children members (429) */
+    KV_ECONFIGLOCKED = 1002,    /* discoveryd: a token's _config is immutable once created (403) */
 };
 /* etcd's message text for a code ("Key not found", ...). */
 const char *kv_err_message(int code);

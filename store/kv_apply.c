@@ -138,6 +138,35 @@ static int check_cap(struct kv *kv, const struct kv_cmd *c, const char *key, con
                       w->at->n.key, w->at->n.nvisible);
 }
 
+/* keep_config (kv_cmd.h): 0, or KV_ECONFIGLOCKED when the command would change or remove a
+ * token's _config after its _config/size exists. */
+static int check_config(struct kv *kv, const struct kv_cmd *c, struct kv_error *err)
+{
+    static const char disc[] = "/discovery/", cfg[] = "/_config";
+    const size_t dl = sizeof(disc) - 1, cl = sizeof(cfg) - 1;
+    if (!c->keep_config || c->type == KV_CMD_CREATE || c->key_len <= dl || memcmp(c->key, disc, dl) != 0)
+        return 0;
+    const char *tok = c->key + dl, *end = c->key + c->key_len;
+    const char *slash = memchr(tok, '/', (size_t)(end - tok));
+    if (slash == NULL || (size_t)(end - slash) < cl || memcmp(slash, cfg, cl) != 0 ||
+        (slash + cl != end && slash[cl] != '/'))
+        return 0; /* not at or under /discovery/<T>/_config */
+    char path[512];
+    int n = snprintf(path, sizeof(path), "%.*s/size", (int)(slash + cl - c->key), c->key);
+    if (n <= 0 || (size_t)n >= sizeof(path))
+        return 0; /* longer than any token path the api lets through */
+    struct walk w;
+    kv_walk_path(kv, path, (size_t)n, &w);
+    if (w.node == NULL || w.node->n.dir)
+        return 0; /* no size yet: the write may create the token */
+    if (c->type == KV_CMD_SET && !c->dir && !c->refresh && c->expire_ms == w.node->n.expire_ms &&
+        (size_t)n == c->key_len && memcmp(path, c->key, (size_t)n) == 0 &&
+        (c->value ? c->value_len : 0) == w.node->n.value_len &&
+        memcmp(c->value ? c->value : "", w.node->n.value, w.node->n.value_len) == 0)
+        return 0; /* the same size again: a retried creation */
+    return kv_set_err(err, KV_ECONFIGLOCKED, kv->index, "%s is set once, when the token is created", path);
+}
+
 /* SET, CREATE and POST: etcd's internalCreate (+ Set's prevNode and refresh). */
 static int do_create(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, void *arg, struct kv_error *err)
 {
@@ -365,6 +394,9 @@ int kv_apply(struct kv *kv, const uint8_t *cmd, size_t len, kv_emit_fn emit, voi
     struct kv_cmd c;
     if (kv_cmd_decode(cmd, len, &c) != 0)
         return kv_set_err(err, KV_ERAFT, kv->index, "malformed command");
+    int rc = c.type != KV_CMD_SWEEP ? check_config(kv, &c, err) : 0;
+    if (rc != 0)
+        return rc;
     switch (c.type) {
     case KV_CMD_SET:
     case KV_CMD_CREATE:

@@ -49,6 +49,7 @@ static void assert_cmd_equal(const struct kv_cmd *a, const struct kv_cmd *b)
     assert_int_equal(a->dir, b->dir);
     assert_int_equal(a->recursive, b->recursive);
     assert_int_equal(a->refresh, b->refresh);
+    assert_int_equal(a->keep_config, b->keep_config);
     assert_int_equal(a->expire_ms, b->expire_ms);
     assert_int_equal(a->has_prev_value, b->has_prev_value);
     assert_int_equal(a->prev_value_len, b->prev_value_len);
@@ -81,12 +82,13 @@ static void test_round_trip_every_type_and_flags(void **state)
 {
     (void)state;
     for (int t = KV_CMD_SET; t <= KV_CMD_SWEEP; t++) {
-        for (int f = 0; f < 8; f++) {
+        for (int f = 0; f < 16; f++) {
             struct kv_cmd c = full_cmd(), d;
             c.type = t;
             c.dir = f & 1;
             c.recursive = f & 2;
             c.refresh = f & 4;
+            c.keep_config = f & 8;
             c.has_prev_value = !(f & 1);
             if (!c.has_prev_value) {
                 c.prev_value = NULL;
@@ -179,9 +181,9 @@ static void test_bad_version_type_flags_are_refused(void **state)
     buf[1] = KV_CMD_SWEEP + 1;
     assert_int_equal(kv_cmd_decode(buf, len, &d), -1);
     buf[1] = KV_CMD_CAS;
-    buf[2] = 0x10;
+    buf[2] = 0x20;
     assert_int_equal(kv_cmd_decode(buf, len, &d), -1);
-    buf[2] = 0x0f;
+    buf[2] = 0x1f;
     assert_int_equal(kv_cmd_decode(buf, len, &d), 0);
     free(buf);
 }

@@ -757,6 +757,51 @@ static void test_many_tokens_lookup_and_counts(void **state)
     res_clear(&r);
 }
 
+/* ---- keep_config: a token's _config is immutable once its size exists ---- */
+
+static int keep(struct kv *kv, struct kv_cmd c, struct res *r)
+{
+    c.keep_config = true;
+    return apply(kv, &c, r);
+}
+
+static void test_keep_config_refuses_changes_once_the_size_exists(void **state)
+{
+    struct kv *kv = *state;
+    struct res r = {0};
+    /* the first size creates the token */
+    assert_int_equal(keep(kv, cmd(KV_CMD_SET, "/discovery/t1/_config/size", "3"), &r), 0);
+    uint64_t idx = kv_index(kv);
+    const char *cause = "/discovery/t1/_config/size is set once, when the token is created";
+    assert_int_equal(keep(kv, cmd(KV_CMD_SET, "/discovery/t1/_config/size", "5"), &r), KV_ECONFIGLOCKED);
+    expect_err(&r, KV_ECONFIGLOCKED, cause, idx);
+    assert_int_equal(keep(kv, cmd(KV_CMD_DELETE, "/discovery/t1/_config/size", NULL), &r), KV_ECONFIGLOCKED);
+    struct kv_cmd c = cmd(KV_CMD_DELETE, "/discovery/t1/_config", NULL);
+    c.recursive = true;
+    assert_int_equal(keep(kv, c, &r), KV_ECONFIGLOCKED);
+    assert_int_equal(keep(kv, cmd(KV_CMD_UPDATE, "/discovery/t1/_config/size", "4"), &r), KV_ECONFIGLOCKED);
+    assert_int_equal(keep(kv, cmd(KV_CMD_SET, "/discovery/t1/_config/other", "x"), &r), KV_ECONFIGLOCKED);
+    assert_int_equal(keep(kv, cmd(KV_CMD_POST, "/discovery/t1/_config", "x"), &r), KV_ECONFIGLOCKED);
+    c = cmd(KV_CMD_SET, "/discovery/t1/_config/size", "3");
+    c.expire_ms = 5000;
+    assert_int_equal(keep(kv, c, &r), KV_ECONFIGLOCKED);
+    assert_int_equal(kv_index(kv), idx);
+    /* CREATE is 105 as ever; the same size again passes; other keys and the token dir are free */
+    assert_int_equal(keep(kv, cmd(KV_CMD_CREATE, "/discovery/t1/_config/size", "3"), &r), KV_EEXISTS);
+    assert_int_equal(keep(kv, cmd(KV_CMD_SET, "/discovery/t1/_config/size", "3"), &r), 0);
+    assert_int_equal(keep(kv, cmd(KV_CMD_SET, "/discovery/t1/_configx", "y"), &r), 0);
+    assert_int_equal(keep(kv, cmd(KV_CMD_SET, "/discovery/t1/m1", "a=http://x"), &r), 0);
+    /* without the flag (an entry written before the rule) the tree applies it as before */
+    assert_int_equal(apply(kv, &(struct kv_cmd){.type = KV_CMD_SET, .key = "/discovery/t1/_config/size",
+                                                .key_len = 26, .value = "4", .value_len = 1},
+                           &r),
+                     0);
+    c = cmd(KV_CMD_DELETE, "/discovery/t1", NULL);
+    c.recursive = true;
+    assert_int_equal(keep(kv, c, &r), 0);
+    res_clear(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -794,6 +839,7 @@ int main(void)
         T(test_member_cap_uses_the_default_size_without_config),
         T(test_malformed_command_is_300_and_changes_nothing),
         T(test_many_tokens_lookup_and_counts),
+        T(test_keep_config_refuses_changes_once_the_size_exists),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
