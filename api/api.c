@@ -9,19 +9,44 @@
 #include <stdlib.h>
 #include <time.h>
 
+size_t api_log_escape(char *dst, size_t cap, const char *src, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        if (c < 0x20 || c == 0x7f) {
+            if (o + 4 >= cap)
+                break;
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
+        } else {
+            if (o + 1 >= cap)
+                break;
+            dst[o++] = (char)c;
+        }
+    }
+    dst[o] = '\0';
+    return o;
+}
+
 static void log_stderr(const char *fmt, ...)
 {
-    char ts[32];
+    char ts[32], msg[2048], line[4096];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s api: ", ts);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (n < 0)
+        return;
+    api_log_escape(line, sizeof(line), msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+    fprintf(stderr, "%s api: %s\n", ts, line);
 }
 
 void (*api_log)(const char *fmt, ...) = log_stderr;

@@ -89,7 +89,14 @@ void api_thread_dispose(struct api_thread *t);
 /* Handle one request (any path, any method). Always answers, now or later. */
 int api_handle(struct api_thread *t, h2o_req_t *req);
 
-/* Log lines go through this; service/ sets it (default: stderr with a timestamp). */
+/* The one escaping of log text: copies src[0..n) to dst (cap >= 1, always NUL-terminated), each
+ * control byte (< 0x20, 0x7f) as "\xNN", so client text in a log line (keys, values, names, Host,
+ * User-Agent) cannot move the cursor, recolour a terminal or forge a line. Truncates at a whole
+ * character. Returns the length written. Any thread. */
+size_t api_log_escape(char *dst, size_t cap, const char *src, size_t n);
+
+/* Log lines go through this; service/ sets it (default: stderr with a timestamp). Both sinks pass
+ * the formatted line through api_log_escape. */
 extern void (*api_log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -5,6 +5,8 @@
  */
 #include "service/log.h"
 
+#include "api/api.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,7 +22,7 @@ void svc_log_set_level(enum svc_log_level level)
 static void vlog(enum svc_log_level level, const char *fmt, va_list ap)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
-    char msg[2048], stamp[32];
+    char msg[2048], line[4096], stamp[32];
     struct timespec ts;
     struct tm tm;
     if (level < svc_log_level)
@@ -29,14 +31,13 @@ static void vlog(enum svc_log_level level, const char *fmt, va_list ap)
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    /* One line per entry: a caller's trailing newline or embedded newlines are flattened. */
+    /* One line per entry: a caller's trailing newline is dropped; every other control byte, in
+     * particular one from a client (a key, a name, a Host), is escaped (api_log_escape). */
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    for (char *p = msg; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fprintf(stderr, "%s.%03ldZ %s %s\n", stamp, ts.tv_nsec / 1000000, names[level], msg);
+    api_log_escape(line, sizeof(line), msg, n);
+    fprintf(stderr, "%s.%03ldZ %s %s\n", stamp, ts.tv_nsec / 1000000, names[level], line);
 }
 
 void svc_log(enum svc_log_level level, const char *fmt, ...)
