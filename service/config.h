@@ -52,6 +52,7 @@ struct svc_config {
     uint32_t max_body;
     uint32_t max_watches;
     uint32_t max_watches_per_client;
+    uint32_t max_tokens; /* 0 = no cap */
     uint32_t history;
     uint32_t snapshot_count;
     double new_rate;
