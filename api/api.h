@@ -51,6 +51,7 @@ struct api_config {
     uint32_t max_key_bytes;      /* --max-key, default 255 (one path component) */
     uint32_t max_body_bytes;     /* --max-body, default 65536 */
     int64_t token_ttl_ms;        /* --token-ttl, default 168h (for /status "expires") */
+    uint64_t max_tokens;         /* --max-tokens: live tokens; beyond, creation is 503 (0: no cap) */
     api_rate_fn rate;            /* NULL: no limits */
     void *rate_arg;
     uint32_t rate_timeout_ms;    /* longest wait for a PENDING answer; default 200 */

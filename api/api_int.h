@@ -24,6 +24,8 @@ struct api {
     /* counters (atomic: every HTTP thread adds) */
     _Atomic uint64_t requests[API_ROUTE_COUNT][API_NCODES];
     _Atomic uint64_t tokens_created, registrations, surplus_registrations, tokens_full, rate_limited;
+    _Atomic uint64_t tokens_refused_cap; /* creations refused by --max-tokens */
+    atomic_bool at_cap;                  /* the last creation attempt found the store full (logged once) */
 };
 
 /* Request pool allocator for form.h / route.h. */

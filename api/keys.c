@@ -256,6 +256,8 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
         }
     }
     node_rdunlock(api->node);
+    if (creates_token && api_tokens_at_cap(t, req, API_ROUTE_KEYS))
+        return;
     k->cmd.keep_config = true; /* the store refuses changes to an existing _config, in log order */
     if (k->registration) {
         /* the store resolves the token's own size when it applies the write */

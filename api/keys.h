@@ -26,6 +26,7 @@ enum api_ecode {
     API_E_RATE_LIMITED = 1104,     /* 429 */
     API_E_TOO_MANY_WATCHES = 1105, /* 429 */
     API_E_BAD_SIZE = 1106,         /* 400: _config/size must be 1..max_size */
+    API_E_TOKENS_FULL = 1107,      /* 503: --max-tokens live tokens (capacity is transient) */
 };
 /* Message for etcd codes (kv_err_message) and for the api's own. */
 const char *api_err_message(int code);

@@ -41,6 +41,8 @@ const char *api_err_message(int code)
         return "Too many watches";
     case API_E_BAD_SIZE:
         return "Invalid size";
+    case API_E_TOKENS_FULL:
+        return "Too many tokens";
     default:
         return kv_err_message(code);
     }
@@ -76,6 +78,8 @@ int api_err_http_status(int code)
     case KV_ERAFT:
     case KV_ELEADERELECT:
         return 500;
+    case API_E_TOKENS_FULL:
+        return 503;
     default:
         return 400;
     }

@@ -85,9 +85,18 @@ void api_metrics_handle(struct api_thread *t, h2o_req_t *req)
             atomic_load(&api->rate_limited), "counter");
     counter(&b, "discoveryd_parked_watches", "Watches waiting for an event.", st.parked_watches, "gauge");
     counter(&b, "discoveryd_tokens_live", "Tokens in the store.", st.tokens, "gauge");
+    counter(&b, "discoveryd_tokens_max", "The --max-tokens cap on live tokens (0: none).", api->cfg.max_tokens,
+            "gauge");
+    counter(&b, "discoveryd_tokens_refused_total", "Token creations refused with 503 because --max-tokens were live.",
+            atomic_load(&api->tokens_refused_cap), "counter");
     counter(&b, "discoveryd_store_nodes", "Nodes in the key tree.", st.nodes, "gauge");
     counter(&b, "discoveryd_store_applied_total", "Commands applied to the store.", st.applied, "counter");
     counter(&b, "discoveryd_tokens_expired_total", "Tokens deleted by expiry.", st.expired_tokens, "counter");
+    counter(&b, "discoveryd_expiry_sweeps_total", "Expiry sweeps proposed (each removes a bounded batch).",
+            st.sweeps, "counter");
+    counter(&b, "discoveryd_expiry_sweeps_chained_total",
+            "Expiry sweeps proposed right after the previous one because more was already due.", st.sweeps_chained,
+            "counter");
     counter(&b, "discoveryd_wal_fsyncs_total", "fdatasync/fsync calls of the write-ahead log.", st.wal_fsyncs,
             "counter");
     counter(&b, "discoveryd_wal_commits_total", "Group commits (write + fdatasync rounds) of the write-ahead log.",

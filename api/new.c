@@ -86,6 +86,8 @@ void api_new_handle(struct api_thread *t, h2o_req_t *req)
         api_send_text(t, req, API_ROUTE_NEW, 400, line);
         return;
     }
+    if (api_tokens_at_cap(t, req, API_ROUTE_NEW))
+        return;
     char token[API_TOKEN_HEX_LEN + 1];
     if (api_token_mint(token) != 0) {
         api_send_text(t, req, API_ROUTE_NEW, 503, "unable to create a token: no cryptographic randomness");

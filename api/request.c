@@ -162,3 +162,36 @@ int api_base_url(struct api_thread *t, h2o_req_t *req, struct api_buf *b, const 
     api_buf_put(b, req->authority.base, req->authority.len);
     return 0;
 }
+
+/* Seconds a client is asked to wait when the store is full: tokens leave by expiry. */
+#define TOKENS_FULL_RETRY_S 60
+
+bool api_tokens_at_cap(struct api_thread *t, h2o_req_t *req, enum api_route_kind route)
+{
+    struct api *api = t->api;
+    uint64_t max = api->cfg.max_tokens;
+    if (max == 0)
+        return false;
+    node_rdlock(api->node);
+    uint64_t live = kv_ntokens(node_kv(api->node));
+    node_rdunlock(api->node);
+    if (live < max) {
+        if (atomic_exchange(&api->at_cap, false))
+            api_log("live tokens below --max-tokens (%llu of %llu): creating tokens again",
+                    (unsigned long long)live, (unsigned long long)max);
+        return false;
+    }
+    atomic_fetch_add_explicit(&api->tokens_refused_cap, 1, memory_order_relaxed);
+    if (!atomic_exchange(&api->at_cap, true))
+        api_log("live tokens reached --max-tokens (%llu): token creation answers 503 until expiry makes room",
+                (unsigned long long)max);
+    char line[160];
+    snprintf(line, sizeof(line), "this service holds its maximum of %llu tokens; retry in %d s",
+             (unsigned long long)max, TOKENS_FULL_RETRY_S);
+    api_header_u64(req, "retry-after", "Retry-After", TOKENS_FULL_RETRY_S);
+    if (route == API_ROUTE_KEYS)
+        api_send_keys_error(t, req, route, API_E_TOKENS_FULL, line, 0, NULL);
+    else
+        api_send_text(t, req, route, 503, line);
+    return true;
+}

@@ -23,6 +23,12 @@ void api_rate_add_new(struct api_op *op, h2o_req_t *req);
  * headers on the keys route, else text. */
 void api_rate_refuse(struct api_op *op, h2o_req_t *req, int refused, uint32_t retry_after);
 
+/* The --max-tokens cap, asked before a token is created (by /new or by hand on the keys route):
+ * false when there is room; true after answering 503 + Retry-After with one line (JSON on the keys
+ * route). The count is the applied state's, so creations in flight may pass it by a few. Logged
+ * once each way (full, room again) and counted for /metrics. */
+bool api_tokens_at_cap(struct api_thread *t, h2o_req_t *req, enum api_route_kind route);
+
 /* RFC 3986 host[:port] as a Host header may carry it: a bracketed IPv6 address, or a name of
  * unreserved characters (letters, digits, "-", ".", "_", "~": a reg-name without its
  * percent-encoding and sub-delims, which no DNS name or IPv4 address needs and which would need

@@ -93,6 +93,8 @@ void node_stats(struct node *n, struct node_stats *st)
     st->parked_watches = __atomic_load_n(&n->st_parked, __ATOMIC_RELAXED);
     st->applied = __atomic_load_n(&n->st_applied, __ATOMIC_RELAXED);
     st->expired_tokens = __atomic_load_n(&n->st_expired, __ATOMIC_RELAXED);
+    st->sweeps = __atomic_load_n(&n->st_sweeps, __ATOMIC_RELAXED);
+    st->sweeps_chained = __atomic_load_n(&n->st_sweeps_chained, __ATOMIC_RELAXED);
     st->wal_fsyncs = __atomic_load_n(&n->st_fsyncs, __ATOMIC_RELAXED);
     st->wal_rounds = __atomic_load_n(&n->st_rounds, __ATOMIC_RELAXED);
     st->wal_bytes = __atomic_load_n(&n->st_wal_bytes, __ATOMIC_RELAXED);

@@ -133,6 +133,8 @@ struct node_stats {
     uint64_t nodes;
     uint64_t applied;          /* commands applied */
     uint64_t expired_tokens;   /* tokens deleted by the sweep */
+    uint64_t sweeps;           /* expiry SWEEP commands proposed */
+    uint64_t sweeps_chained;   /* ... of which proposed back to back (a backlog was due) */
     uint64_t wal_fsyncs;       /* fdatasync/fsync calls of the WAL (segments and directory) */
     uint64_t wal_rounds;       /* group commits: write + fdatasync rounds */
     uint64_t wal_bytes;        /* record bytes written to the WAL */

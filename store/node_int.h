@@ -56,6 +56,8 @@ struct node {
     struct watch_hub *hub;
     uint64_t applied_index, applied_term; /* (atomic) the last applied log entry */
     uint64_t st_applied, st_expired;      /* (atomic) */
+    uint64_t st_sweeps, st_sweeps_chained; /* (atomic) SWEEPs proposed; of those, proposed at once
+                                              after the previous one because more was due */
     uint64_t st_fsyncs, st_rounds, st_wal_bytes, st_snapshots, st_snap_index; /* (atomic) node_raft.c */
     /* parked watches (node_watch.c) */
     uv_timer_t wtimer;
