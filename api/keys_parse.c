@@ -148,6 +148,12 @@ int api_keys_parse(const struct api_config *cfg, enum api_method m, const char *
         return fail(err, KV_EINVALIDFIELD, "invalid value for \"stream\"");
     if (wait && m != API_M_GET)
         return fail(err, KV_EINVALIDFIELD, "\"wait\" can only be used with GET requests");
+    /* Streaming watches would hold a connection and a parked-watch slot for as long as the client
+     * likes and send events under no cap of ours; etcd's discovery client never asks for them. */
+    if (wait && stream)
+        return fail(err, KV_EINVALIDFIELD,
+                    "stream=true is not served: watch with wait=true&waitIndex=<last modifiedIndex + 1> again "
+                    "after each event");
     const struct api_param *pv = api_form_get(form, "prevValue");
     if (pv != NULL && pv->value_len == 0)
         return fail(err, KV_EPREVVALUE, "\"prevValue\" cannot be empty");
