@@ -51,6 +51,9 @@ static void log_stderr(const char *fmt, ...)
 
 void (*api_log)(const char *fmt, ...) = log_stderr;
 
+const double api_lat_bounds[API_LAT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                 0.1,    0.25,  1,      5,     30,    60};
+
 const int api_metric_codes[API_NCODES - 1] = {200, 201, 400, 403, 404, 405, 412, 413, 429, 500, 503, 0};
 
 void api_config_defaults(struct api_config *cfg)

@@ -14,6 +14,11 @@
 #include "api/api.h"
 #include "api/route.h"
 
+/* Upper bounds (seconds) of the request-duration histogram's buckets (+Inf is implied). A parked
+ * watch lasts up to --watch-timeout, hence the long tail. */
+#define API_LAT_BUCKETS 13
+extern const double api_lat_bounds[API_LAT_BUCKETS];
+
 /* Status codes /metrics counts individually; anything else is counted as "other". */
 #define API_NCODES 13
 extern const int api_metric_codes[API_NCODES - 1];
@@ -25,6 +30,10 @@ struct api {
     _Atomic uint64_t requests[API_ROUTE_COUNT][API_NCODES];
     _Atomic uint64_t tokens_created, registrations, surplus_registrations, tokens_full, rate_limited;
     _Atomic uint64_t tokens_refused_cap; /* creations refused by --max-tokens */
+    /* request durations per route, head read to answer sent: per-bucket (not cumulative) counts,
+     * the last one +Inf, and the sum in microseconds */
+    _Atomic uint64_t lat[API_ROUTE_COUNT][API_LAT_BUCKETS + 1];
+    _Atomic uint64_t lat_sum_us[API_ROUTE_COUNT];
     atomic_bool at_cap;                  /* the last creation attempt found the store full (logged once) */
 };
 

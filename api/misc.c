@@ -71,6 +71,30 @@ void api_metrics_handle(struct api_thread *t, h2o_req_t *req)
                            api_route_name((enum api_route_kind)r), code, (unsigned long long)v);
         }
     }
+    api_buf_puts(&b, "# HELP discoveryd_http_request_duration_seconds Time from a request's head to its answer, "
+                     "by route (a parked watch counts until it is answered).\n"
+                     "# TYPE discoveryd_http_request_duration_seconds histogram\n");
+    for (int r = 0; r < API_ROUTE_COUNT; r++) {
+        uint64_t cum = 0, n[API_LAT_BUCKETS + 1];
+        for (int i = 0; i <= API_LAT_BUCKETS; i++)
+            cum += n[i] = atomic_load_explicit(&api->lat[r][i], memory_order_relaxed);
+        if (cum == 0)
+            continue;
+        const char *name = api_route_name((enum api_route_kind)r);
+        cum = 0;
+        for (int i = 0; i < API_LAT_BUCKETS; i++) {
+            cum += n[i];
+            api_buf_printf(&b, "discoveryd_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                           name, api_lat_bounds[i], (unsigned long long)cum);
+        }
+        cum += n[API_LAT_BUCKETS];
+        api_buf_printf(&b, "discoveryd_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", name,
+                       (unsigned long long)cum);
+        api_buf_printf(&b, "discoveryd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", name,
+                       (double)atomic_load_explicit(&api->lat_sum_us[r], memory_order_relaxed) / 1e6);
+        api_buf_printf(&b, "discoveryd_http_request_duration_seconds_count{route=\"%s\"} %llu\n", name,
+                       (unsigned long long)cum);
+    }
     struct node_stats st = {0};
     node_stats(api->node, &st);
     counter(&b, "discoveryd_tokens_created_total", "Tokens created (by /new or by hand).",

@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "service/log.h"
 #include "service/pgrl.h"
+#include "service/procmetrics.h"
 #include "service/ratelimit.h"
 #include "service/server.h"
 #include "service/xff.h"
@@ -62,12 +63,24 @@ static void svc_free(struct svc *s)
 /* /metrics without --postgres: the same backend gauge, always local. */
 static void local_metrics(void *arg, void (*write)(void *wctx, const char *s, size_t n), void *wctx)
 {
+    (void)arg;
     static const char m[] = "# HELP discoveryd_ratelimit_backend The limiter that decides rate limits now "
                             "(1) and the other (0).\n"
                             "# TYPE discoveryd_ratelimit_backend gauge\n"
                             "discoveryd_ratelimit_backend{backend=\"postgres\"} 0\n"
                             "discoveryd_ratelimit_backend{backend=\"local\"} 1\n";
     write(wctx, m, sizeof(m) - 1);
+}
+
+/* Everything service/ adds to /metrics: the process's own lines, then the rate limiter's. */
+static void svc_metrics(void *arg, void (*write)(void *wctx, const char *s, size_t n), void *wctx)
+{
+    struct svc *s = arg;
+    svc_process_metrics(write, wctx);
+    if (s->pgrl != NULL)
+        pgrl_metrics(s->pgrl, write, wctx);
+    else
+        local_metrics(NULL, write, wctx);
 }
 
 int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t errlen)
@@ -132,6 +145,7 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     api_config_defaults(&ac);
     ac.public_url = cfg->public_url[0] ? cfg->public_url : NULL;
     ac.max_size = cfg->max_size;
+    ac.max_tokens = cfg->max_tokens;
     ac.surplus = cfg->surplus;
     ac.max_value_bytes = cfg->max_value;
     ac.max_key_bytes = cfg->max_key;
@@ -143,13 +157,12 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
         ac.rate_timeout_ms = (uint32_t)cfg->postgres_timeout_ms;
         ac.degraded = pgrl_degraded;
         ac.degraded_arg = s->pgrl;
-        ac.metrics_extra = pgrl_metrics;
-        ac.metrics_extra_arg = s->pgrl;
     } else {
         ac.rate = rl_api_rate;
         ac.rate_arg = s->rl;
-        ac.metrics_extra = local_metrics;
     }
+    ac.metrics_extra = svc_metrics;
+    ac.metrics_extra_arg = s;
     if (cfg->n_trusted > 0) {
         s->xff = (struct svc_xff){cfg->trusted, cfg->n_trusted};
         ac.client_addr = xff_client_addr;
