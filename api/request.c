@@ -108,8 +108,13 @@ bool api_host_valid(const char *s, size_t n)
         return false;
     if (s[0] == '[') {
         char ip[64];
-        while (i < n && s[i] != ']')
+        while (i < n && s[i] != ']') {
+            char c = s[i];
+            bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+            if (i > 0 && !hex && c != ':' && c != '.')
+                return false; /* inet_pton would stop at a NUL and accept what came before */
             i++;
+        }
         if (i == n || i - 1 >= sizeof(ip) || i < 3)
             return false;
         memcpy(ip, s + 1, i - 1);
