@@ -108,38 +108,56 @@ static int on_head(struct svc_frame *f, const struct phr_header *hs, size_t nh)
     return 0;
 }
 
-/* Head bytes: *used gets how many of p[0..n) belonged to the head (all of them while incomplete). */
+/* Head bytes: *used gets how many of p[0..n) belonged to the head (all of them while incomplete).
+ * A head that arrives whole (the usual case) is parsed where it lies; only one split across reads
+ * is copied, and that copy is freed once the head is complete, so an idle connection holds none. */
 static int feed_head(struct svc_frame *f, const char *p, size_t n, size_t *used)
 {
-    size_t take = n < SVC_FRAME_HEAD_MAX - f->head_len ? n : SVC_FRAME_HEAD_MAX - f->head_len;
-    if (f->head == NULL && (f->head = malloc(SVC_FRAME_HEAD_MAX)) == NULL) {
-        f->state = SVC_FRAME_PASS; /* out of memory: h2o alone decides, as before */
-        *used = n;
-        return 0;
-    }
-    memcpy(f->head + f->head_len, p, take);
-    size_t before = f->head_len;
-    f->head_len += take;
     const char *method, *path;
     size_t method_len, path_len, nh = MAX_HEADERS;
     int minor;
     struct phr_header hs[MAX_HEADERS];
-    int r =
-        phr_parse_request(f->head, f->head_len, &method, &method_len, &path, &path_len, &minor, hs, &nh, 0);
+    if (f->head_len == 0) {
+        size_t len = n < SVC_FRAME_HEAD_MAX ? n : SVC_FRAME_HEAD_MAX;
+        int r = phr_parse_request(p, len, &method, &method_len, &path, &path_len, &minor, hs, &nh, 0);
+        if (r >= 0) {
+            *used = (size_t)r;
+            return on_head(f, hs, nh);
+        }
+        if (r == -1 || len == SVC_FRAME_HEAD_MAX) { /* broken or too long: h2o answers 400 itself */
+            f->state = SVC_FRAME_PASS;
+            *used = n;
+            return 0;
+        }
+        if (f->head == NULL && (f->head = malloc(SVC_FRAME_HEAD_MAX)) == NULL) {
+            f->state = SVC_FRAME_PASS; /* out of memory: h2o alone decides, as before */
+            *used = n;
+            return 0;
+        }
+        memcpy(f->head, p, n);
+        f->head_len = n;
+        *used = n;
+        return 0;
+    }
+    size_t take = n < SVC_FRAME_HEAD_MAX - f->head_len ? n : SVC_FRAME_HEAD_MAX - f->head_len;
+    memcpy(f->head + f->head_len, p, take);
+    size_t before = f->head_len;
+    f->head_len += take;
+    int r = phr_parse_request(f->head, f->head_len, &method, &method_len, &path, &path_len, &minor, hs, &nh, 0);
     if (r == -2 && f->head_len < SVC_FRAME_HEAD_MAX) {
         *used = take;
         return 0;
     }
-    if (r < 0) { /* broken or too long: h2o answers 400 and closes */
+    if (r < 0) {
         svc_frame_dispose(f);
         f->state = SVC_FRAME_PASS;
         *used = n;
         return 0;
     }
     *used = (size_t)r - before;
-    int rc = on_head(f, hs, nh);
+    int rc = on_head(f, hs, nh); /* before the copy the headers point into goes */
     if (f->state != SVC_FRAME_REFUSED)
-        f->head_len = 0;
+        svc_frame_dispose(f);
     return rc;
 }
 

@@ -176,6 +176,11 @@ static void guard_refuse(struct svc_conn *c, int status, const char *why)
 static void guard_on_read(h2o_socket_t *sock, const char *err)
 {
     struct svc_conn *c = guard_conn;
+    /* only ever installed by guard_io, around this connection's own I/O event */
+    if (c == NULL || c->sock != sock) {
+        svc_log(SVC_LOG_ERROR, "framing guard: a read outside its connection's event");
+        abort();
+    }
     h2o_socket_cb next = c->read_cb;
     if (err == NULL && sock->bytes_read > 0 && sock->bytes_read <= sock->input->size) {
         bool refused = c->frame.state == SVC_FRAME_REFUSED;

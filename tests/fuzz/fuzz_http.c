@@ -27,7 +27,9 @@
 
 #include "service/config.h"
 #include "service/svc.h"
+#ifndef DISCOVERYD_LIBFUZZER
 #include "tests/fuzz/driver.h"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

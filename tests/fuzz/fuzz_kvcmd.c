@@ -14,7 +14,9 @@
 
 #include "store/kv.h"
 #include "store/kv_cmd.h"
+#ifndef DISCOVERYD_LIBFUZZER
 #include "tests/fuzz/driver.h"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -24,7 +24,9 @@
 #include "api/route.h"
 #include "api/token.h"
 #include "service/framing.h"
+#ifndef DISCOVERYD_LIBFUZZER
 #include "tests/fuzz/driver.h"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "store/raft/raft.h"
+#ifndef DISCOVERYD_LIBFUZZER
 #include "tests/fuzz/driver.h"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,7 +16,9 @@
 
 #include "store/crc32c.h"
 #include "store/snap.h"
+#ifndef DISCOVERYD_LIBFUZZER
 #include "tests/fuzz/driver.h"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -22,7 +22,9 @@
 #include "store/wal_internal.h"
 #include "tests/support/fake_fs.h"
 #include "tests/support/wal_util.h"
+#ifndef DISCOVERYD_LIBFUZZER
 #include "tests/fuzz/driver.h"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
