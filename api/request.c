@@ -93,4 +93,3 @@ int api_request_form(h2o_req_t *req, struct api_form *f)
     }
     return api_form_parse(f, q, qlen, body, blen, api_pool_alloc, &req->pool);
 }
-

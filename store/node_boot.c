@@ -133,25 +133,27 @@ static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t
     n->cluster_id = rep->cluster_id;
     d->member_id = rep->member_id;
     if (!n->cluster_id || !d->member_id) {
-        snprintf(errbuf, errlen, "--data-dir: %s records no cluster or member ID; it was not made by this "
-                 "discoveryd: move it away to start empty", wdir);
+        snprintf(errbuf, errlen,
+                 "--data-dir: %s records no cluster or member ID; it was not made by this "
+                 "discoveryd: move it away to start empty",
+                 wdir);
         return -1;
     }
     return 0;
 }
 
 /* The tree and history as of the WAL's latest snapshot marker. */
-static int load_snapshot(struct node *n, const struct wal_replay *rep, struct raft_snapshot *out, char *errbuf,
-                         size_t errlen)
+static int load_snapshot(struct node *n, const struct wal_replay *rep, struct raft_snapshot *out,
+                         char *errbuf, size_t errlen)
 {
     struct node_raft *d = n->drv;
     struct snap_meta m;
     char err[600];
-    int rv = snap_load(fileio_posix(), d->snap_dir, rep->snapshot_index, rep->snapshot_term, &m, n->kv, n->hub, err,
-                       sizeof(err));
+    int rv = snap_load(fileio_posix(), d->snap_dir, rep->snapshot_index, rep->snapshot_term, &m, n->kv,
+                       n->hub, err, sizeof(err));
     if (rv != 0) {
-        snprintf(errbuf, errlen, "--data-dir: the WAL's snapshot marker names a snapshot that cannot be loaded: %s",
-                 err);
+        snprintf(errbuf, errlen,
+                 "--data-dir: the WAL's snapshot marker names a snapshot that cannot be loaded: %s", err);
         return -1;
     }
     if (m.cluster_id != n->cluster_id) {
@@ -224,7 +226,8 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
                 goto fail;
         const struct raft_conf *conf = raft_configuration(d->raft);
         bool alone = conf->n == 1 && conf->ids[0] == d->member_id;
-        if (!alone || (raft_role(d->raft) == RAFT_LEADER && raft_applied_index(d->raft) == raft_commit_index(d->raft)))
+        if (!alone ||
+            (raft_role(d->raft) == RAFT_LEADER && raft_applied_index(d->raft) == raft_commit_index(d->raft)))
             break;
         raft_tick(d->raft);
     }

@@ -208,4 +208,3 @@ void node_submit(struct node *n, struct node_op *op)
     uv_async_send(&n->async);
     pthread_mutex_unlock(&n->qmu);
 }
-

@@ -87,8 +87,8 @@ static void poison(struct node *n, const char *what)
     if (d->poisoned)
         return;
     d->poisoned = true;
-    snprintf(d->reason, sizeof(d->reason), "the write-ahead log failed, writes are refused until a restart: %s",
-             what);
+    snprintf(d->reason, sizeof(d->reason),
+             "the write-ahead log failed, writes are refused until a restart: %s", what);
     node_raft_health(n, false, d->reason);
     fprintf(stderr, "discoveryd: %s\n", d->reason);
     node_raft_fail(n, &d->waiting, NODE_EUNAVAILABLE);
@@ -184,7 +184,8 @@ static void on_snap_written(struct node *n, bool ok, const struct snap_meta *m, 
 {
     struct node_raft *d = n->drv;
     if (!ok) {
-        fprintf(stderr, "discoveryd: snapshot at index %llu failed (the log keeps everything; will retry): %s\n",
+        fprintf(stderr,
+                "discoveryd: snapshot at index %llu failed (the log keeps everything; will retry): %s\n",
                 (unsigned long long)m->index, msg);
         d->snap_index = m->index; /* retry after another snapshot_count entries, not at once */
         return;
@@ -348,7 +349,8 @@ static void propose_waiting(struct node *n)
     for (struct node_op *op = d->waiting.head; op; op = op->next_, k++) {
         op->cmd.now_ms = now;
         size_t off = n->arena.len;
-        if (vec_reserve((void **)&n->arena.p, &n->arena.cap, off + kv_cmd_encoded_len(&op->cmd), 1, 1024) != 0) {
+        if (vec_reserve((void **)&n->arena.p, &n->arena.cap, off + kv_cmd_encoded_len(&op->cmd), 1, 1024) !=
+            0) {
             oom = true;
             break;
         }
