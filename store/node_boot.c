@@ -178,6 +178,12 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
     n->drv = d;
     d->lock_fd = -1;
     pthread_mutex_init(&d->mu, NULL);
+    if (n->cfg.cluster && n->cfg.cluster->n > 0) {
+        /* until the transport is wired in, say so rather than run alone under a cluster's name */
+        snprintf(errbuf, errlen, "--initial-cluster: replication between several discoveryd is not built yet; "
+                                 "leave the cluster flags out to run one durable node");
+        return -1;
+    }
     struct wal_replay rep;
     memset(&rep, 0, sizeof(rep));
     struct raft_persisted st, *stp = NULL;
