@@ -47,8 +47,9 @@ struct transport_peer {
 
 struct transport_handlers {
     /* a RAFT frame (or, for a SNAP, once the file arrived whole and its CRC matched: m->snapshot
-     * carries the meta, data NULL, and snap_path names the received file in cfg.snap_recv_dir,
-     * which the handler then owns) */
+     * carries the meta, data NULL, len the file's size, and snap_path names the received file in
+     * cfg.snap_recv_dir, which the handler then owns). m and its entries' data are valid only
+     * during the call (they point into the received frame). */
     void (*message)(void *arg, const struct raft_message *m, const char *snap_path);
     /* a FORWARD from a follower: the handler proposes and answers with transport_forwarded() */
     void (*forward)(void *arg, uint64_t from, uint64_t req, const uint8_t *cmd, size_t len);
@@ -74,6 +75,7 @@ struct transport_peer_stats {
     uint64_t id;
     uint64_t sent, dropped;        /* frames */
     uint64_t snapshots_sent;
+    size_t queued_bytes;           /* in the send queue now (the cap bounds it) */
     bool connected;
 };
 
@@ -85,19 +87,27 @@ struct transport_stats {
 
 struct transport;
 
-/* Listen and start connecting. 0, or -1 with a one-line reason naming the address or file. */
+/* Listen and start connecting. 0, or -1 with a one-line reason naming the address or file (then
+ * *out is NULL; run the loop once to release what was opened). This build has no peer TLS yet:
+ * cert/key/ca set is refused with "peer TLS is not built yet". listen_port 0 picks a free port
+ * (transport_port() says which). Leftover snap-recv-*.tmp files in snap_recv_dir are removed. */
 int transport_start(struct transport **out, const struct transport_config *cfg, char *err, size_t errlen);
+/* The port the listening socket is bound to. */
+uint16_t transport_port(const struct transport *t);
 /* Queue a raft message to m->to (not a snapshot). 0, or -ENOBUFS (dropped: queue full), -ENOENT
- * (unknown peer). */
+ * (unknown peer), -EMSGSIZE (over the frame cap; dropped), -EINVAL (a snapshot or unencodable). */
 int transport_send(struct transport *t, const struct raft_message *m);
 /* Stream the snapshot file at path to m->to, announced by m (a RAFT_MSG_SNAPSHOT, meta only).
- * One stream per peer at a time (-EBUSY). The file is read in chunks as the socket drains. */
+ * One stream per peer at a time (-EBUSY); the peer must be connected now (-ENOTCONN: try later).
+ * The file is read in chunks as the socket drains. A stream that breaks (the connection closes) is
+ * abandoned on both sides; snapshots_sent counts streams whose end frame was written. */
 int transport_send_snapshot(struct transport *t, const struct raft_message *m, const char *path);
-/* A follower's proposal to the leader, and the leader's answer. */
+/* A follower's proposal to the leader, and the leader's answer (same returns as transport_send). */
 int transport_forward(struct transport *t, uint64_t to, uint64_t req, const uint8_t *cmd, size_t len);
 int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t index, uint64_t term, int status);
 void transport_stats(const struct transport *t, struct transport_stats *out);
-/* Close every handle (the loop must run once more to finish closing), then free. */
+/* Close every handle (the loop must run once more to finish closing), then free. Neither may be
+ * called from inside a handler. */
 void transport_stop(struct transport *t);
 void transport_free(struct transport *t);
 
