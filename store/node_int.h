@@ -91,7 +91,8 @@ void node_watch_init(struct node *n);
 void node_watch_start(struct node *n, struct node_op *op);
 void node_watch_cancel(struct node *n, struct node_op *target);          /* no-op unless target is parked */
 void node_watch_fire(void *arg, struct watcher *w, struct kv_event *ev); /* watch_fire_fn */
-void node_watch_close(struct node *n); /* shutdown: every parked watch completes NODE_ETIMEOUT */
+void node_watch_reset(struct node *n); /* every parked watch completes NODE_ETIMEOUT (empty answer) */
+void node_watch_close(struct node *n); /* shutdown: node_watch_reset, and the timer closes */
 void node_watch_free(struct node *n);
 
 /* node_expiry.c */

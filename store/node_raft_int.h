@@ -56,17 +56,65 @@ struct node_raft {
     bool marker_done;    /* under mu */
     int marker_err;      /* under mu */
     uint64_t compact_at; /* a compaction to do once no ready is out */
+    /* a cluster (node_peers.c; NULL alone) */
+    struct node_peers *peers;
+    uv_async_t kick;       /* the transport queued something: drive() */
+    char *snap_recv_path;  /* a snapshot file received from the leader, until its ready persists */
+    bool was_leader;
     /* proposal scratch */
     const void **datas;
     uint32_t *lens;
     size_t cap_props;
 };
 
+/* FIFO queues of ops, linked by next_; node_raft_fail completes every op of q with status. */
+static inline void q_push(struct opq *q, struct node_op *op)
+{
+    op->next_ = NULL;
+    if (q->tail)
+        q->tail->next_ = op;
+    else
+        q->head = op;
+    q->tail = op;
+}
+
+static inline struct node_op *q_pop(struct opq *q)
+{
+    struct node_op *op = q->head;
+    if (op) {
+        q->head = op->next_;
+        if (!q->head)
+            q->tail = NULL;
+        op->next_ = NULL;
+    }
+    return op;
+}
+
+static inline void node_raft_fail(struct node *n, struct opq *q, int status)
+{
+    struct node_op *op;
+    while ((op = q_pop(q)))
+        node_complete(n, op, status);
+}
+
 /* node_raft.c */
-void node_raft_fail(struct node *n, struct opq *q, int status);                  /* complete every op of q */
 void node_raft_health(struct node *n, bool ok, const char *reason);              /* /health's answer */
 void node_raft_apply(struct node *n, const struct raft_entry *es, size_t count); /* to the seam */
 void node_raft_on_tick(uv_timer_t *t);
 void node_raft_on_wal(uv_async_t *a);
+void node_raft_on_kick(uv_async_t *a);
+
+/* node_peers.c: a cluster's side of the driver (see there) */
+int node_peers_start(struct node *n, char *err, size_t errlen);
+void node_peers_step(struct node *n);
+void node_peers_serve(struct node *n);
+void node_peers_read_states(struct node *n, const struct raft_ready *rd);
+bool node_peers_forward(struct node *n, struct node_op *op, const uint8_t *cmd, size_t len);
+void node_peers_expire(struct node *n, struct opq *waiting);
+void node_peers_send(struct node *n, const struct raft_ready *rd);
+int node_peers_persist_snapshot(struct node *n, const struct raft_snapshot *s, char *err, size_t errlen);
+int node_peers_install_snapshot(struct node *n, const struct raft_snapshot *s, char *err, size_t errlen);
+void node_peers_stop(struct node *n);
+void node_peers_free(struct node *n);
 
 #endif
