@@ -162,6 +162,11 @@ struct node_stats {
     uint64_t wal_bytes;        /* record bytes written to the WAL */
     uint64_t snapshots;        /* snapshots made durable since start */
     uint64_t snapshot_index;   /* log index of the latest snapshot (0: none) */
+    bool is_leader;            /* this member leads the cluster (always, alone) */
+    uint64_t leader_id;        /* 0: none known */
+    uint64_t term, commit_index, applied_index;
+    uint64_t leader_changes;   /* times the known leader changed since start */
+    uint64_t member_id;
 };
 void node_stats(struct node *n, struct node_stats *st);
 

@@ -263,6 +263,10 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
     if (c && node_peers_start(n, errbuf, errlen) != 0)
         return -1; /* node_start closes the handles and frees */
     d->was_leader = raft_role(d->raft) == RAFT_LEADER;
+    __atomic_store_n(&n->st_member, d->member_id, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_leader, raft_leader(d->raft), __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_term, raft_term(d->raft), __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_commit, raft_commit_index(d->raft), __ATOMIC_RELAXED);
     node_raft_health(n, raft_leader(d->raft) != 0, "no leader yet: waiting for the other members");
     return 0;
 fail:

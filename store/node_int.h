@@ -57,6 +57,7 @@ struct node {
     uint64_t applied_index, applied_term; /* (atomic) the last applied log entry */
     uint64_t st_applied, st_expired;      /* (atomic) */
     uint64_t st_fsyncs, st_rounds, st_wal_bytes, st_snapshots, st_snap_index; /* (atomic) node_raft.c */
+    uint64_t st_leader, st_term, st_commit, st_leader_changes, st_member;       /* (atomic) node_raft.c */
     /* parked watches (node_watch.c) */
     uv_timer_t wtimer;
     struct nwatch *dhead, *dtail; /* by deadline: all share one timeout, so registration order */

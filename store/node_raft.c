@@ -257,6 +257,12 @@ static void finish_ready(struct node *n)
     }
     raft_advance(d->raft, &d->rd);
     d->rd_out = false;
+    __atomic_store_n(&n->st_term, raft_term(d->raft), __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_commit, raft_commit_index(d->raft), __ATOMIC_RELAXED);
+    if (d->rd.soft_state_changed && d->rd.lead != __atomic_load_n(&n->st_leader, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&n->st_leader, d->rd.lead, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&n->st_leader_changes, 1, __ATOMIC_RELAXED);
+    }
     maybe_snapshot(n);
     if (d->rd.soft_state_changed) {
         if (d->was_leader && d->rd.role != RAFT_LEADER) {
@@ -266,8 +272,9 @@ static void finish_ready(struct node *n)
         }
         d->was_leader = d->rd.role == RAFT_LEADER;
         if (!d->poisoned)
-            node_raft_health(n, d->rd.lead != 0,
-                             "no leader: an election is under way, or a majority of the members is unreachable");
+            node_raft_health(
+                n, d->rd.lead != 0,
+                "no leader: an election is under way, or a majority of the members is unreachable");
     }
     drive(n);
 }

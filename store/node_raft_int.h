@@ -58,8 +58,8 @@ struct node_raft {
     uint64_t compact_at; /* a compaction to do once no ready is out */
     /* a cluster (node_peers.c; NULL alone) */
     struct node_peers *peers;
-    uv_async_t kick;       /* the transport queued something: drive() */
-    char *snap_recv_path;  /* a snapshot file received from the leader, until its ready persists */
+    uv_async_t kick;      /* the transport queued something: drive() */
+    char *snap_recv_path; /* a snapshot file received from the leader, until its ready persists */
     bool was_leader;
     /* proposal scratch */
     const void **datas;
