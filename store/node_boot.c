@@ -192,6 +192,11 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "--initial-cluster: a cluster member needs a data dir");
         return -1;
     }
+    if (c && c->existing) {
+        snprintf(errbuf, errlen, "--initial-cluster-state existing: joining a running cluster needs adding "
+                                 "members at run time (/v2/members), which is not built yet");
+        return -1;
+    }
     struct wal_replay rep;
     memset(&rep, 0, sizeof(rep));
     struct raft_persisted st, *stp = NULL;
