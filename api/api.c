@@ -103,4 +103,3 @@ void *api_pool_alloc(void *pool, size_t sz)
 {
     return h2o_mem_alloc_pool((h2o_mem_pool_t *)pool, sz);
 }
-

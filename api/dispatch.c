@@ -26,8 +26,8 @@ int api_handle(struct api_thread *t, h2o_req_t *req)
         api_send_text(t, req, r.kind, 404, "404 page not found");
         break;
     case API_ROUTE_FORBIDDEN:
-        api_send_keys_error(t, req, API_ROUTE_FORBIDDEN, API_E_FORBIDDEN, "only /v2/keys/discovery/{token} is served",
-                            0, NULL);
+        api_send_keys_error(t, req, API_ROUTE_FORBIDDEN, API_E_FORBIDDEN,
+                            "only /v2/keys/discovery/{token} is served", 0, NULL);
         break;
     case API_ROUTE_HOME:
         if (!api_web_home(t, req))

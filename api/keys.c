@@ -1,8 +1,8 @@
 /* api/keys.c — the v2 keys handler: validates (keys_parse.c), reads applied state under the
  * node's read lock, or hands writes, watches and quorum reads to the store thread and answers
- * them when they come back on this thread. Also the discovery bookkeeping of docs/protocol.md#cluster-full-and-surplus-members: a member
- * registration is capped at size + surplus, and filling a token or going surplus is logged
- * and counted.
+ * them when they come back on this thread. Also the discovery bookkeeping
+ * (docs/protocol.md#cluster-full-and-surplus-members): a member registration is capped at
+ * size + surplus, and filling a token or going surplus is logged and counted.
  */
 #include <stdio.h>
 

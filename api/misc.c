@@ -130,6 +130,14 @@ void api_metrics_handle(struct api_thread *t, h2o_req_t *req)
     counter(&b, "discoveryd_snapshots_total", "Snapshots made durable since start.", st.snapshots, "counter");
     counter(&b, "discoveryd_snapshot_index", "Log index of the latest durable snapshot.", st.snapshot_index,
             "gauge");
+    counter(&b, "discoveryd_is_leader", "1 if this member leads the cluster.", st.is_leader, "gauge");
+    counter(&b, "discoveryd_raft_term", "The Raft term this member is in.", st.term, "gauge");
+    counter(&b, "discoveryd_raft_commit_index", "The last committed log index this member knows.",
+            st.commit_index, "gauge");
+    counter(&b, "discoveryd_raft_applied_index", "The last log index applied to the store here.",
+            st.applied_index, "gauge");
+    counter(&b, "discoveryd_leader_changes_total", "Times the known leader changed since start.",
+            st.leader_changes, "counter");
     if (api->cfg.metrics_extra != NULL)
         api->cfg.metrics_extra(api->cfg.metrics_extra_arg, metrics_write, &b);
     api_send_buf(t, req, API_ROUTE_METRICS, 200, "text/plain; version=0.0.4; charset=utf-8", &b);

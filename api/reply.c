@@ -172,4 +172,3 @@ void api_send_keys_error(struct api_thread *t, h2o_req_t *req, enum api_route_ki
     api_discovery_headers(req, tok);
     api_send_buf(t, req, route, api_err_http_status(code), "application/json", &b);
 }
-

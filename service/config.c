@@ -24,6 +24,7 @@ enum opt_kind {
     OPT_DURATION,
     OPT_RATE,
     OPT_PATH,
+    OPT_TEXT, /* a non-empty string kept as given (range_text names its argument in --help) */
     OPT_LISTEN,
     OPT_URL,
     OPT_LOGLEVEL,
@@ -97,6 +98,26 @@ static const struct opt opts[] = {
     {"tls-cert", OPT_PATH, F(tls_cert), 0, 0, false, NULL, "",
      "PEM certificate chain; with --tls-key, serve HTTPS"},
     {"tls-key", OPT_PATH, F(tls_key), 0, 0, false, NULL, "", "PEM private key for --tls-cert"},
+    {"name", OPT_TEXT, F(name), 0, 0, false, "NAME", "default", "this member's name in --initial-cluster"},
+    {"initial-cluster", OPT_TEXT, F(initial_cluster), 0, 0, false, "NAME=URL,...", "",
+     "every member of a new cluster: name=peer URL pairs (default: a one-member cluster of this node)"},
+    {"initial-cluster-state", OPT_TEXT, F(initial_cluster_state), 0, 0, false, "new|existing", "new",
+     "new: the members of --initial-cluster form a cluster; existing: join one that runs already "
+     "(not built yet: refused)"},
+    {"listen-peer-urls", OPT_TEXT, F(listen_peer_urls), 0, 0, false, "URL", "",
+     "http://ADDR:PORT to accept other members on (default: this member's URL in --initial-cluster)"},
+    {"initial-advertise-peer-urls", OPT_TEXT, F(advertise_peer_urls), 0, 0, false, "URL", "",
+     "this member's peer URL as the others reach it (default: its URL in --initial-cluster)"},
+    {"advertise-client-urls", OPT_TEXT, F(advertise_client_urls), 0, 0, false, "URL", "",
+     "this member's client URL, for /v2/members (not built yet: accepted and unused)"},
+    {"heartbeat-interval", OPT_DURATION, F(heartbeat_ms), 10, 10000, false, "from 10ms to 10s", "100ms",
+     "how often the leader contacts the others (one Raft tick)"},
+    {"election-timeout", OPT_DURATION, F(election_ms), 50, 60000, false, "from 50ms to 60s", "1s",
+     "how long a member waits for the leader before it starts an election (>= 5 heartbeats)"},
+    {"peer-cert-file", OPT_PATH, F(peer_cert), 0, 0, false, NULL, "", "PEM certificate for peer TLS"},
+    {"peer-key-file", OPT_PATH, F(peer_key), 0, 0, false, NULL, "", "PEM private key for peer TLS"},
+    {"peer-trusted-ca-file", OPT_PATH, F(peer_ca), 0, 0, false, NULL, "",
+     "CA that every peer's certificate must come from (mutual TLS between members)"},
     {"log-level", OPT_LOGLEVEL, F(log_level), 0, 0, false, NULL, "info", "debug, info, warn or error"},
     {"help", OPT_HELP, 0, 0, 0, false, NULL, NULL, "print this help and exit"},
     {"version", OPT_VERSION, 0, 0, 0, false, NULL, NULL, "print the version and exit"},
@@ -452,6 +473,7 @@ static int apply(const struct opt *o, const char *v, struct svc_config *cfg, boo
             return fail(err, errlen, "%s: must not be empty", who);
         memcpy(base + o->off, &v, sizeof(v));
         return 0;
+    case OPT_TEXT:
     case OPT_SECRET:
         if (*v == '\0')
             return fail(err, errlen, "%s: must not be empty", who);
@@ -595,7 +617,7 @@ void svc_config_usage(FILE *out)
                  "Every flag also reads its environment twin; a flag wins over the environment.\n\n");
     for (size_t i = 0; i < N_OPTS; i++) {
         const struct opt *o = &opts[i];
-        char env[64];
+        char env[64], argbuf[64];
         const char *arg = "";
         switch (o->kind) {
         case OPT_UINT:
@@ -621,6 +643,10 @@ void svc_config_usage(FILE *out)
             break;
         case OPT_SECRET:
             arg = " URL";
+            break;
+        case OPT_TEXT:
+            snprintf(argbuf, sizeof(argbuf), " %s", o->range_text);
+            arg = argbuf;
             break;
         case OPT_CIDR:
             arg = " CIDR";

@@ -68,6 +68,18 @@ struct svc_config {
     size_t n_trusted;
     const char *tls_cert;
     const char *tls_key;
+    /* a cluster of several discoveryd (etcd's flags; service/cluster.c turns them into members) */
+    const char *name;
+    const char *initial_cluster;       /* NULL: a one-member cluster of this node */
+    const char *initial_cluster_state; /* "new" or "existing" */
+    const char *listen_peer_urls;
+    const char *advertise_peer_urls;
+    const char *advertise_client_urls;
+    int64_t heartbeat_ms;
+    int64_t election_ms;
+    const char *peer_cert;
+    const char *peer_key;
+    const char *peer_ca;
     enum svc_log_level log_level;
     bool help;    /* --help given: print svc_config_usage and exit 0 */
     bool version; /* --version given */

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 
+#include "service/cluster.h"
 #include "service/config.h"
 #include "service/svc.h"
 
@@ -25,6 +26,11 @@ int main(int argc, char **argv)
     if (cfg.version) {
         printf("discoveryd %s\n", SVC_VERSION);
         return 0;
+    }
+    static struct node_cluster cluster; /* flags that do not fit together are a usage error too */
+    if (svc_cluster_from_config(&cfg, &cluster, err, sizeof(err)) != 0) {
+        fprintf(stderr, "discoveryd: %s\n", err);
+        return SVC_EXIT_USAGE;
     }
     return svc_run(&cfg);
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "service/cluster.h"
 #include "service/log.h"
 #include "service/pgrl.h"
 #include "service/procmetrics.h"
@@ -34,6 +35,7 @@ struct svc {
     struct pgrl *pgrl; /* NULL without --postgres */
     struct svc_xff xff;
     struct api *api;
+    struct node_cluster cluster; /* n == 0: one member */
     bool serving; /* HTTP threads were started (some may have failed) */
 };
 
@@ -94,13 +96,18 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
     svc_log_set_level(cfg->log_level);
     api_log = svc_api_log;
 
+    if (svc_cluster_from_config(cfg, &s->cluster, err, errlen) != 0)
+        goto fail;
     if (svc_config_prepare_data_dir(cfg, err, errlen) != 0)
         goto fail;
     if (svc_server_new(&s->srv, cfg, err, errlen) != 0)
         goto fail;
+    if (s->cluster.n > 0 && !s->cluster.cert)
+        svc_log(SVC_LOG_WARN, "peer traffic is unauthenticated (no --peer-cert-file): keep the peer port "
+                              "on a network only the members reach");
 
-    /* every field from the flags (their defaults live in config.c); the cluster ID comes from
-     * the data dir */
+    /* every field from the flags (their defaults live in config.c); a one-member cluster's ID
+     * comes from its data dir, a cluster's from its members */
     const struct node_config nc = {
         .history_per_token = cfg->history,
         .watch_timeout_ms = cfg->watch_timeout_ms,
@@ -109,6 +116,7 @@ int svc_start(struct svc **out, const struct svc_config *cfg, char *err, size_t 
         .token_ttl_ms = cfg->token_ttl_ms,
         .data_dir = cfg->data_dir,
         .snapshot_count = cfg->snapshot_count,
+        .cluster = &s->cluster,
     };
     char nerr[512] = "";
     if (node_start(&s->node, &nc, nerr, sizeof(nerr)) != 0) {

@@ -170,11 +170,11 @@ static char *ev_put_value(struct kv_enode *n, char *p, const char *v, uint32_t l
 /* One block: the event, the key (shared by node and prevNode: they always name the same key),
  * the node's value and the prevNode's value. */
 struct kv_event *kv_event_new(enum kv_action action, uint64_t index, const char *key, uint32_t key_len,
-                               const char *val, uint32_t val_len, const char *pval, uint32_t pval_len)
+                              const char *val, uint32_t val_len, const char *pval, uint32_t pval_len)
 {
     char *p;
-    struct kv_event *ev = kv_alloc_keyed(sizeof(*ev), (val ? (size_t)val_len + 1 : 0) + (pval ? (size_t)pval_len + 1 : 0),
-                                         key, key_len, &p);
+    struct kv_event *ev = kv_alloc_keyed(
+        sizeof(*ev), (val ? (size_t)val_len + 1 : 0) + (pval ? (size_t)pval_len + 1 : 0), key, key_len, &p);
     if (!ev)
         return NULL;
     ev->node.key = p;

@@ -42,12 +42,12 @@ static int compare(struct kv *kv, const struct kv_cmd *c, const struct kv_node *
         return 0;
     if (!iok && vok)
         return kv_set_err(err, KV_ETESTFAILED, kv->index, "[%" PRIu64 " != %" PRIu64 "]", c->prev_index,
-                       n->modified_index);
+                          n->modified_index);
     if (!vok && iok)
-        return kv_set_err(err, KV_ETESTFAILED, kv->index, "[%.*s != %s]", (int)c->prev_value_len, c->prev_value,
-                       n->value);
+        return kv_set_err(err, KV_ETESTFAILED, kv->index, "[%.*s != %s]", (int)c->prev_value_len,
+                          c->prev_value, n->value);
     return kv_set_err(err, KV_ETESTFAILED, kv->index, "[%.*s != %s] [%" PRIu64 " != %" PRIu64 "]",
-                   (int)c->prev_value_len, c->prev_value, n->value, c->prev_index, n->modified_index);
+                      (int)c->prev_value_len, c->prev_value, n->value, c->prev_index, n->modified_index);
 }
 
 /* Create the missing tail of a path (implicit dirs, then the node itself) with index idx.
@@ -219,7 +219,8 @@ static int do_create(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
             rc = enomem(kv, err);
             goto out;
         }
-        ev = kv_event_new(KV_ACT_SET, idx, key, (uint32_t)len, dir ? NULL : nv, nvl, k->n.value, k->n.value_len);
+        ev = kv_event_new(KV_ACT_SET, idx, key, (uint32_t)len, dir ? NULL : nv, nvl, k->n.value,
+                          k->n.value_len);
         if (!ev || kv_heap_reserve(&kv->tok, 1) != 0 || kv_heap_reserve(&kv->ttl, 1) != 0) {
             kv_value_free(val);
             free(ev);
@@ -244,7 +245,7 @@ static int do_create(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
             goto out;
         struct knode *k;
         ev = kv_event_new(c->type == KV_CMD_SET ? KV_ACT_SET : KV_ACT_CREATE, idx, key, (uint32_t)len,
-                    c->dir ? NULL : (c->value ? c->value : ""), c->value ? c->value_len : 0, NULL, 0);
+                          c->dir ? NULL : (c->value ? c->value : ""), c->value ? c->value_len : 0, NULL, 0);
         if (!ev) {
             rc = enomem(kv, err);
             goto out;
@@ -299,7 +300,7 @@ static int do_update(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
     if (!k->n.dir && !(val = kv_value_dup(nv, nvl)))
         return enomem(kv, err);
     struct kv_event *ev = kv_event_new(cas ? KV_ACT_CAS : KV_ACT_UPDATE, idx, c->key, c->key_len,
-                                 k->n.dir ? NULL : nv, nvl, k->n.value, k->n.value_len);
+                                       k->n.dir ? NULL : nv, nvl, k->n.value, k->n.value_len);
     if (!ev || kv_heap_reserve(&kv->ttl, 1) != 0) {
         free(ev);
         kv_value_free(val);
@@ -323,8 +324,8 @@ static int do_update(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
 
 /* Remove k and its subtree with one event named key (the key as the command spelled it). 0, or -1
  * on ENOMEM with nothing changed. */
-static int remove_node(struct kv *kv, struct knode *k, enum kv_action action, const char *key, uint32_t key_len,
-                       kv_emit_fn emit, void *arg)
+static int remove_node(struct kv *kv, struct knode *k, enum kv_action action, const char *key,
+                       uint32_t key_len, kv_emit_fn emit, void *arg)
 {
     uint64_t idx = kv->index + 1;
     struct kv_event *ev = kv_event_new(action, idx, key, key_len, NULL, 0, k->n.value, k->n.value_len);

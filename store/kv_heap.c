@@ -110,7 +110,6 @@ struct knode *kv_heap_top(const struct kheap *h)
     return h->n ? h->a[0] : NULL;
 }
 
-
 void kv_set_expiry(struct kv *kv, struct knode *k, int64_t expire_ms)
 {
     int64_t old = k->n.expire_ms;

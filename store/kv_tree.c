@@ -175,7 +175,6 @@ int kv_walk_error(const struct kv *kv, const char *key, const struct walk *w, st
     return kv_set_err(err, KV_ENOTFOUND, kv->index, "%.*s", (int)w->miss_end, key);
 }
 
-
 /* ---------------------------------------------------------------- public reads */
 
 uint64_t kv_index(const struct kv *kv)
@@ -332,4 +331,3 @@ void kv_free(struct kv *kv)
     free(kv->tok.a);
     free(kv);
 }
-

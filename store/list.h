@@ -12,49 +12,49 @@
 #include <stddef.h>
 
 /* Head-only lists. */
-#define LIST_PREPEND(head, elm, prev, next)                                                              \
-    do {                                                                                                 \
-        (elm)->prev = NULL;                                                                              \
-        (elm)->next = (head);                                                                            \
-        if (head)                                                                                        \
-            (head)->prev = (elm);                                                                        \
-        (head) = (elm);                                                                                  \
+#define LIST_PREPEND(head, elm, prev, next)                                                                  \
+    do {                                                                                                     \
+        (elm)->prev = NULL;                                                                                  \
+        (elm)->next = (head);                                                                                \
+        if (head)                                                                                            \
+            (head)->prev = (elm);                                                                            \
+        (head) = (elm);                                                                                      \
     } while (0)
 
 #define LIST_UNLINK(head, elm, prev, next) LIST_UNLINK_T(head, (elm)->prev, elm, prev, next)
 
 /* Lists with a tail (head, tail). */
-#define LIST_APPEND_T(head, tail, elm, prev, next)                                                       \
-    do {                                                                                                 \
-        (elm)->prev = (tail);                                                                            \
-        (elm)->next = NULL;                                                                              \
-        if (tail)                                                                                        \
-            (tail)->next = (elm);                                                                        \
-        else                                                                                             \
-            (head) = (elm);                                                                              \
-        (tail) = (elm);                                                                                  \
+#define LIST_APPEND_T(head, tail, elm, prev, next)                                                           \
+    do {                                                                                                     \
+        (elm)->prev = (tail);                                                                                \
+        (elm)->next = NULL;                                                                                  \
+        if (tail)                                                                                            \
+            (tail)->next = (elm);                                                                            \
+        else                                                                                                 \
+            (head) = (elm);                                                                                  \
+        (tail) = (elm);                                                                                      \
     } while (0)
 
-#define LIST_PREPEND_T(head, tail, elm, prev, next)                                                      \
-    do {                                                                                                 \
-        if (!(head))                                                                                     \
-            (tail) = (elm);                                                                              \
-        LIST_PREPEND(head, elm, prev, next);                                                             \
+#define LIST_PREPEND_T(head, tail, elm, prev, next)                                                          \
+    do {                                                                                                     \
+        if (!(head))                                                                                         \
+            (tail) = (elm);                                                                                  \
+        LIST_PREPEND(head, elm, prev, next);                                                                 \
     } while (0)
 
 /* Unlink elm, which must be on the list, and clear its links. For a head-only list the "tail"
  * argument is elm->prev, whose assignment to itself is harmless. */
-#define LIST_UNLINK_T(head, tail, elm, prev, next)                                                       \
-    do {                                                                                                 \
-        if ((elm)->prev)                                                                                 \
-            (elm)->prev->next = (elm)->next;                                                             \
-        else                                                                                             \
-            (head) = (elm)->next;                                                                        \
-        if ((elm)->next)                                                                                 \
-            (elm)->next->prev = (elm)->prev;                                                             \
-        else                                                                                             \
-            (tail) = (elm)->prev;                                                                        \
-        (elm)->prev = (elm)->next = NULL;                                                                \
+#define LIST_UNLINK_T(head, tail, elm, prev, next)                                                           \
+    do {                                                                                                     \
+        if ((elm)->prev)                                                                                     \
+            (elm)->prev->next = (elm)->next;                                                                 \
+        else                                                                                                 \
+            (head) = (elm)->next;                                                                            \
+        if ((elm)->next)                                                                                     \
+            (elm)->next->prev = (elm)->prev;                                                                 \
+        else                                                                                                 \
+            (tail) = (elm)->prev;                                                                            \
+        (elm)->prev = (elm)->next = NULL;                                                                    \
     } while (0)
 
 #endif

@@ -100,6 +100,13 @@ void node_stats(struct node *n, struct node_stats *st)
     st->wal_bytes = __atomic_load_n(&n->st_wal_bytes, __ATOMIC_RELAXED);
     st->snapshots = __atomic_load_n(&n->st_snapshots, __ATOMIC_RELAXED);
     st->snapshot_index = __atomic_load_n(&n->st_snap_index, __ATOMIC_RELAXED);
+    st->leader_id = __atomic_load_n(&n->st_leader, __ATOMIC_RELAXED);
+    st->member_id = __atomic_load_n(&n->st_member, __ATOMIC_RELAXED);
+    st->is_leader = st->leader_id != 0 && st->leader_id == st->member_id;
+    st->term = __atomic_load_n(&n->st_term, __ATOMIC_RELAXED);
+    st->commit_index = __atomic_load_n(&n->st_commit, __ATOMIC_RELAXED);
+    st->applied_index = __atomic_load_n(&n->applied_index, __ATOMIC_RELAXED);
+    st->leader_changes = __atomic_load_n(&n->st_leader_changes, __ATOMIC_RELAXED);
     pthread_rwlock_rdlock(&n->rw);
     st->tokens = kv_ntokens(n->kv);
     st->nodes = kv_nnodes(n->kv);

@@ -78,6 +78,29 @@ struct node_op {
     uint64_t ctx_;   /* QUORUM: the read-index request it waits on */
 };
 
+/* A member of a cluster of several discoveryd (service/cluster.c fills these from etcd's flags). */
+struct node_member {
+    uint64_t id;          /* derived from name and peer URL: the same on every member */
+    char name[64];
+    char peer_url[256];   /* http://HOST:PORT as the other members reach it */
+    char host[256];       /* ... split */
+    uint16_t port;
+};
+
+#define NODE_MAX_MEMBERS 16
+
+struct node_cluster {
+    struct node_member members[NODE_MAX_MEMBERS];
+    size_t n;             /* 0: a one-member cluster of this node alone */
+    size_t self;          /* index of this member */
+    bool existing;        /* join a running cluster instead of forming a new one */
+    uint64_t cluster_id;  /* derived from the member IDs: the same on every member */
+    char listen_host[256];
+    uint16_t listen_port;
+    unsigned heartbeat_ms, election_ms;
+    const char *cert, *key, *ca; /* peer mutual TLS: all three or none */
+};
+
 #define NODE_TOKEN_TTL_DEFAULT_MS (168LL * 3600 * 1000) /* --token-ttl's default: a week */
 
 struct node_config {
@@ -91,6 +114,7 @@ struct node_config {
     const char *data_dir;            /* durable state (<data_dir>/wal, snap, LOCK); NULL = in memory
                                         only (unit tests): a restart forgets everything */
     uint64_t snapshot_count;         /* take a snapshot every this many applied entries (0 = 10000) */
+    const struct node_cluster *cluster; /* NULL or n == 0: a one-member cluster (needs data_dir otherwise) */
 };
 void node_config_defaults(struct node_config *cfg);
 
@@ -140,6 +164,11 @@ struct node_stats {
     uint64_t wal_bytes;        /* record bytes written to the WAL */
     uint64_t snapshots;        /* snapshots made durable since start */
     uint64_t snapshot_index;   /* log index of the latest snapshot (0: none) */
+    bool is_leader;            /* this member leads the cluster (always, alone) */
+    uint64_t leader_id;        /* 0: none known */
+    uint64_t term, commit_index, applied_index;
+    uint64_t leader_changes;   /* times the known leader changed since start */
+    uint64_t member_id;
 };
 void node_stats(struct node *n, struct node_stats *st);
 

@@ -117,8 +117,16 @@ static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t
     wal_config_defaults(&wc);
     wc.dir = wdir;
     wc.log = wal_log;
+    const struct node_cluster *c = n->cfg.cluster;
     bool fresh = !wal_exists(dir);
-    if (fresh) {
+    if (c && c->n > 0) {
+        /* a cluster member: its IDs come from the flags, and a data dir made for another cluster or
+         * member is refused by wal_open */
+        n->cluster_id = c->cluster_id;
+        d->member_id = c->members[c->self].id;
+        wc.cluster_id = n->cluster_id;
+        wc.member_id = d->member_id;
+    } else if (fresh) {
         if (draw_id(&n->cluster_id, errbuf, errlen) != 0 || draw_id(&d->member_id, errbuf, errlen) != 0)
             return -1;
         wc.cluster_id = n->cluster_id;
@@ -127,31 +135,34 @@ static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t
     char err[512];
     int rv = wal_open(&d->wal, &wc, rep, err, sizeof(err));
     if (rv != 0) {
-        snprintf(errbuf, errlen, "--data-dir: %s", err);
+        snprintf(errbuf, errlen, "--data-dir: %s%s", err,
+                 rv == -EINVAL && c && c->n > 0 ? " (check --name and --initial-cluster)" : "");
         return -1;
     }
     n->cluster_id = rep->cluster_id;
     d->member_id = rep->member_id;
     if (!n->cluster_id || !d->member_id) {
-        snprintf(errbuf, errlen, "--data-dir: %s records no cluster or member ID; it was not made by this "
-                 "discoveryd: move it away to start empty", wdir);
+        snprintf(errbuf, errlen,
+                 "--data-dir: %s records no cluster or member ID; it was not made by this "
+                 "discoveryd: move it away to start empty",
+                 wdir);
         return -1;
     }
     return 0;
 }
 
 /* The tree and history as of the WAL's latest snapshot marker. */
-static int load_snapshot(struct node *n, const struct wal_replay *rep, struct raft_snapshot *out, char *errbuf,
-                         size_t errlen)
+static int load_snapshot(struct node *n, const struct wal_replay *rep, struct raft_snapshot *out,
+                         char *errbuf, size_t errlen)
 {
     struct node_raft *d = n->drv;
     struct snap_meta m;
     char err[600];
-    int rv = snap_load(fileio_posix(), d->snap_dir, rep->snapshot_index, rep->snapshot_term, &m, n->kv, n->hub, err,
-                       sizeof(err));
+    int rv = snap_load(fileio_posix(), d->snap_dir, rep->snapshot_index, rep->snapshot_term, &m, n->kv,
+                       n->hub, err, sizeof(err));
     if (rv != 0) {
-        snprintf(errbuf, errlen, "--data-dir: the WAL's snapshot marker names a snapshot that cannot be loaded: %s",
-                 err);
+        snprintf(errbuf, errlen,
+                 "--data-dir: the WAL's snapshot marker names a snapshot that cannot be loaded: %s", err);
         return -1;
     }
     if (m.cluster_id != n->cluster_id) {
@@ -176,6 +187,16 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
     n->drv = d;
     d->lock_fd = -1;
     pthread_mutex_init(&d->mu, NULL);
+    const struct node_cluster *c = n->cfg.cluster && n->cfg.cluster->n > 0 ? n->cfg.cluster : NULL;
+    if (c && !n->cfg.data_dir) {
+        snprintf(errbuf, errlen, "--initial-cluster: a cluster member needs a data dir");
+        return -1;
+    }
+    if (c && c->existing) {
+        snprintf(errbuf, errlen, "--initial-cluster-state existing: joining a running cluster needs adding "
+                                 "members at run time (/v2/members), which is not built yet");
+        return -1;
+    }
     struct wal_replay rep;
     memset(&rep, 0, sizeof(rep));
     struct raft_persisted st, *stp = NULL;
@@ -199,16 +220,20 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
     struct raft_config rc;
     raft_config_defaults(&rc);
     rc.id = d->member_id;
-    rc.election_tick = ELECTION_TICKS;
+    rc.election_tick = c ? c->election_ms / c->heartbeat_ms : ELECTION_TICKS;
     rc.heartbeat_tick = HEARTBEAT_TICKS;
     rc.pre_vote = true;
     rc.check_quorum = true;
     rc.seed = d->member_id ^ (uint64_t)node_wall_ms();
     bool fresh = !stp || (stp->n_entries == 0 && stp->hard_state.term == 0 && !stp->snapshot);
-    if (fresh) {
+    if (fresh && c && !c->existing) { /* a new cluster: every member starts from the same voters */
+        rc.bootstrap.n = (uint32_t)c->n;
+        for (size_t i = 0; i < c->n; i++)
+            rc.bootstrap.ids[i] = c->members[i].id;
+    } else if (fresh && !c) {
         rc.bootstrap.n = 1;
         rc.bootstrap.ids[0] = d->member_id;
-    }
+    } /* else: restart from what is durable, or join a running cluster (the leader sends the state) */
     if (raft_new(&d->raft, &rc, fresh ? NULL : stp, errbuf, errlen) != 0) {
         char m[256];
         snprintf(m, sizeof(m), "%s", errbuf);
@@ -218,13 +243,14 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
     wal_replay_free(&rep);
     /* Replay what the log holds and, as the only voter, become leader now: the election timeout
      * only matters when there is someone to wait for. */
-    for (unsigned i = 0; i < 4 * ELECTION_TICKS + 4; i++) {
+    for (unsigned i = 0; i < 4 * rc.election_tick + 4; i++) {
         while (raft_has_ready(d->raft))
             if (sync_ready(n, errbuf, errlen) != 0)
                 goto fail;
         const struct raft_conf *conf = raft_configuration(d->raft);
         bool alone = conf->n == 1 && conf->ids[0] == d->member_id;
-        if (!alone || (raft_role(d->raft) == RAFT_LEADER && raft_applied_index(d->raft) == raft_commit_index(d->raft)))
+        if (!alone ||
+            (raft_role(d->raft) == RAFT_LEADER && raft_applied_index(d->raft) == raft_commit_index(d->raft)))
             break;
         raft_tick(d->raft);
     }
@@ -234,10 +260,19 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
     }
     uv_timer_init(&n->loop, &d->ticker);
     uv_async_init(&n->loop, &d->wal_async, node_raft_on_wal);
-    d->ticker.data = d->wal_async.data = n;
+    uv_async_init(&n->loop, &d->kick, node_raft_on_kick);
+    d->ticker.data = d->wal_async.data = d->kick.data = n;
     d->handles = true;
-    uv_timer_start(&d->ticker, node_raft_on_tick, TICK_MS, TICK_MS);
-    node_raft_health(n, true, NULL);
+    unsigned tick_ms = c ? c->heartbeat_ms : TICK_MS;
+    uv_timer_start(&d->ticker, node_raft_on_tick, tick_ms, tick_ms);
+    if (c && node_peers_start(n, errbuf, errlen) != 0)
+        return -1; /* node_start closes the handles and frees */
+    d->was_leader = raft_role(d->raft) == RAFT_LEADER;
+    __atomic_store_n(&n->st_member, d->member_id, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_leader, raft_leader(d->raft), __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_term, raft_term(d->raft), __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_commit, raft_commit_index(d->raft), __ATOMIC_RELAXED);
+    node_raft_health(n, raft_leader(d->raft) != 0, "no leader yet: waiting for the other members");
     return 0;
 fail:
     wal_replay_free(&rep);
@@ -262,9 +297,11 @@ void node_raft_stop(struct node *n)
     node_raft_fail(n, &d->reads, NODE_EUNAVAILABLE);
     node_raft_fail(n, &d->unasked, NODE_EUNAVAILABLE);
     node_snap_close(n);
+    node_peers_stop(n);
     if (d->handles) {
         uv_close((uv_handle_t *)&d->ticker, NULL);
         uv_close((uv_handle_t *)&d->wal_async, NULL);
+        uv_close((uv_handle_t *)&d->kick, NULL);
         d->handles = false;
     }
 }
@@ -280,8 +317,10 @@ void node_raft_free(struct node *n)
         wal_thread_stop(d->wt);
     if (d->wal)
         wal_close(d->wal);
+    node_peers_free(n);
     raft_free(d->raft);
     node_snap_free(n);
+    free(d->snap_recv_path);
     if (d->lock_fd >= 0)
         close(d->lock_fd);
     pthread_mutex_destroy(&d->mu);

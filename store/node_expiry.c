@@ -64,7 +64,7 @@ static void on_stimer(uv_timer_t *t)
 {
     struct node *n = t->data;
     int64_t now = node_wall_ms();
-    if (n->sweep_pending || kv_next_due(n->kv, n->cfg.token_ttl_ms) > now) {
+    if (n->sweep_pending || !node_raft_leads(n) || kv_next_due(n->kv, n->cfg.token_ttl_ms) > now) {
         rearm(n, now);
         return;
     }

@@ -1,6 +1,6 @@
 /* store/node_int.h — private to the store thread's rooms (node.c, node_loop.c, node_watch.c,
- * node_expiry.c, node_apply.c, node_raft.c): the node's state and the calls between those rooms. Nothing outside
- * store/node*.c includes it; everyone else talks to store/node.h.
+ * node_expiry.c, node_apply.c, node_raft.c): the node's state and the calls between those rooms. Nothing
+ * outside store/node*.c includes it; everyone else talks to store/node.h.
  *
  * Who runs where: every function declared here runs on the store thread, except where a comment
  * says "any thread". Fields marked (atomic) are read by other threads with __atomic loads.
@@ -31,8 +31,8 @@ struct nwatch {
     struct nclient *client;
 };
 
-struct node_raft;     /* the log driver's own state (node_raft.c) */
-struct node_snapper;  /* a snapshot being written (node_snap.c) */
+struct node_raft;    /* the log driver's own state (node_raft.c) */
+struct node_snapper; /* a snapshot being written (node_snap.c) */
 
 /* The encoded commands of one proposal batch (node_raft.c). */
 struct node_arena {
@@ -59,6 +59,7 @@ struct node {
     uint64_t st_sweeps, st_sweeps_chained; /* (atomic) SWEEPs proposed; of those, proposed at once
                                               after the previous one because more was due */
     uint64_t st_fsyncs, st_rounds, st_wal_bytes, st_snapshots, st_snap_index; /* (atomic) node_raft.c */
+    uint64_t st_leader, st_term, st_commit, st_leader_changes, st_member;       /* (atomic) node_raft.c */
     /* parked watches (node_watch.c) */
     uv_timer_t wtimer;
     struct nwatch *dhead, *dtail; /* by deadline: all share one timeout, so registration order */
@@ -66,9 +67,9 @@ struct node {
     uint64_t st_parked; /* (atomic) */
     /* expiry (node_expiry.c) */
     uv_timer_t stimer;
-    int64_t sweep_at;         /* wall ms the sweep timer is armed for */
-    bool sweep_pending;       /* a SWEEP proposal is in flight */
-    struct node_op sweep_op;  /* the node's own proposal */
+    int64_t sweep_at;                    /* wall ms the sweep timer is armed for */
+    bool sweep_pending;                  /* a SWEEP proposal is in flight */
+    struct node_op sweep_op;             /* the node's own proposal */
     void (*after_apply)(struct node *n); /* node_expiry_after_apply, wired by node_loop.c */
     /* the log driver (node_raft.c) and its snapshots (node_snap.c) */
     struct node_raft *drv;
@@ -91,9 +92,10 @@ void node_fill_token(struct node *n, struct node_op *op, const char *key, size_t
 /* node_watch.c */
 void node_watch_init(struct node *n);
 void node_watch_start(struct node *n, struct node_op *op);
-void node_watch_cancel(struct node *n, struct node_op *target); /* no-op unless target is parked */
+void node_watch_cancel(struct node *n, struct node_op *target);          /* no-op unless target is parked */
 void node_watch_fire(void *arg, struct watcher *w, struct kv_event *ev); /* watch_fire_fn */
-void node_watch_close(struct node *n); /* shutdown: every parked watch completes NODE_ETIMEOUT */
+void node_watch_reset(struct node *n); /* every parked watch completes NODE_ETIMEOUT (empty answer) */
+void node_watch_close(struct node *n); /* shutdown: node_watch_reset, and the timer closes */
 void node_watch_free(struct node *n);
 
 /* node_expiry.c */

@@ -102,6 +102,7 @@ static int draw_cluster_id(uint64_t *id, char *errbuf, size_t errlen)
 /* Close the handles of a loop whose thread never ran, and run it once so the closes finish. */
 static void abandon_loop(struct node *n)
 {
+    node_raft_stop(n); /* the driver's own handles, if it got that far */
     uv_close((uv_handle_t *)&n->async, NULL);
     node_watch_close(n);
     node_expiry_close(n);
@@ -208,4 +209,3 @@ void node_submit(struct node *n, struct node_op *op)
     uv_async_send(&n->async);
     pthread_mutex_unlock(&n->qmu);
 }
-

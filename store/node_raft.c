@@ -45,35 +45,6 @@
 
 #include "store/node_raft_int.h"
 
-static void q_push(struct opq *q, struct node_op *op)
-{
-    op->next_ = NULL;
-    if (q->tail)
-        q->tail->next_ = op;
-    else
-        q->head = op;
-    q->tail = op;
-}
-
-static struct node_op *q_pop(struct opq *q)
-{
-    struct node_op *op = q->head;
-    if (op) {
-        q->head = op->next_;
-        if (!q->head)
-            q->tail = NULL;
-        op->next_ = NULL;
-    }
-    return op;
-}
-
-void node_raft_fail(struct node *n, struct opq *q, int status)
-{
-    struct node_op *op;
-    while ((op = q_pop(q)))
-        node_complete(n, op, status);
-}
-
 void node_raft_health(struct node *n, bool ok, const char *reason)
 {
     __atomic_store_n(&n->health_reason, reason, __ATOMIC_RELEASE);
@@ -87,8 +58,8 @@ static void poison(struct node *n, const char *what)
     if (d->poisoned)
         return;
     d->poisoned = true;
-    snprintf(d->reason, sizeof(d->reason), "the write-ahead log failed, writes are refused until a restart: %s",
-             what);
+    snprintf(d->reason, sizeof(d->reason),
+             "the write-ahead log failed, writes are refused until a restart: %s", what);
     node_raft_health(n, false, d->reason);
     fprintf(stderr, "discoveryd: %s\n", d->reason);
     node_raft_fail(n, &d->waiting, NODE_EUNAVAILABLE);
@@ -125,7 +96,10 @@ void node_raft_apply(struct node *n, const struct raft_entry *es, size_t count)
             /* proposals left behind by a lost leadership never commit at their index */
             while (d->proposed.head && d->proposed.head->index_ < e->index)
                 node_complete(n, q_pop(&d->proposed), NODE_EUNAVAILABLE);
-            if (d->proposed.head && d->proposed.head->index_ == e->index && e->type == RAFT_ENTRY_NORMAL)
+            struct node_op *h = d->proposed.head;
+            if (h && h->index_ == e->index && h->ctx_ && h->ctx_ != e->term)
+                node_complete(n, q_pop(&d->proposed), NODE_EUNAVAILABLE); /* overwritten: it never happened */
+            else if (h && h->index_ == e->index && e->type == RAFT_ENTRY_NORMAL)
                 ne->op = q_pop(&d->proposed);
         }
         node_apply(n, stackv, k);
@@ -184,7 +158,8 @@ static void on_snap_written(struct node *n, bool ok, const struct snap_meta *m, 
 {
     struct node_raft *d = n->drv;
     if (!ok) {
-        fprintf(stderr, "discoveryd: snapshot at index %llu failed (the log keeps everything; will retry): %s\n",
+        fprintf(stderr,
+                "discoveryd: snapshot at index %llu failed (the log keeps everything; will retry): %s\n",
                 (unsigned long long)m->index, msg);
         d->snap_index = m->index; /* retry after another snapshot_count entries, not at once */
         return;
@@ -272,14 +247,34 @@ static void maybe_snapshot(struct node *n)
 static void finish_ready(struct node *n)
 {
     struct node_raft *d = n->drv;
-    /* rd.messages: one member, no one to send to */
+    node_peers_send(n, &d->rd); /* durable now: what depends on it may go out */
+    if (d->rd.snapshot) {
+        char why[512];
+        if (node_peers_install_snapshot(n, d->rd.snapshot, why, sizeof(why)) != 0) {
+            poison(n, why);
+            return;
+        }
+    }
     raft_advance(d->raft, &d->rd);
     d->rd_out = false;
+    __atomic_store_n(&n->st_term, raft_term(d->raft), __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_commit, raft_commit_index(d->raft), __ATOMIC_RELAXED);
+    if (d->rd.soft_state_changed && d->rd.lead != __atomic_load_n(&n->st_leader, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&n->st_leader, d->rd.lead, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&n->st_leader_changes, 1, __ATOMIC_RELAXED);
+    }
     maybe_snapshot(n);
-    if (d->rd.soft_state_changed && d->rd.role != RAFT_LEADER) {
-        /* leadership lost: writes in flight may never commit here; reads must be retried */
-        node_raft_fail(n, &d->proposed, NODE_EUNAVAILABLE);
-        node_raft_fail(n, &d->reads, NODE_EUNAVAILABLE);
+    if (d->rd.soft_state_changed) {
+        if (d->was_leader && d->rd.role != RAFT_LEADER) {
+            /* leadership lost: writes in flight may never commit here; reads must be retried */
+            node_raft_fail(n, &d->proposed, NODE_EUNAVAILABLE);
+            node_raft_fail(n, &d->reads, NODE_EUNAVAILABLE);
+        }
+        d->was_leader = d->rd.role == RAFT_LEADER;
+        if (!d->poisoned)
+            node_raft_health(
+                n, d->rd.lead != 0,
+                "no leader: an election is under way, or a majority of the members is unreachable");
     }
     drive(n);
 }
@@ -348,7 +343,8 @@ static void propose_waiting(struct node *n)
     for (struct node_op *op = d->waiting.head; op; op = op->next_, k++) {
         op->cmd.now_ms = now;
         size_t off = n->arena.len;
-        if (vec_reserve((void **)&n->arena.p, &n->arena.cap, off + kv_cmd_encoded_len(&op->cmd), 1, 1024) != 0) {
+        if (vec_reserve((void **)&n->arena.p, &n->arena.cap, off + kv_cmd_encoded_len(&op->cmd), 1, 1024) !=
+            0) {
             oom = true;
             break;
         }
@@ -362,6 +358,16 @@ static void propose_waiting(struct node *n)
     }
     for (size_t i = 0; i < count; i++)
         d->datas[i] = n->arena.p + (uintptr_t)d->datas[i];
+    if (d->peers && raft_role(d->raft) != RAFT_LEADER) {
+        /* a follower: each write goes to the leader (those with no leader to go to wait, bounded) */
+        struct opq keep = {0};
+        struct node_op *op;
+        for (size_t i = 0; (op = q_pop(&d->waiting)); i++)
+            if (!node_peers_forward(n, op, d->datas[i], d->lens[i]))
+                q_push(&keep, op);
+        d->waiting = keep;
+        return;
+    }
     int rv = raft_propose_batch(d->raft, d->datas, d->lens, count);
     if (rv != 0) {
         /* not the leader (no peers to forward to yet), or the uncommitted cap: 5xx, retry */
@@ -372,6 +378,7 @@ static void propose_waiting(struct node *n)
     struct node_op *op;
     while ((op = q_pop(&d->waiting))) {
         op->index_ = ++idx;
+        op->ctx_ = 0; /* proposed here: no term to check */
         q_push(&d->proposed, op);
     }
 }
@@ -381,7 +388,11 @@ static void ask_reads(struct node *n)
 {
     struct node_raft *d = n->drv;
     struct node_op *op;
-    while ((op = q_pop(&d->unasked))) {
+    struct opq keep = {0};
+    while (d->peers && raft_role(d->raft) != RAFT_LEADER && (op = q_pop(&d->unasked)))
+        if (!node_peers_forward(n, op, NULL, 0))
+            q_push(&keep, op);
+    while (!keep.head && (op = q_pop(&d->unasked))) {
         op->ctx_ = ++d->read_ctx;
         op->index_ = 0;
         if (raft_read_index(d->raft, op->ctx_) != 0)
@@ -389,6 +400,8 @@ static void ask_reads(struct node *n)
         else
             q_push(&d->reads, op);
     }
+    if (keep.head)
+        d->unasked = keep;
 }
 
 static void drive(struct node *n)
@@ -402,8 +415,11 @@ static void drive(struct node *n)
         return; /* the core takes no input until the ready that is out is advanced */
     for (; d->ticks; d->ticks--)
         raft_tick(d->raft);
+    node_peers_step(n);
+    node_peers_serve(n);
     ask_reads(n);
     propose_waiting(n);
+    serve_reads(n); /* a follower's reads whose read index came back */
     if (!raft_has_ready(d->raft))
         return;
     raft_ready(d->raft, &d->rd);
@@ -411,6 +427,7 @@ static void drive(struct node *n)
     if (d->rd.n_committed)
         node_raft_apply(n, d->rd.committed, d->rd.n_committed);
     note_read_states(n, &d->rd);
+    node_peers_read_states(n, &d->rd);
     serve_reads(n);
     /* A hard state that only moves the commit index is a hint (raft.h: restarting below the true
      * commit is safe), so it rides with the next write instead of costing an fdatasync of its own;
@@ -418,11 +435,27 @@ static void drive(struct node *n)
     bool promise = d->rd.has_hard_state &&
                    (d->rd.hard_state.term != d->hs_disk.term || d->rd.hard_state.vote != d->hs_disk.vote);
     bool writes = d->rd.n_entries || promise || d->rd.snapshot;
+    if (d->rd.snapshot && !d->wt) {
+        poison(n, "a snapshot arrived but there is no data dir to keep it");
+        return;
+    }
     if (!d->wt || !writes) {
         finish_ready(n);
         return;
     }
     memset(&d->batch, 0, sizeof(d->batch));
+    if (d->rd.snapshot) {
+        /* a snapshot from the leader: its file goes into our snap dir (durable) before the marker */
+        char why[512];
+        if (node_peers_persist_snapshot(n, d->rd.snapshot, why, sizeof(why)) != 0) {
+            poison(n, why);
+            return;
+        }
+        d->batch.has_snapshot = true;
+        d->batch.snapshot_index = d->rd.snapshot->meta.index;
+        d->batch.snapshot_term = d->rd.snapshot->meta.term;
+        d->batch.snapshot_replaces_log = true;
+    }
     d->batch.entries = d->rd.entries;
     d->batch.n_entries = d->rd.n_entries;
     d->batch.hard_state = d->rd.has_hard_state ? &d->rd.hard_state : NULL;
@@ -443,7 +476,18 @@ void node_raft_on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
     n->drv->ticks++;
+    node_peers_expire(n, &n->drv->waiting);
     drive(n);
+}
+
+void node_raft_on_kick(uv_async_t *a)
+{
+    drive(a->data);
+}
+
+bool node_raft_leads(struct node *n)
+{
+    return n->drv && raft_role(n->drv->raft) == RAFT_LEADER;
 }
 
 /* ---------------------------------------------------------------- the contract */

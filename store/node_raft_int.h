@@ -10,11 +10,11 @@
 #include "store/wal.h"
 #include "store/wal_thread.h"
 
-#define TICK_MS 100            /* one raft tick */
-#define ELECTION_TICKS 10      /* 1 s: etcd's default election timeout */
-#define HEARTBEAT_TICKS 1      /* 100 ms */
+#define TICK_MS 100                  /* one raft tick */
+#define ELECTION_TICKS 10            /* 1 s: etcd's default election timeout */
+#define HEARTBEAT_TICKS 1            /* 100 ms */
 #define SNAPSHOT_COUNT_DEFAULT 10000 /* applied entries between snapshots */
-#define COMPACT_TRAILING 1000  /* entries the core keeps behind a snapshot (a slow follower's grace) */
+#define COMPACT_TRAILING 1000        /* entries the core keeps behind a snapshot (a slow follower's grace) */
 
 struct opq {
     struct node_op *head, *tail;
@@ -24,49 +24,97 @@ struct node_raft {
     struct raft *raft;
     uint64_t member_id;
     int lock_fd;
-    struct wal *wal;        /* NULL: in memory only */
+    struct wal *wal; /* NULL: in memory only */
     struct wal_thread *wt;
     uv_timer_t ticker;
-    uv_async_t wal_async;   /* the WAL thread's "batch done" */
-    bool handles;           /* ticker and wal_async were initialised */
+    uv_async_t wal_async; /* the WAL thread's "batch done" */
+    bool handles;         /* ticker and wal_async were initialised */
     /* the ready that is out (with the WAL thread) */
     bool rd_out;
     struct raft_ready rd;
     struct wal_batch batch;
-    pthread_mutex_t mu;     /* guards the three below: set by the WAL thread */
+    pthread_mutex_t mu; /* guards the three below: set by the WAL thread */
     bool wal_done, closing;
     int wal_err;
     char wal_msg[512];
     /* ops */
-    struct opq waiting;     /* writes not yet proposed (a ready is out) */
-    struct opq proposed;    /* writes in the log, by index, until applied */
-    struct opq unasked;     /* quorum reads not yet given to the core (a ready is out) */
-    struct opq reads;       /* quorum reads, until their read index is applied */
+    struct opq waiting;  /* writes not yet proposed (a ready is out) */
+    struct opq proposed; /* writes in the log, by index, until applied */
+    struct opq unasked;  /* quorum reads not yet given to the core (a ready is out) */
+    struct opq reads;    /* quorum reads, until their read index is applied */
     uint64_t read_ctx;
-    unsigned ticks;         /* ticks that came while a ready was out */
+    unsigned ticks; /* ticks that came while a ready was out */
     bool poisoned;
     char reason[600];
     struct raft_hard_state hs_disk; /* the last hard state handed to the WAL */
     /* snapshots */
-    char snap_dir[4200];    /* "" without a data dir: the core's log is compacted without an image */
-    uint64_t snap_index;    /* the latest snapshot (or compaction) */
-    bool marker_out;        /* a snapshot marker is with the WAL thread */
+    char snap_dir[4200]; /* "" without a data dir: the core's log is compacted without an image */
+    uint64_t snap_index; /* the latest snapshot (or compaction) */
+    bool marker_out;     /* a snapshot marker is with the WAL thread */
     struct wal_batch mbatch;
     struct snap_meta marker;
-    bool marker_done;       /* under mu */
-    int marker_err;         /* under mu */
-    uint64_t compact_at;    /* a compaction to do once no ready is out */
+    bool marker_done;    /* under mu */
+    int marker_err;      /* under mu */
+    uint64_t compact_at; /* a compaction to do once no ready is out */
+    /* a cluster (node_peers.c; NULL alone) */
+    struct node_peers *peers;
+    uv_async_t kick;      /* the transport queued something: drive() */
+    char *snap_recv_path; /* a snapshot file received from the leader, until its ready persists */
+    bool was_leader;
     /* proposal scratch */
     const void **datas;
     uint32_t *lens;
     size_t cap_props;
 };
 
+/* FIFO queues of ops, linked by next_; node_raft_fail completes every op of q with status. */
+static inline void q_push(struct opq *q, struct node_op *op)
+{
+    op->next_ = NULL;
+    if (q->tail)
+        q->tail->next_ = op;
+    else
+        q->head = op;
+    q->tail = op;
+}
+
+static inline struct node_op *q_pop(struct opq *q)
+{
+    struct node_op *op = q->head;
+    if (op) {
+        q->head = op->next_;
+        if (!q->head)
+            q->tail = NULL;
+        op->next_ = NULL;
+    }
+    return op;
+}
+
+static inline void node_raft_fail(struct node *n, struct opq *q, int status)
+{
+    struct node_op *op;
+    while ((op = q_pop(q)))
+        node_complete(n, op, status);
+}
+
 /* node_raft.c */
-void node_raft_fail(struct node *n, struct opq *q, int status);     /* complete every op of q */
-void node_raft_health(struct node *n, bool ok, const char *reason); /* /health's answer */
+void node_raft_health(struct node *n, bool ok, const char *reason);              /* /health's answer */
 void node_raft_apply(struct node *n, const struct raft_entry *es, size_t count); /* to the seam */
 void node_raft_on_tick(uv_timer_t *t);
 void node_raft_on_wal(uv_async_t *a);
+void node_raft_on_kick(uv_async_t *a);
+
+/* node_peers.c: a cluster's side of the driver (see there) */
+int node_peers_start(struct node *n, char *err, size_t errlen);
+void node_peers_step(struct node *n);
+void node_peers_serve(struct node *n);
+void node_peers_read_states(struct node *n, const struct raft_ready *rd);
+bool node_peers_forward(struct node *n, struct node_op *op, const uint8_t *cmd, size_t len);
+void node_peers_expire(struct node *n, struct opq *waiting);
+void node_peers_send(struct node *n, const struct raft_ready *rd);
+int node_peers_persist_snapshot(struct node *n, const struct raft_snapshot *s, char *err, size_t errlen);
+int node_peers_install_snapshot(struct node *n, const struct raft_snapshot *s, char *err, size_t errlen);
+void node_peers_stop(struct node *n);
+void node_peers_free(struct node *n);
 
 #endif

@@ -171,13 +171,18 @@ void node_watch_init(struct node *n)
     n->wtimer.data = n;
 }
 
-void node_watch_close(struct node *n)
+void node_watch_reset(struct node *n)
 {
     while (n->dhead) {
         struct nwatch *nw = n->dhead;
         watch_cancel(n->hub, &nw->w);
         nwatch_finish(n, nw, NODE_ETIMEOUT, NULL);
     }
+}
+
+void node_watch_close(struct node *n)
+{
+    node_watch_reset(n);
     uv_close((uv_handle_t *)&n->wtimer, NULL);
 }
 

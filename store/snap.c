@@ -123,9 +123,9 @@ static int put_event(void *arg, const struct kv_event *ev)
     wu8(w, 'V');
     wu8(w, (uint8_t)ev->action);
     wu64(w, ev->index);
-    wu8(w, (uint8_t)((ev->has_prev ? F_PREV : 0) | (ev->refresh ? F_REFRESH : 0) | (ev->node.dir ? F_NDIR : 0) |
-                     (ev->prev.dir ? F_PDIR : 0) | (ev->node.value ? F_NVAL : 0) |
-                     (ev->has_prev && ev->prev.value ? F_PVAL : 0)));
+    wu8(w, (uint8_t)((ev->has_prev ? F_PREV : 0) | (ev->refresh ? F_REFRESH : 0) |
+                     (ev->node.dir ? F_NDIR : 0) | (ev->prev.dir ? F_PDIR : 0) |
+                     (ev->node.value ? F_NVAL : 0) | (ev->has_prev && ev->prev.value ? F_PVAL : 0)));
     wstr(w, ev->node.key, (uint32_t)strlen(ev->node.key));
     put_enode(w, &ev->node);
     put_enode(w, &ev->prev);
@@ -264,8 +264,8 @@ static struct kv_event *read_event(struct rbuf *r)
     struct kv_enode node, prev;
     rnode(r, &node, flags & F_NVAL);
     rnode(r, &prev, flags & F_PVAL);
-    if (r->bad || action > KV_ACT_EXPIRE || (flags & ~F_ALL) || !kl || key[0] != '/' || memchr(key, '\0', kl) ||
-        ((flags & F_PVAL) && !(flags & F_PREV))) {
+    if (r->bad || action > KV_ACT_EXPIRE || (flags & ~F_ALL) || !kl || key[0] != '/' ||
+        memchr(key, '\0', kl) || ((flags & F_PVAL) && !(flags & F_PREV))) {
         r->bad = true;
         return NULL;
     }

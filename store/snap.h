@@ -37,7 +37,7 @@
 struct snap_meta {
     uint64_t index, term; /* the last log entry the image covers */
     uint64_t cluster_id;
-    uint64_t kv_index;    /* the tree's global index */
+    uint64_t kv_index; /* the tree's global index */
     struct raft_conf conf;
 };
 

@@ -1,12 +1,114 @@
-/* store/transport.h — peer connections between members: a named place, not built yet.
+/* store/transport.h — peer connections between the members of a discoveryd cluster.
  *
- * The replicated-store issue fills it: TCP on the store thread's libuv loop, length-framed
- * store/raft/ messages (raft_msg_encode/decode), reconnect with backoff, a bounded send queue per
- * peer, snapshots streamed in chunks, mutual TLS when configured; messages from unknown members or
- * other clusters are dropped and counted. Only node_raft.c calls it: it sends rd.messages after
- * the WAL made them safe to send, and steps what arrives into the core. Nothing declares functions
- * here until they exist.
+ * Owns: one listening socket for peers and one outgoing TCP connection per peer, all on the store
+ * thread's libuv loop (every function here runs on the store thread; callbacks too). It carries
+ * frames between members and nothing else decides anything here: node_raft.c gives it the core's
+ * messages after the WAL made them safe to send, and steps what arrives into the core.
+ *
+ * Wire format (version 1), one frame = [u32 length of the rest][u8 version=1][u8 kind]
+ *   [u64 cluster_id][u64 from][u64 to][payload]:
+ *   kind 1 RAFT      payload = raft_msg_encode() of a message without snapshot data
+ *   kind 2 FORWARD   payload = [u64 req][bytes]: a follower's proposal (an encoded kv_cmd) for the leader
+ *   kind 3 FORWARDED payload = [u64 req][u64 index][u64 term][i32 status]: the leader's answer: the
+ *                    proposal is at (index, term) in its log, or status < 0 (not the leader, busy, ...)
+ *   kind 4 SNAP      payload = raft_msg_encode() of a RAFT_MSG_SNAPSHOT (meta only) then the snapshot
+ *                    FILE follows as kind 5 chunks (at most 1 MiB each) and a kind 6 end frame, so a
+ *                    snapshot is never one buffer in memory on either side
+ *   kind 5 SNAP_DATA payload = bytes of the file, in order
+ *   kind 6 SNAP_END  payload = [u32 crc32c of the whole file]
+ * Lengths are checked against a cap (16 MiB) before anything is allocated; a malformed frame closes
+ * the connection (the peer reconnects). A frame whose cluster_id is not ours, whose `from` is not a
+ * configured peer, or whose `to` is not us is dropped and counted.
+ *
+ * Delivery: best effort, like Raft expects (it retries): a peer's send queue is bounded in bytes;
+ * a frame that does not fit is dropped and counted, never queued without limit. Outgoing
+ * connections reconnect with exponential backoff (50 ms doubling to 2 s). Each frame is delivered
+ * at most once and in order per connection; nothing is promised across reconnects.
+ *
+ * Authentication: with cert/key/ca set, peers use mutual TLS and a peer without a certificate from
+ * that CA is refused; without them peer traffic is unauthenticated (the caller logs that once).
  */
 #ifndef DISCOVERYD_STORE_TRANSPORT_H
 #define DISCOVERYD_STORE_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "store/raft/raft.h"
+
+#define TRANSPORT_MAX_PEERS RAFT_MAX_NODES
+
+struct transport_peer {
+    uint64_t id;
+    char host[256]; /* numeric IPv4/IPv6 or a name resolved at each connect */
+    uint16_t port;
+};
+
+struct transport_handlers {
+    /* a RAFT frame (or, for a SNAP, once the file arrived whole and its CRC matched: m->snapshot
+     * carries the meta, data NULL, len the file's size, and snap_path names the received file in
+     * cfg.snap_recv_dir, which the handler then owns). m and its entries' data are valid only
+     * during the call (they point into the received frame). */
+    void (*message)(void *arg, const struct raft_message *m, const char *snap_path);
+    /* a FORWARD from a follower: the handler proposes and answers with transport_forwarded() */
+    void (*forward)(void *arg, uint64_t from, uint64_t req, const uint8_t *cmd, size_t len);
+    /* a FORWARDED answer to our own transport_forward() */
+    void (*forwarded)(void *arg, uint64_t req, uint64_t index, uint64_t term, int status);
+    void *arg;
+};
+
+struct transport_config {
+    uv_loop_t *loop;           /* the store thread's loop */
+    uint64_t self_id, cluster_id;
+    char listen_host[256];     /* where peers connect to us */
+    uint16_t listen_port;
+    struct transport_peer peers[TRANSPORT_MAX_PEERS]; /* every other member */
+    size_t n_peers;
+    size_t queue_bytes;        /* per peer send queue cap (0: 8 MiB) */
+    const char *snap_recv_dir; /* where received snapshot files are written (created if missing) */
+    const char *cert_file, *key_file, *ca_file; /* all three, or none */
+    struct transport_handlers h;
+};
+
+struct transport_peer_stats {
+    uint64_t id;
+    uint64_t sent, dropped;        /* frames */
+    uint64_t snapshots_sent;
+    size_t queued_bytes;           /* in the send queue now (the cap bounds it) */
+    bool connected;
+};
+
+struct transport_stats {
+    uint64_t received, dropped_foreign; /* frames from another cluster or an unknown member */
+    size_t n_peers;
+    struct transport_peer_stats peers[TRANSPORT_MAX_PEERS];
+};
+
+struct transport;
+
+/* Listen and start connecting. 0, or -1 with a one-line reason naming the address or file (then
+ * *out is NULL; run the loop once to release what was opened). This build has no peer TLS yet:
+ * cert/key/ca set is refused with "peer TLS is not built yet". listen_port 0 picks a free port
+ * (transport_port() says which). Leftover snap-recv-*.tmp files in snap_recv_dir are removed. */
+int transport_start(struct transport **out, const struct transport_config *cfg, char *err, size_t errlen);
+/* The port the listening socket is bound to. */
+uint16_t transport_port(const struct transport *t);
+/* Queue a raft message to m->to (not a snapshot). 0, or -ENOBUFS (dropped: queue full), -ENOENT
+ * (unknown peer), -EMSGSIZE (over the frame cap; dropped), -EINVAL (a snapshot or unencodable). */
+int transport_send(struct transport *t, const struct raft_message *m);
+/* Stream the snapshot file at path to m->to, announced by m (a RAFT_MSG_SNAPSHOT, meta only).
+ * One stream per peer at a time (-EBUSY); the peer must be connected now (-ENOTCONN: try later).
+ * The file is read in chunks as the socket drains. A stream that breaks (the connection closes) is
+ * abandoned on both sides; snapshots_sent counts streams whose end frame was written. */
+int transport_send_snapshot(struct transport *t, const struct raft_message *m, const char *path);
+/* A follower's proposal to the leader, and the leader's answer (same returns as transport_send). */
+int transport_forward(struct transport *t, uint64_t to, uint64_t req, const uint8_t *cmd, size_t len);
+int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t index, uint64_t term, int status);
+void transport_stats(const struct transport *t, struct transport_stats *out);
+/* Close every handle (the loop must run once more to finish closing), then free. Neither may be
+ * called from inside a handler. */
+void transport_stop(struct transport *t);
+void transport_free(struct transport *t);
+
 #endif

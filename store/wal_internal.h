@@ -1,5 +1,6 @@
 /* store/wal_internal.h — what wal_write.c (the writer), wal_replay.c (the reader) and
- * wal_format.c share: the struct wal and the record parser. Not a public header: nothing outside store/wal*.c includes it.
+ * wal_format.c share: the struct wal and the record parser. Not a public header: nothing outside
+ * store/wal*.c includes it.
  */
 #ifndef DISCOVERYD_STORE_WAL_INTERNAL_H
 #define DISCOVERYD_STORE_WAL_INTERNAL_H

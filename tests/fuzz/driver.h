@@ -36,9 +36,15 @@ static unsigned long fuzz_one(const uint8_t *in, size_t len, unsigned long mutat
         for (unsigned e = 0; e < edits && n > 0; e++) {
             size_t at = (size_t)(fuzz_rng(&seed) % n);
             switch (fuzz_rng(&seed) % 4) {
-            case 0: b[at] ^= (uint8_t)(1u << (fuzz_rng(&seed) % 8)); break;
-            case 1: b[at] = (uint8_t)fuzz_rng(&seed); break;
-            case 2: n = at; break; /* cut */
+            case 0:
+                b[at] ^= (uint8_t)(1u << (fuzz_rng(&seed) % 8));
+                break;
+            case 1:
+                b[at] = (uint8_t)fuzz_rng(&seed);
+                break;
+            case 2:
+                n = at;
+                break; /* cut */
             default: { /* repeat a run */
                 size_t run = 1 + (size_t)(fuzz_rng(&seed) % 16);
                 if (at + run > n)

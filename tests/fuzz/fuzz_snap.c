@@ -4,11 +4,10 @@
  * fuzzer gets past the checksum to the record parser and the tree's own checks.
  *
  * Without libFuzzer, main() runs every file of the directories named on the command line (CI:
- * `fuzz_snap --mutate N tests/fuzz/corpus/snap`: each seed and N mutations of it); `fuzz_snap --make-corpus DIR` writes seeds with the real
- * writer. A longer run with libFuzzer (clang + libclang-rt-14-dev):
- *   CC=clang cmake -S . -B build-fuzz -DDISCOVERYD_FUZZ=ON -DDISCOVERYD_SANITIZE=ON &&
- *   cmake --build build-fuzz --target fuzz_snap_libfuzzer &&
- *   build-fuzz/tests/fuzz/fuzz_snap_libfuzzer -max_total_time=600 tests/fuzz/corpus/snap
+ * `fuzz_snap --mutate N tests/fuzz/corpus/snap`: each seed and N mutations of it); `fuzz_snap --make-corpus
+ * DIR` writes seeds with the real writer. A longer run with libFuzzer (clang + libclang-rt-14-dev): CC=clang
+ * cmake -S . -B build-fuzz -DDISCOVERYD_FUZZ=ON -DDISCOVERYD_SANITIZE=ON && cmake --build build-fuzz --target
+ * fuzz_snap_libfuzzer && build-fuzz/tests/fuzz/fuzz_snap_libfuzzer -max_total_time=600 tests/fuzz/corpus/snap
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,8 +56,13 @@ static void emit(void *arg, struct kv_event *ev)
 static void put(struct kv *kv, struct watch_hub *hub, enum kv_cmd_type t, const char *key, const char *v,
                 int64_t exp)
 {
-    struct kv_cmd c = {.type = t, .now_ms = 5000, .key = key, .key_len = (uint32_t)strlen(key), .value = v,
-                       .value_len = v ? (uint32_t)strlen(v) : 0, .expire_ms = exp};
+    struct kv_cmd c = {.type = t,
+                       .now_ms = 5000,
+                       .key = key,
+                       .key_len = (uint32_t)strlen(key),
+                       .value = v,
+                       .value_len = v ? (uint32_t)strlen(v) : 0,
+                       .expire_ms = exp};
     uint8_t *b;
     size_t n;
     struct kv_error e = {0};
@@ -87,7 +91,8 @@ static int make_corpus(const char *dir)
             put(kv, hub, KV_CMD_DELETE, "/discovery/t3/_config/size", NULL, 0);
             put(kv, hub, KV_CMD_CREATE, "/elsewhere", "y", 0);
         }
-        struct snap_meta m = {.index = 10 + (uint64_t)s, .term = 2, .cluster_id = 99, .conf = {.n = 1, .ids = {7}}};
+        struct snap_meta m = {
+            .index = 10 + (uint64_t)s, .term = 2, .cluster_id = 99, .conf = {.n = 1, .ids = {7}}};
         char err[256], tmpdir[] = "/tmp/fuzz-snap-XXXXXX";
         if (!mkdtemp(tmpdir) || snap_write(fileio_posix(), tmpdir, &m, kv, hub, err, sizeof(err)) != 0) {
             fprintf(stderr, "fuzz_snap: cannot write a seed: %s\n", err);

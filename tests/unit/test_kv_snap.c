@@ -64,7 +64,7 @@ static void build(struct world *w)
     run(w, KV_CMD_DELETE, "/discovery/B/d", NULL, 0, true);
     run(w, KV_CMD_CREATE, "/discovery/C/_config/size", "5", 0, false);
     run(w, KV_CMD_DELETE, "/discovery/C", NULL, 0, true); /* a deleted token: its history goes */
-    run(w, KV_CMD_CREATE, "/outside", "x", 0, false);      /* only in the global ring */
+    run(w, KV_CMD_CREATE, "/outside", "x", 0, false);     /* only in the global ring */
     for (int i = 0; i < 30; i++) {
         char k[64];
         snprintf(k, sizeof(k), "/discovery/T%02d/m", i % 7);
@@ -88,8 +88,8 @@ static int dump_line(void *arg, const struct kv_node *n)
 {
     struct text *t = arg;
     char line[512];
-    int l = snprintf(line, sizeof(line), "%s d=%d v=%s c=%llu m=%llu cms=%lld exp=%lld vis=%u\n", n->key, n->dir,
-                     n->value ? n->value : "-", (unsigned long long)n->created_index,
+    int l = snprintf(line, sizeof(line), "%s d=%d v=%s c=%llu m=%llu cms=%lld exp=%lld vis=%u\n", n->key,
+                     n->dir, n->value ? n->value : "-", (unsigned long long)n->created_index,
                      (unsigned long long)n->modified_index, (long long)n->created_ms, (long long)n->expire_ms,
                      n->nvisible);
     t->p = realloc(t->p, t->len + (size_t)l + 1);
@@ -106,7 +106,8 @@ static char *dump_text(const struct kv *kv)
 }
 
 /* What a watch at (key, recursive, wait_index) answers: the event's index, 0 = would wait, or -401. */
-static long long watch_answer(struct watch_hub *h, const char *key, bool recursive, uint64_t wait, uint64_t cur)
+static long long watch_answer(struct watch_hub *h, const char *key, bool recursive, uint64_t wait,
+                              uint64_t cur)
 {
     struct watcher w;
     memset(&w, 0, sizeof(w));
@@ -153,13 +154,15 @@ static void test_a_tree_and_its_history_come_back_whole(void **state)
     assert_int_equal(kv_next_due(a.kv, 3600000), kv_next_due(b.kv, 3600000));
     assert_int_equal(kv_next_due(a.kv, 0), kv_next_due(b.kv, 0));
     /* every watch answers the same: from history, waiting, or 401 */
-    const char *keys[] = {"/discovery/A", "/discovery/A/m1", "/discovery/B", "/discovery/C", "/discovery/T03",
-                          "/", "/outside", "/discovery"};
+    const char *keys[] = {"/discovery/A", "/discovery/A/m1", "/discovery/B",
+                          "/discovery/C", "/discovery/T03",  "/",
+                          "/outside",     "/discovery"};
     uint64_t cur = kv_index(a.kv);
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
         for (uint64_t wi = 0; wi <= cur + 1; wi++)
             for (int rec = 0; rec < 2; rec++)
-                assert_int_equal(watch_answer(a.hub, keys[k], rec, wi, cur), watch_answer(b.hub, keys[k], rec, wi, cur));
+                assert_int_equal(watch_answer(a.hub, keys[k], rec, wi, cur),
+                                 watch_answer(b.hub, keys[k], rec, wi, cur));
     /* and the restored tree goes on like the original */
     run(&a, KV_CMD_CREATE, "/discovery/A/m3", "z", 0, false);
     run(&b, KV_CMD_CREATE, "/discovery/A/m3", "z", 0, false);

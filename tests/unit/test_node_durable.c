@@ -58,7 +58,8 @@ static struct node *start(const char *dir, char *err, size_t errlen)
     return node_start(&n, &cfg, err, errlen) == 0 ? n : NULL;
 }
 
-static void set_op(struct node_op *op, struct waiter *w, enum node_op_type type, const char *key, const char *val)
+static void set_op(struct node_op *op, struct waiter *w, enum node_op_type type, const char *key,
+                   const char *val)
 {
     memset(op, 0, sizeof(*op));
     op->type = type;
@@ -172,8 +173,8 @@ static int dump_line(void *arg, const struct kv_node *k)
 {
     FILE *f = arg;
     fprintf(f, "%s %d %s %llu %llu %lld %lld\n", k->key, k->dir, k->value ? k->value : "-",
-            (unsigned long long)k->created_index, (unsigned long long)k->modified_index, (long long)k->created_ms,
-            (long long)k->expire_ms);
+            (unsigned long long)k->created_index, (unsigned long long)k->modified_index,
+            (long long)k->created_ms, (long long)k->expire_ms);
     return 0;
 }
 

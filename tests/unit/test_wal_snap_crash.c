@@ -28,8 +28,13 @@ static void emit(void *arg, struct kv_event *ev)
 
 static void put(struct kv *kv, struct watch_hub *hub, const char *key, const char *v, int64_t exp)
 {
-    struct kv_cmd c = {.type = KV_CMD_SET, .now_ms = 1000, .key = key, .key_len = (uint32_t)strlen(key),
-                       .value = v, .value_len = (uint32_t)strlen(v), .expire_ms = exp};
+    struct kv_cmd c = {.type = KV_CMD_SET,
+                       .now_ms = 1000,
+                       .key = key,
+                       .key_len = (uint32_t)strlen(key),
+                       .value = v,
+                       .value_len = (uint32_t)strlen(v),
+                       .expire_ms = exp};
     uint8_t *b;
     size_t n;
     struct kv_error e = {0};
@@ -169,8 +174,8 @@ static void test_snapshot_writes_under_faults_and_power_cuts(void **state)
         free(o);
         fake_fs_free(fs);
     }
-    printf("snapshot crash simulation: %u seeds, %u left the new snapshot whole, %u left none\n", seeds, whole,
-           none);
+    printf("snapshot crash simulation: %u seeds, %u left the new snapshot whole, %u left none\n", seeds,
+           whole, none);
     assert_int_equal(whole + none, seeds);
     free(old_text);
     free(new_text);

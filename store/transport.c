@@ -1,0 +1,509 @@
+/* store/transport.c — the peer transport's members: the listening socket, one outgoing connection
+ * per peer with reconnect backoff, the bounded per-peer send queue, snapshot streaming from a file,
+ * and the counters. Framing and the receiving side are in transport_conn.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "store/crc32c.h"
+#include "store/fileio.h"
+#include "store/list.h"
+#include "store/transport_int.h"
+
+struct tr_peer *tr_peer_find(struct transport *t, uint64_t id)
+{
+    for (size_t i = 0; i < t->cfg.n_peers; i++)
+        if (t->peers[i].cfg.id == id)
+            return &t->peers[i];
+    return NULL;
+}
+
+static size_t queue_cap(const struct transport *t)
+{
+    return t->cfg.queue_bytes ? t->cfg.queue_bytes : TR_DEFAULT_QUEUE;
+}
+
+/* A frame to p of kind with room for payload bytes; the header is filled in. */
+static struct tr_frame *frame_new(struct tr_peer *p, uint8_t kind, size_t payload)
+{
+    struct tr_frame *f = malloc(sizeof(*f) + TR_HEADER + payload);
+    if (f == NULL)
+        return NULL;
+    memset(f, 0, sizeof(*f));
+    f->peer = p;
+    f->kind = kind;
+    f->len = TR_HEADER + payload;
+    tr_put32(f->data, (uint32_t)(TR_HEADER_REST + payload));
+    f->data[4] = TR_VERSION;
+    f->data[5] = kind;
+    tr_put64(f->data + 6, p->t->cfg.cluster_id);
+    tr_put64(f->data + 14, p->t->cfg.self_id);
+    tr_put64(f->data + 22, p->cfg.id);
+    return f;
+}
+
+static void snap_out_end(struct tr_peer *p)
+{
+    if (!p->snap.active)
+        return;
+    const struct fileio *io = fileio_posix();
+    io->close(io->ctx, p->snap.fd);
+    p->snap.active = false;
+}
+
+static void snap_pump(struct tr_peer *p);
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct tr_frame *f = (struct tr_frame *)req;
+    struct tr_peer *p = f->peer;
+    p->queued_bytes -= f->len;
+    bool snap_frame = f->kind >= TR_SNAP && f->kind <= TR_SNAP_END && f->snap_gen == p->snap.gen;
+    if (status < 0) {
+        p->dropped++;
+        if (snap_frame)
+            snap_out_end(p);
+        if (p->conn != NULL && (uv_stream_t *)&p->conn->tcp == req->handle)
+            tr_conn_close(p->conn);
+    } else {
+        p->sent++;
+        if (snap_frame && f->kind == TR_SNAP_END) {
+            p->snapshots_sent++;
+            snap_out_end(p);
+        } else if (snap_frame && !p->t->stopping) {
+            snap_pump(p); /* the previous chunk left: read the next one */
+        }
+    }
+    free(f);
+}
+
+static int frame_write(struct tr_peer *p, struct tr_frame *f)
+{
+    uv_buf_t b = uv_buf_init((char *)f->data, (unsigned)f->len);
+    int rv = uv_write(&f->req, (uv_stream_t *)&p->conn->tcp, &b, 1, write_cb);
+    if (rv != 0) {
+        p->queued_bytes -= f->len;
+        p->dropped++;
+        free(f);
+        tr_conn_close(p->conn);
+    }
+    return rv;
+}
+
+/* Queue f (whose bytes are already counted in queued_bytes): written now if connected. */
+static void frame_push(struct tr_peer *p, struct tr_frame *f)
+{
+    if (p->connected)
+        frame_write(p, f);
+    else
+        LIST_APPEND_T(p->wait_head, p->wait_tail, f, prev, next);
+}
+
+/* Admit a frame under the queue cap, or drop it and count it. */
+static int frame_admit(struct tr_peer *p, struct tr_frame *f)
+{
+    if (p->queued_bytes + f->len > queue_cap(p->t)) {
+        p->dropped++;
+        free(f);
+        return -ENOBUFS;
+    }
+    p->queued_bytes += f->len;
+    frame_push(p, f);
+    return 0;
+}
+
+/* ---- connecting ---- */
+
+static void peer_connect(struct tr_peer *p);
+
+static void backoff_cb(uv_timer_t *timer)
+{
+    struct tr_peer *p = timer->data;
+    if (!p->t->stopping && p->conn == NULL)
+        peer_connect(p);
+}
+
+void tr_peer_disconnected(struct tr_peer *p)
+{
+    p->conn = NULL;
+    p->connected = false;
+    snap_out_end(p); /* a stream does not survive its connection: the receiver drops its temp file */
+    if (p->t->stopping)
+        return;
+    uv_timer_start(&p->timer, backoff_cb, p->backoff_ms, 0);
+    p->backoff_ms = p->backoff_ms * 2 > TR_BACKOFF_MAX_MS ? TR_BACKOFF_MAX_MS : p->backoff_ms * 2;
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    struct tr_conn *c = req->data;
+    struct tr_peer *p = c->peer;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        tr_conn_close(c);
+        return;
+    }
+    p->connected = true;
+    p->backoff_ms = TR_BACKOFF_MIN_MS;
+    tr_conn_read_outgoing(c);
+    while (p->wait_head != NULL && p->connected) {
+        struct tr_frame *f = p->wait_head;
+        LIST_UNLINK_T(p->wait_head, p->wait_tail, f, prev, next);
+        frame_write(p, f);
+    }
+}
+
+/* host:port as a socket address: numeric first, else the resolver (at each connect). */
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss)
+{
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0 ||
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0 || ai == NULL)
+        return -1;
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static void peer_connect(struct tr_peer *p)
+{
+    struct transport *t = p->t;
+    struct tr_conn *c = calloc(1, sizeof(*c));
+    struct sockaddr_storage ss;
+    if (c == NULL || resolve(p->cfg.host, p->cfg.port, &ss) != 0) {
+        free(c);
+        tr_peer_disconnected(p); /* try again after the backoff */
+        return;
+    }
+    c->t = t;
+    c->peer = p;
+    c->creq.data = c;
+    uv_tcp_init(t->cfg.loop, &c->tcp);
+    p->conn = c;
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&ss, connect_cb) != 0)
+        tr_conn_close(c);
+}
+
+/* ---- listening ---- */
+
+static void accept_cb(uv_stream_t *server, int status)
+{
+    struct transport *t = server->data;
+    if (status < 0 || t->stopping)
+        return;
+    struct tr_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->t = t;
+    uv_tcp_init(t->cfg.loop, &c->tcp);
+    LIST_PREPEND(t->accepted, c, prev, next);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        tr_conn_close(c);
+        return;
+    }
+    tr_conn_accepted(c);
+}
+
+static int remove_stale_tmp(void *arg, const char *name)
+{
+    struct transport *t = arg;
+    size_t n = strlen(name);
+    if (strncmp(name, "snap-recv-", 10) != 0 || n < 4 || strcmp(name + n - 4, ".tmp") != 0)
+        return 0;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", t->snap_dir, name) < (int)sizeof(path))
+        fileio_posix()->unlink(NULL, path);
+    return 0;
+}
+
+static void free_on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static int check_config(const struct transport_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->cert_file || cfg->key_file || cfg->ca_file) {
+        snprintf(err, errlen, "peer TLS is not built yet: --peer-cert-file, --peer-key-file and "
+                              "--peer-trusted-ca-file cannot be used with this build");
+        return -1;
+    }
+    if (cfg->loop == NULL || cfg->self_id == 0 || cfg->h.message == NULL) {
+        snprintf(err, errlen, "transport: loop, self id and message handler are required");
+        return -1;
+    }
+    if (cfg->snap_recv_dir == NULL || strlen(cfg->snap_recv_dir) + 64 > PATH_MAX) {
+        snprintf(err, errlen, "transport: a snapshot receive directory (of a sane length) is required");
+        return -1;
+    }
+    if (cfg->n_peers > TRANSPORT_MAX_PEERS) {
+        snprintf(err, errlen, "transport: %zu peers, at most %d", cfg->n_peers, TRANSPORT_MAX_PEERS);
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        const struct transport_peer *p = &cfg->peers[i];
+        if (p->id == 0 || p->id == cfg->self_id || memchr(p->host, 0, sizeof(p->host)) == NULL) {
+            snprintf(err, errlen, "transport: peer %zu: bad id or host", i);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (cfg->peers[j].id == p->id) {
+                snprintf(err, errlen, "transport: peer id %llx given twice", (unsigned long long)p->id);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+int transport_start(struct transport **out, const struct transport_config *cfg, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (check_config(cfg, err, errlen) != 0)
+        return -1;
+    const struct fileio *io = fileio_posix();
+    int rv = io->mkdir(io->ctx, cfg->snap_recv_dir, 0700);
+    if (rv < 0 && rv != -EEXIST) {
+        snprintf(err, errlen, "snapshot receive directory %s: %s", cfg->snap_recv_dir, strerror(-rv));
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    if (uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)&ss) != 0) {
+        snprintf(err, errlen, "peer listen address %s is not a numeric IPv4 or IPv6 address", cfg->listen_host);
+        return -1;
+    }
+    struct transport *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        snprintf(err, errlen, "transport: out of memory");
+        return -1;
+    }
+    t->cfg = *cfg;
+    snprintf(t->snap_dir, sizeof(t->snap_dir), "%s", cfg->snap_recv_dir);
+    t->cfg.snap_recv_dir = t->snap_dir;
+    io->list_dir(io->ctx, t->snap_dir, remove_stale_tmp, t); /* left by a crash mid-stream */
+
+    uv_tcp_init(cfg->loop, &t->listener);
+    t->listener.data = t;
+    int len = sizeof(ss);
+    if ((rv = uv_tcp_bind(&t->listener, (const struct sockaddr *)&ss, 0)) != 0 ||
+        (rv = uv_listen((uv_stream_t *)&t->listener, 128, accept_cb)) != 0 ||
+        (rv = uv_tcp_getsockname(&t->listener, (struct sockaddr *)&ss, &len)) != 0) {
+        snprintf(err, errlen, "cannot listen for peers on %s:%u: %s", cfg->listen_host, cfg->listen_port,
+                 uv_strerror(rv));
+        uv_close((uv_handle_t *)&t->listener, free_on_close); /* frees t once the loop ran */
+        return -1;
+    }
+    t->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        struct tr_peer *p = &t->peers[i];
+        p->t = t;
+        p->cfg = cfg->peers[i];
+        p->backoff_ms = TR_BACKOFF_MIN_MS;
+        uv_timer_init(cfg->loop, &p->timer);
+        p->timer.data = p;
+        peer_connect(p);
+    }
+    *out = t;
+    return 0;
+}
+
+uint16_t transport_port(const struct transport *t)
+{
+    return t->port;
+}
+
+/* ---- sending ---- */
+
+int transport_send(struct transport *t, const struct raft_message *m)
+{
+    struct tr_peer *p = tr_peer_find(t, m->to);
+    if (p == NULL)
+        return -ENOENT;
+    if (m->type == RAFT_MSG_SNAPSHOT)
+        return -EINVAL;
+    size_t n = raft_msg_size(m);
+    if (n > TR_MAX_FRAME - TR_HEADER_REST) {
+        p->dropped++;
+        return -EMSGSIZE;
+    }
+    struct tr_frame *f = frame_new(p, TR_RAFT, n);
+    if (f == NULL) {
+        p->dropped++;
+        return -ENOMEM;
+    }
+    size_t len;
+    if (raft_msg_encode(m, f->data + TR_HEADER, n, &len) != 0) {
+        free(f);
+        return -EINVAL;
+    }
+    return frame_admit(p, f);
+}
+
+int transport_forward(struct transport *t, uint64_t to, uint64_t req, const uint8_t *cmd, size_t len)
+{
+    struct tr_peer *p = tr_peer_find(t, to);
+    if (p == NULL)
+        return -ENOENT;
+    if (len > TR_MAX_FRAME - TR_HEADER_REST - 8) {
+        p->dropped++;
+        return -EMSGSIZE;
+    }
+    struct tr_frame *f = frame_new(p, TR_FORWARD, 8 + len);
+    if (f == NULL) {
+        p->dropped++;
+        return -ENOMEM;
+    }
+    tr_put64(f->data + TR_HEADER, req);
+    if (len > 0)
+        memcpy(f->data + TR_HEADER + 8, cmd, len);
+    return frame_admit(p, f);
+}
+
+int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t index, uint64_t term, int status)
+{
+    struct tr_peer *p = tr_peer_find(t, to);
+    if (p == NULL)
+        return -ENOENT;
+    struct tr_frame *f = frame_new(p, TR_FORWARDED, 28);
+    if (f == NULL) {
+        p->dropped++;
+        return -ENOMEM;
+    }
+    uint8_t *q = f->data + TR_HEADER;
+    tr_put64(q, req);
+    tr_put64(q + 8, index);
+    tr_put64(q + 16, term);
+    tr_put32(q + 24, (uint32_t)(int32_t)status);
+    return frame_admit(p, f);
+}
+
+/* The next piece of the stream, written when the previous one completed: a chunk of at most 1 MiB,
+ * or the end frame with the CRC of the whole file. At most one chunk is in memory. */
+static void snap_pump(struct tr_peer *p)
+{
+    struct tr_snap_out *s = &p->snap;
+    if (!s->active || !p->connected)
+        return;
+    struct tr_frame *f;
+    if (s->off < s->size) {
+        size_t n = s->size - s->off < TR_CHUNK ? (size_t)(s->size - s->off) : TR_CHUNK;
+        f = frame_new(p, TR_SNAP_DATA, n);
+        ssize_t got = f ? fileio_pread_all(fileio_posix(), s->fd, f->data + TR_HEADER, n, (off_t)s->off) : -1;
+        if (got != (ssize_t)n) {
+            /* out of memory, or the file shrank under us: give the stream up; closing the
+             * connection makes the receiver drop what it has */
+            free(f);
+            p->dropped++;
+            tr_conn_close(p->conn);
+            return;
+        }
+        s->crc = crc32c_update(s->crc, f->data + TR_HEADER, n);
+        s->off += n;
+    } else {
+        if ((f = frame_new(p, TR_SNAP_END, 4)) == NULL) {
+            p->dropped++;
+            tr_conn_close(p->conn);
+            return;
+        }
+        tr_put32(f->data + TR_HEADER, s->crc);
+    }
+    f->snap_gen = s->gen;
+    p->queued_bytes += f->len; /* stream frames go one at a time, outside the cap */
+    frame_push(p, f);
+}
+
+int transport_send_snapshot(struct transport *t, const struct raft_message *m, const char *path)
+{
+    struct tr_peer *p = tr_peer_find(t, m->to);
+    if (p == NULL)
+        return -ENOENT;
+    if (m->type != RAFT_MSG_SNAPSHOT)
+        return -EINVAL;
+    if (p->snap.active)
+        return -EBUSY;
+    if (!p->connected)
+        return -ENOTCONN;
+    struct raft_message meta = *m;
+    meta.snapshot.len = 0; /* the data follows as chunks, not inline */
+    meta.snapshot.data = NULL;
+    meta.n_entries = 0;
+    meta.entries = NULL;
+    size_t n = raft_msg_size(&meta), len;
+    const struct fileio *io = fileio_posix();
+    int fd = io->open(io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return fd;
+    uint64_t size;
+    int rv = io->size(io->ctx, fd, &size);
+    struct tr_frame *f = rv < 0 ? NULL : frame_new(p, TR_SNAP, n);
+    if (f == NULL || raft_msg_encode(&meta, f->data + TR_HEADER, n, &len) != 0) {
+        io->close(io->ctx, fd);
+        free(f);
+        return rv < 0 ? rv : -ENOMEM;
+    }
+    p->snap = (struct tr_snap_out){.active = true, .gen = p->snap.gen + 1, .fd = fd, .size = size};
+    f->snap_gen = p->snap.gen;
+    p->queued_bytes += f->len;
+    frame_push(p, f);
+    return 0;
+}
+
+void transport_stats(const struct transport *t, struct transport_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->received = t->received;
+    out->dropped_foreign = t->dropped_foreign;
+    out->n_peers = t->cfg.n_peers;
+    for (size_t i = 0; i < t->cfg.n_peers; i++) {
+        const struct tr_peer *p = &t->peers[i];
+        out->peers[i] = (struct transport_peer_stats){.id = p->cfg.id,
+                                                      .sent = p->sent,
+                                                      .dropped = p->dropped,
+                                                      .snapshots_sent = p->snapshots_sent,
+                                                      .queued_bytes = p->queued_bytes,
+                                                      .connected = p->connected};
+    }
+}
+
+void transport_stop(struct transport *t)
+{
+    if (t == NULL || t->stopping)
+        return;
+    t->stopping = true;
+    uv_close((uv_handle_t *)&t->listener, NULL);
+    for (size_t i = 0; i < t->cfg.n_peers; i++) {
+        struct tr_peer *p = &t->peers[i];
+        uv_close((uv_handle_t *)&p->timer, NULL);
+        if (p->conn != NULL)
+            tr_conn_close(p->conn);
+    }
+    while (t->accepted != NULL)
+        tr_conn_close(t->accepted);
+}
+
+void transport_free(struct transport *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->cfg.n_peers; i++) {
+        struct tr_peer *p = &t->peers[i];
+        while (p->wait_head != NULL) {
+            struct tr_frame *f = p->wait_head;
+            LIST_UNLINK_T(p->wait_head, p->wait_tail, f, prev, next);
+            free(f);
+        }
+    }
+    free(t);
+}

@@ -1,0 +1,247 @@
+/* store/transport_conn.c — one peer connection's reading side: the length prefix checked against
+ * the cap before allocating, the frame header checked strictly, each frame dispatched to the
+ * handlers, and snapshots received into a temp file that is delivered only when whole and checked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "store/crc32c.h"
+#include "store/fileio.h"
+#include "store/list.h"
+#include "store/transport_int.h"
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+    struct tr_conn *c = (struct tr_conn *)h;
+    free(c->frame);
+    free(c);
+}
+
+/* Drop a snapshot being received: the temp file goes, nothing is delivered. */
+static void snap_abort(struct tr_conn *c)
+{
+    if (!c->snap_active)
+        return;
+    const struct fileio *io = fileio_posix();
+    io->close(io->ctx, c->snap_fd);
+    io->unlink(io->ctx, c->snap_tmp);
+    c->snap_active = false;
+}
+
+void tr_conn_close(struct tr_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    snap_abort(c);
+    if (c->peer != NULL)
+        tr_peer_disconnected(c->peer);
+    else
+        LIST_UNLINK(c->t->accepted, c, prev, next);
+    uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct tr_conn *c = (struct tr_conn *)h;
+    *buf = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
+}
+
+/* ---- receiving snapshots ---- */
+
+static int snap_begin(struct tr_conn *c, uint64_t from, const uint8_t *p, size_t n)
+{
+    struct transport *t = c->t;
+    struct raft_message m;
+    if (raft_msg_decode(p, n, &m, NULL) != 0)
+        return -1;
+    if (m.type != RAFT_MSG_SNAPSHOT || m.snapshot.len != 0 || m.from != from || m.to != t->cfg.self_id) {
+        raft_msg_release(&m, NULL);
+        return -1;
+    }
+    snap_abort(c); /* a new stream replaces an unfinished one */
+    int w = snprintf(c->snap_tmp, sizeof(c->snap_tmp), "%s/snap-recv-%016llx-%llu.tmp", t->snap_dir,
+                     (unsigned long long)from, (unsigned long long)++t->snap_seq);
+    if (w < 0 || (size_t)w >= sizeof(c->snap_tmp))
+        return -1;
+    const struct fileio *io = fileio_posix();
+    int fd = io->open(io->ctx, c->snap_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    c->snap_msg = m; /* a snapshot message has no entries: nothing points into the frame */
+    c->snap_fd = fd;
+    c->snap_off = 0;
+    c->snap_crc = 0;
+    c->snap_active = true;
+    return 0;
+}
+
+static int snap_data(struct tr_conn *c, const uint8_t *p, size_t n)
+{
+    if (!c->snap_active || n > TR_CHUNK)
+        return -1;
+    const struct fileio *io = fileio_posix();
+    if (fileio_pwrite_all(io, c->snap_fd, p, n, (off_t)c->snap_off) < 0)
+        return -1; /* the connection closes and the temp file goes */
+    c->snap_crc = crc32c_update(c->snap_crc, p, n);
+    c->snap_off += n;
+    return 0;
+}
+
+/* The end frame: a matching CRC makes the file durable under its final name and delivers it; a
+ * mismatch deletes it and delivers nothing (the connection stays: the frames themselves were fine). */
+static int snap_end(struct tr_conn *c, const uint8_t *p, size_t n)
+{
+    if (!c->snap_active || n != 4)
+        return -1;
+    struct transport *t = c->t;
+    const struct fileio *io = fileio_posix();
+    if (tr_get32(p) != c->snap_crc || io->fsync(io->ctx, c->snap_fd) < 0) {
+        snap_abort(c);
+        return 0;
+    }
+    char final[PATH_MAX];
+    size_t tl = strlen(c->snap_tmp);
+    memcpy(final, c->snap_tmp, tl - 4);
+    memcpy(final + tl - 4, ".snap", 6);
+    if (io->rename(io->ctx, c->snap_tmp, final) < 0) {
+        snap_abort(c);
+        return 0;
+    }
+    io->close(io->ctx, c->snap_fd);
+    c->snap_active = false;
+    io->sync_dir(io->ctx, t->snap_dir);
+    struct raft_message m = c->snap_msg;
+    m.snapshot.len = c->snap_off;
+    m.snapshot.data = NULL;
+    t->cfg.h.message(t->cfg.h.arg, &m, final);
+    return 0;
+}
+
+/* ---- frames ---- */
+
+/* One whole frame (the bytes after the length prefix). Returns -1 if it is malformed: the caller
+ * closes the connection. */
+static int frame_dispatch(struct tr_conn *c, const uint8_t *f, size_t len)
+{
+    struct transport *t = c->t;
+    const struct transport_handlers *h = &t->cfg.h;
+    uint8_t version = f[0], kind = f[1];
+    uint64_t cluster = tr_get64(f + 2), from = tr_get64(f + 10), to = tr_get64(f + 18);
+    const uint8_t *p = f + TR_HEADER_REST;
+    size_t n = len - TR_HEADER_REST;
+    if (version != TR_VERSION || kind < TR_RAFT || kind > TR_SNAP_END)
+        return -1;
+    if (cluster != t->cfg.cluster_id || to != t->cfg.self_id || tr_peer_find(t, from) == NULL) {
+        t->dropped_foreign++;
+        return 0;
+    }
+    if (c->bound_from != 0 && c->bound_from != from)
+        return -1; /* one connection carries one member's frames */
+    c->bound_from = from;
+    t->received++;
+    switch (kind) {
+    case TR_RAFT: {
+        struct raft_message m;
+        if (raft_msg_decode(p, n, &m, NULL) != 0)
+            return -1;
+        int ok = m.type != RAFT_MSG_SNAPSHOT && m.from == from && m.to == to;
+        if (ok)
+            h->message(h->arg, &m, NULL); /* entry data points into f, alive until we return */
+        raft_msg_release(&m, NULL);
+        return ok ? 0 : -1;
+    }
+    case TR_FORWARD:
+        if (n < 8)
+            return -1;
+        if (h->forward != NULL)
+            h->forward(h->arg, from, tr_get64(p), p + 8, n - 8);
+        return 0;
+    case TR_FORWARDED:
+        if (n != 28)
+            return -1;
+        if (h->forwarded != NULL)
+            h->forwarded(h->arg, tr_get64(p), tr_get64(p + 8), tr_get64(p + 16), (int32_t)tr_get32(p + 24));
+        return 0;
+    case TR_SNAP:
+        return snap_begin(c, from, p, n);
+    case TR_SNAP_DATA:
+        return snap_data(c, p, n);
+    default:
+        return snap_end(c, p, n);
+    }
+}
+
+/* Feed received bytes through the framing; stops at the first malformed frame. */
+static int conn_feed(struct tr_conn *c, const uint8_t *p, size_t n)
+{
+    while (n > 0 && !c->closing) {
+        if (c->frame == NULL) {
+            size_t k = 4 - c->len_got < n ? 4 - c->len_got : n;
+            memcpy(c->lenbuf + c->len_got, p, k);
+            c->len_got += k;
+            p += k;
+            n -= k;
+            if (c->len_got < 4)
+                return 0;
+            uint32_t len = tr_get32(c->lenbuf);
+            if (len < TR_HEADER_REST || len > TR_MAX_FRAME)
+                return -1; /* checked before anything is allocated */
+            if ((c->frame = malloc(len)) == NULL)
+                return -1;
+            c->frame_len = len;
+            c->frame_got = 0;
+            continue;
+        }
+        size_t k = c->frame_len - c->frame_got < n ? c->frame_len - c->frame_got : n;
+        memcpy(c->frame + c->frame_got, p, k);
+        c->frame_got += k;
+        p += k;
+        n -= k;
+        if (c->frame_got < c->frame_len)
+            return 0;
+        int rv = frame_dispatch(c, c->frame, c->frame_len);
+        free(c->frame);
+        c->frame = NULL;
+        c->len_got = 0;
+        if (rv != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct tr_conn *c = (struct tr_conn *)s;
+    if (c->closing)
+        return;
+    if (nread < 0) {
+        tr_conn_close(c);
+        return;
+    }
+    if (conn_feed(c, (const uint8_t *)buf->base, (size_t)nread) != 0)
+        tr_conn_close(c);
+}
+
+void tr_conn_accepted(struct tr_conn *c)
+{
+    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
+        tr_conn_close(c);
+}
+
+/* Our outgoing connections carry nothing back: bytes from the peer are a protocol error, EOF means
+ * it went away. Either way the connection closes and the peer reconnects. */
+static void outgoing_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct tr_conn *c = (struct tr_conn *)s;
+    if (nread != 0 && !c->closing)
+        tr_conn_close(c);
+}
+
+void tr_conn_read_outgoing(struct tr_conn *c)
+{
+    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, outgoing_read_cb) != 0)
+        tr_conn_close(c);
+}

@@ -1,0 +1,137 @@
+/* store/transport_int.h — what transport.c (peers, listening, queues, sending) and transport_conn.c
+ * (one connection's reading, frame checks and dispatch, receiving snapshots) share. Store thread
+ * only, like the public contract in store/transport.h.
+ */
+#ifndef DISCOVERYD_STORE_TRANSPORT_INT_H
+#define DISCOVERYD_STORE_TRANSPORT_INT_H
+
+#include <limits.h>
+#include "store/transport.h"
+
+#define TR_VERSION 1
+#define TR_HEADER 30                  /* u32 length + u8 version + u8 kind + 3 x u64 */
+#define TR_HEADER_REST (TR_HEADER - 4) /* what the length field counts beyond the payload */
+#define TR_MAX_FRAME (16u << 20)      /* cap on the length field, checked before allocating */
+#define TR_CHUNK (1u << 20)           /* snapshot chunk size (SNAP_DATA payload cap) */
+#define TR_READ_BUF 65536
+#define TR_BACKOFF_MIN_MS 50
+#define TR_BACKOFF_MAX_MS 2000
+#define TR_DEFAULT_QUEUE (8u << 20)
+
+enum tr_kind {
+    TR_RAFT = 1,
+    TR_FORWARD = 2,
+    TR_FORWARDED = 3,
+    TR_SNAP = 4,
+    TR_SNAP_DATA = 5,
+    TR_SNAP_END = 6,
+};
+
+/* One outgoing frame: queued on its peer until connected, then handed to uv_write. */
+struct tr_frame {
+    uv_write_t req;
+    struct tr_frame *prev, *next;
+    struct tr_peer *peer;
+    uint64_t snap_gen; /* for snapshot frames: the stream they belong to */
+    uint8_t kind;
+    size_t len;
+    uint8_t data[];
+};
+
+struct tr_conn {
+    uv_tcp_t tcp; /* first: the handle's address is the connection's */
+    uv_connect_t creq;
+    struct transport *t;
+    struct tr_peer *peer; /* outgoing: the peer it carries our frames to; NULL for accepted ones */
+    struct tr_conn *prev, *next; /* accepted connections */
+    bool closing;
+    /* reading (accepted connections): the length prefix, then the rest of the frame */
+    uint8_t lenbuf[4];
+    size_t len_got;
+    uint8_t *frame;
+    size_t frame_len, frame_got;
+    uint64_t bound_from; /* the member whose frames this connection carries (0 until the first) */
+    /* a snapshot being received on this connection */
+    bool snap_active;
+    int snap_fd;
+    uint64_t snap_off;
+    uint32_t snap_crc;
+    struct raft_message snap_msg; /* meta only, no entries */
+    char snap_tmp[PATH_MAX];
+    uint8_t rbuf[TR_READ_BUF];
+};
+
+/* An outgoing snapshot stream to one peer. */
+struct tr_snap_out {
+    bool active;
+    uint64_t gen;
+    int fd;
+    uint64_t off, size;
+    uint32_t crc;
+};
+
+struct tr_peer {
+    struct transport *t;
+    struct transport_peer cfg;
+    struct tr_conn *conn; /* the outgoing connection, NULL while waiting to reconnect */
+    bool connected;
+    uv_timer_t timer; /* reconnect backoff */
+    unsigned backoff_ms;
+    struct tr_frame *wait_head, *wait_tail; /* frames not yet handed to uv_write */
+    size_t queued_bytes;                    /* waiting + written but not completed */
+    struct tr_snap_out snap;
+    uint64_t sent, dropped, snapshots_sent;
+};
+
+struct transport {
+    struct transport_config cfg;
+    char snap_dir[PATH_MAX];
+    uv_tcp_t listener;
+    uint16_t port;
+    bool stopping;
+    struct tr_peer peers[TRANSPORT_MAX_PEERS];
+    struct tr_conn *accepted; /* accepted connections */
+    uint64_t received, dropped_foreign;
+    uint64_t snap_seq;
+};
+
+static inline void tr_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void tr_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t tr_get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static inline uint64_t tr_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* transport.c */
+struct tr_peer *tr_peer_find(struct transport *t, uint64_t id);
+
+/* transport_conn.c */
+/* Start reading an accepted connection. */
+void tr_conn_accepted(struct tr_conn *c);
+/* Close a connection (idempotent): an outgoing one schedules its peer's reconnect, an accepted one
+ * drops a snapshot it was receiving (the temp file is deleted). The struct is freed once closed. */
+void tr_conn_close(struct tr_conn *c);
+/* Outgoing connections are read only to notice that the peer went away. */
+void tr_conn_read_outgoing(struct tr_conn *c);
+/* transport.c: the outgoing connection of p closed. */
+void tr_peer_disconnected(struct tr_peer *p);
+
+#endif

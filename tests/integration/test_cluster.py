@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+# tests/integration/test_cluster.py — three discoveryd replicating one store: any member answers any
+# request (writes on followers are forwarded), reads agree byte for byte, quorum reads work on
+# followers; real etcd 3.4 members bootstrap with each one pointed at a different discoveryd, also
+# when the discoveryd leader is SIGKILLed between the first and the second registration; and a
+# registration load with a member SIGKILLed and restarted over and over loses no acknowledged write
+# (every one is on every member with its createdIndex). Bad flag combinations are refused naming
+# the flag. DISCOVERYD_SOAK=1 makes the kill loop run 10 minutes.
+# Run: DISCOVERYD_BIN=build/discoveryd python3 tests/integration/test_cluster.py
+
+import os
+import random
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+SOAK = os.environ.get("DISCOVERYD_SOAK") == "1"
+BIN = os.environ.get("DISCOVERYD_BIN", "")
+
+
+class Node:
+    def __init__(self, checks, name, port, peer_port, cluster_flag, data_dir):
+        self.name, self.port, self.peer_port = name, port, peer_port
+        self.hostport = "127.0.0.1:%d" % port
+        self.base = "http://" + self.hostport
+        self.data_dir = data_dir
+        self.log = os.path.join(os.path.dirname(data_dir), name + ".log")
+        self.argv = [BIN, "--name", name, "--initial-cluster", cluster_flag, "--listen", self.hostport,
+                     "--data-dir", data_dir, "--public-url", self.base, "--snapshot-count", "300"] + \
+            h.DiscoverydBackend.RELAXED_LIMITS + shlex.split(os.environ.get("DISCOVERYD_ITEST_ARGS", ""))
+        checks.add_log(name, self.log, 30)
+        self.proc = None
+        self.start()
+
+    def start(self):
+        with open(self.log, "ab") as f:
+            f.write(("=== start %.3f\n" % time.time()).encode())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DISCOVERYD_")}
+        self.proc = h.spawn(self.argv, self.log, env=env)
+
+    def kill9(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def metric(self, name):
+        try:
+            t = h.http_request(self.hostport, "GET", "/metrics", timeout=2).text
+        except Exception:  # noqa: BLE001
+            return None
+        m = re.search(r"^%s (\d+)$" % re.escape(name), t, re.M)
+        return int(m.group(1)) if m else None
+
+    def healthy(self):
+        try:
+            return h.http_request(self.hostport, "GET", "/health", timeout=2).status == 200
+        except Exception:  # noqa: BLE001
+            return False
+
+
+def start_cluster(c, n=3):
+    ports = h.free_ports(2 * n)
+    flag = ",".join("d%d=http://127.0.0.1:%d" % (i + 1, ports[n + i]) for i in range(n))
+    root = h.tmpdir("cluster")
+    nodes = [Node(c, "d%d" % (i + 1), ports[i], ports[n + i], flag, os.path.join(root, "d%d.data" % (i + 1)))
+             for i in range(n)]
+    h.wait_until(lambda: all(x.healthy() for x in nodes), 30, 0.1, "every member has a leader")
+    return nodes
+
+
+def leader(nodes):
+    for x in nodes:
+        if x.proc.poll() is None and x.metric("discoveryd_is_leader") == 1:
+            return x
+    return None
+
+
+def listing(node, tok):
+    r = h.http_request(node.hostport, "GET", "/%s?recursive=true&sorted=true" % tok, timeout=5)
+    return r.status, r.body
+
+
+def scenario_any_member_answers(c, nodes):
+    L = h.wait_until(lambda: leader(nodes), 15, 0.1, "a leader")
+    followers = [x for x in nodes if x is not L]
+    c.check("exactly one leader", sum(1 for x in nodes if x.metric("discoveryd_is_leader") == 1) == 1)
+    r = h.http_request(followers[0].hostport, "GET", "/new?size=3")
+    c.eq("/new on a follower", r.status, 200)
+    tok = r.text.rsplit("/", 1)[1]
+    for i, x in enumerate(nodes):
+        r = h.http_request(x.hostport, "PUT", "/%s/m%d?prevExist=false" % (tok, i),
+                           body="value=m%d%%3Dhttp%%3A%%2F%%2F10.0.0.%d%%3A2380" % (i, i))
+        c.eq("a registration through %s (%s)" % (x.name, "leader" if x is L else "follower"), r.status, 201)
+    r = h.http_request(followers[1].hostport, "PUT", "/%s/m0?prevExist=false" % tok, body="value=again")
+    c.eq("a duplicate registration through a follower is 412 (decided in log order)", r.status, 412)
+
+    def same():
+        bodies = {listing(x, tok) for x in nodes}
+        return bodies if len(bodies) == 1 else None
+    b = h.wait_until(same, 10, 0.05, "identical token dirs")
+    c.check("every member serves the same token dir, byte for byte", len(b) == 1 and list(b)[0][0] == 200)
+    r = h.http_request(followers[0].hostport, "GET", "/%s?quorum=true&recursive=true&sorted=true" % tok)
+    c.check("a quorum read on a follower sees every write", r.status == 200 and r.body == list(b)[0][1], r)
+    ids = {h.http_request(x.hostport, "GET", "/%s" % tok).header("X-Etcd-Cluster-Id") for x in nodes}
+    c.check("every member answers with one X-Etcd-Cluster-Id", len(ids) == 1 and None not in ids, ids)
+    # a watch parked on a follower is answered by a write through another member
+    res = {}
+
+    def watch():
+        res["r"] = h.http_request(followers[0].hostport, "GET", "/%s?wait=true&recursive=true" % tok, timeout=20)
+    t = threading.Thread(target=watch)
+    t.start()
+    time.sleep(0.5)
+    h.http_request(followers[1].hostport, "PUT", "/%s/late" % tok, body="value=x")
+    t.join(20)
+    c.check("a watch on a follower fires on a write made through another member",
+            "r" in res and res["r"].status == 200 and b"/late" in res["r"].body, res.get("r"))
+
+
+class DiscoveryProxy:
+    """An HTTP proxy for etcd's --discovery-proxy that sends everything to one discoveryd member.
+    etcd derives its member IDs from the discovery URL, so members of one cluster must use the very
+    same URL: the proxy is how each of them reaches a different discoveryd (as a load balancer or
+    DNS would)."""
+
+    def __init__(self, target):
+        import http.server
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def relay(self):
+                u = urllib.parse.urlsplit(self.path)
+                path = u.path + ("?" + u.query if u.query else "")
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")}
+                try:
+                    r = h.http_request(proxy.target.hostport, self.command, path, body=body, headers=hdrs, timeout=90)
+                except Exception:  # noqa: BLE001
+                    self.send_error(502)
+                    return
+                self.send_response(r.status)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(r.body)))
+                self.end_headers()
+                self.wfile.write(r.body)
+            do_GET = do_PUT = do_POST = do_DELETE = relay
+
+        self.target = target
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def scenario_etcd_bootstrap(c, nodes, kill_leader):
+    label = "etcd members, one per discoveryd%s" % (", leader killed after the first" if kill_leader else "")
+    r = h.http_request(nodes[0].hostport, "GET", "/new?size=3")
+    tok = r.text.rsplit("/", 1)[1]
+    url = "%s/%s" % (nodes[0].base, tok)  # one URL for all: etcd derives member IDs from it
+    proxies = []
+
+    def member(name, node):
+        p = DiscoveryProxy(node)
+        proxies.append(p)
+        return h.Member(c, name, url, extra=["--discovery-proxy", p.url], gated=True)
+    ms = [member("e1", nodes[0])]
+    h.open_gates(ms)
+    try:
+        def registered(n):
+            return lambda: (len(h.http_request(nodes[1].hostport, "GET", "/%s" % tok).json()["node"]
+                                .get("nodes", [])) >= n) or None
+        h.wait_until(registered(1), 30, 0.1, "the first registration")
+        killed = None
+        if kill_leader:
+            killed = leader(nodes)
+            killed.kill9()
+        alive = [x for x in nodes if x is not killed]
+        rest = [member("e2", alive[0]), member("e3", alive[-1])]
+        h.open_gates(rest)
+        ms += rest
+        h.wait_cluster(ms, timeout=60)
+        h.assert_cluster(c, label, ms)
+        if killed:
+            killed.start()
+            h.wait_until(lambda: killed.healthy(), 30, 0.1, "the killed member back")
+        bodies = h.wait_until(lambda: (lambda s: s if len(s) == 1 else None)(
+            {listing(x, tok)[1] for x in nodes}), 20, 0.1, "members agree on the token")
+        got = h.http_request(nodes[0].hostport, "GET", "/%s" % tok).json()["node"].get("nodes", [])
+        c.eq("%s: the token holds the three registrations on every member" % label, len(got), 3)
+    except Exception as e:  # noqa: BLE001
+        c.check("%s: cluster formed" % label, False, e)
+    finally:
+        h.kill_members(ms)
+        for p in proxies:
+            p.close()
+
+
+def scenario_kill_loop(c, nodes):
+    seconds = 600 if SOAK else 25
+    r = h.http_request(nodes[0].hostport, "GET", "/new?size=3")
+    tok = r.text.rsplit("/", 1)[1]
+    acked, lock, stop = {}, threading.Lock(), threading.Event()
+    counts = {"sent": 0, "failed": 0, "kills": 0}
+
+    def writer(w):
+        i = 0
+        while not stop.is_set() and i < 200000:
+            i += 1
+            x = random.choice(nodes)
+            key = "w%d-%d" % (w, i)
+            with lock:
+                counts["sent"] += 1
+            try:
+                r = h.http_request(x.hostport, "PUT", "/v2/keys/discovery/%s/load/%s?prevExist=false" % (tok, key),
+                                   body="value=%s" % key, timeout=6)
+                if r.status == 201:
+                    with lock:
+                        acked[key] = r.json()["node"]["createdIndex"]
+                    continue
+            except Exception:  # noqa: BLE001
+                pass
+            with lock:
+                counts["failed"] += 1
+            time.sleep(0.05)
+    ws = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in ws:
+        t.start()
+    t_end = time.time() + seconds
+    failover = []
+    while time.time() < t_end:
+        time.sleep(random.uniform(1.0, 2.5))
+        victim = leader(nodes) if random.random() < 0.6 else random.choice(nodes)
+        if victim is None:
+            continue
+        victim.kill9()
+        counts["kills"] += 1
+        t0 = time.time()
+        others = [x for x in nodes if x is not victim]
+
+        def a_write_lands():
+            x = random.choice(others)
+            try:
+                r = h.http_request(x.hostport, "PUT", "/%s/probe/k%d" % (tok, counts["kills"]), body="value=p",
+                                   timeout=6)
+                return r.status in (200, 201)
+            except Exception:  # noqa: BLE001
+                return False
+        try:
+            h.wait_until(a_write_lands, 20, 0.01, "a write acknowledged by a survivor")
+            failover.append(time.time() - t0)
+        except TimeoutError:
+            c.check("a survivor acknowledges a write within 20 s of a kill", False)
+        time.sleep(random.uniform(0.2, 1.5))
+        victim.start()
+        h.wait_until(lambda: victim.healthy(), 30, 0.05, "%s back" % victim.name)
+    stop.set()
+    for t in ws:
+        t.join(30)
+    h.wait_until(lambda: (lambda s: s if len(s) == 1 else None)({listing(x, tok)[1] for x in nodes}), 30, 0.2,
+                 "members agree after the kills")
+    got = {}
+    for d in h.http_request(nodes[0].hostport, "GET", "/%s?recursive=true" % tok).json()["node"].get("nodes", []):
+        for n in d.get("nodes", []) if d["key"].endswith("/load") else []:
+            got[n["key"].rsplit("/", 1)[1]] = n["createdIndex"]
+    lost = [k for k, ci in acked.items() if got.get(k) != ci]
+    idx = [ci for ci in got.values()]
+    failover.sort()
+    print("# writes sent %d, acknowledged %d, failed or indeterminate %d, kills %d, lost %d; from a kill to the "
+          "first acknowledged write on a survivor: median %.2fs, max %.2fs"
+          % (counts["sent"], len(acked), counts["failed"], counts["kills"], len(lost),
+             failover[len(failover) // 2] if failover else 0, failover[-1] if failover else 0), flush=True)
+    c.check("writes were acknowledged during the kills", len(acked) > 50, len(acked))
+    c.eq("acknowledged writes lost (missing, or another createdIndex)", len(lost), 0)
+    c.check("no createdIndex was given twice", len(set(idx)) == len(idx))
+
+
+def scenario_bad_flags(c):
+    ports = h.free_ports(2)
+    base = [BIN, "--listen", "127.0.0.1:%d" % ports[0], "--data-dir", h.tmpdir("badflags")]
+    cases = [
+        (["--name", "x", "--initial-cluster", "a=http://127.0.0.1:%d" % ports[1]], "--name"),
+        (["--name", "a", "--initial-cluster", "a=http://127.0.0.1:1,a=http://127.0.0.1:2"], "--initial-cluster"),
+        (["--listen-peer-urls", "http://127.0.0.1:1"], "--listen-peer-urls"),
+        (["--name", "a", "--initial-cluster", "a=http://127.0.0.1:1", "--election-timeout", "100ms"],
+         "--election-timeout"),
+    ]
+    for extra, flag in cases:
+        p = subprocess.run(base + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        c.check("%s refused, naming %s" % (" ".join(extra), flag),
+                p.returncode == 2 and flag.encode() in p.stderr, (p.returncode, p.stderr[-200:]))
+
+
+def main():
+    c = h.Checks("three discoveryd replicating one store")
+    c.run("bad cluster flags", scenario_bad_flags)
+    try:
+        nodes = start_cluster(c)
+    except Exception as e:  # noqa: BLE001
+        c.check("the cluster started", False, e)
+        c.finish()
+    c.run("any member answers any request", scenario_any_member_answers, nodes)
+    c.run("etcd members, each on another discoveryd", scenario_etcd_bootstrap, nodes, False)
+    c.run("etcd members, the discoveryd leader killed between registrations", scenario_etcd_bootstrap, nodes, True)
+    c.run("registrations while members are killed", scenario_kill_loop, nodes)
+    for x in nodes:  # a graceful stop of every member, and no sanitizer report in any log
+        x.proc.send_signal(15)
+    for x in nodes:
+        try:
+            rc = x.proc.wait(timeout=h.T(20))
+        except subprocess.TimeoutExpired:
+            x.kill9()
+            rc = "hung"
+        c.eq("%s exits 0 on SIGTERM" % x.name, rc, 0)
+        log = h.read_text(x.log)
+        c.check("%s log has no sanitizer report" % x.name,
+                not any(m in log for m in h.DiscoverydBackend.SANITIZER_MARKS))
+    c.finish()
+
+
+if __name__ == "__main__":
+    main()
