@@ -139,18 +139,24 @@ static int check_cap(struct kv *kv, const struct kv_cmd *c, const char *key, con
 }
 
 /* keep_config (kv_cmd.h): 0, or KV_ECONFIGLOCKED when the command would change or remove a
- * token's _config after its _config/size exists. */
+ * token's size after it is stored: a write to _config/size other than the same value again, or a
+ * change to the _config dir itself (delete, TTL). Other keys under _config, a POST into it and a
+ * CREATE (105 as ever) are left to the usual rules. */
 static int check_config(struct kv *kv, const struct kv_cmd *c, struct kv_error *err)
 {
-    static const char disc[] = "/discovery/", cfg[] = "/_config";
-    const size_t dl = sizeof(disc) - 1, cl = sizeof(cfg) - 1;
+    static const char disc[] = "/discovery/", cfg[] = "/_config", size[] = "/_config/size";
+    const size_t dl = sizeof(disc) - 1, cl = sizeof(cfg) - 1, sl = sizeof(size) - 1;
     if (!c->keep_config || c->type == KV_CMD_CREATE || c->key_len <= dl || memcmp(c->key, disc, dl) != 0)
         return 0;
     const char *tok = c->key + dl, *end = c->key + c->key_len;
     const char *slash = memchr(tok, '/', (size_t)(end - tok));
-    if (slash == NULL || (size_t)(end - slash) < cl || memcmp(slash, cfg, cl) != 0 ||
-        (slash + cl != end && slash[cl] != '/'))
-        return 0; /* not at or under /discovery/<T>/_config */
+    if (slash == NULL)
+        return 0; /* the token dir itself */
+    size_t rest = (size_t)(end - slash);
+    bool at_size = rest == sl && memcmp(slash, size, sl) == 0;
+    bool at_dir = rest == cl && memcmp(slash, cfg, cl) == 0;
+    if (!at_size && !(at_dir && c->type != KV_CMD_POST))
+        return 0;
     char path[512];
     int n = snprintf(path, sizeof(path), "%.*s/size", (int)(slash + cl - c->key), c->key);
     if (n <= 0 || (size_t)n >= sizeof(path))
@@ -159,8 +165,7 @@ static int check_config(struct kv *kv, const struct kv_cmd *c, struct kv_error *
     kv_walk_path(kv, path, (size_t)n, &w);
     if (w.node == NULL || w.node->n.dir)
         return 0; /* no size yet: the write may create the token */
-    if (c->type == KV_CMD_SET && !c->dir && !c->refresh && c->expire_ms == w.node->n.expire_ms &&
-        (size_t)n == c->key_len && memcmp(path, c->key, (size_t)n) == 0 &&
+    if (at_size && c->type == KV_CMD_SET && !c->dir && !c->refresh && c->expire_ms == w.node->n.expire_ms &&
         (c->value ? c->value_len : 0) == w.node->n.value_len &&
         memcmp(c->value ? c->value : "", w.node->n.value, w.node->n.value_len) == 0)
         return 0; /* the same size again: a retried creation */

@@ -48,11 +48,12 @@ struct kv_cmd {
                                  from the tree at apply time, so racing registrations are decided in log
                                  order on every member, never from a proposer's stale view. */
     uint32_t cap_surplus;
-    bool keep_config;         /* writes: a token's _config is immutable once its _config/size exists: a
-                                 write at or under /discovery/<T>/_config is then KV_ECONFIGLOCKED, but
-                                 for a SET of _config/size to the value (and expiry) it holds and a
-                                 CREATE (105 as usual). Deleting the whole token dir stays allowed.
-                                 Decided from the tree at apply time, in log order, like cap_size. */
+    bool keep_config;         /* writes: a token's size is immutable once its _config/size exists: a
+                                 write to _config/size (but the same value and expiry again, or a
+                                 CREATE: 105 as usual) or a change to the _config dir itself (delete,
+                                 TTL) is then KV_ECONFIGLOCKED. Other keys under _config, and deleting
+                                 the whole token dir, are left alone. Decided from the tree at apply
+                                 time, in log order, like cap_size. */
     int64_t token_ttl_ms;     /* SWEEP: token lifetime (0 = tokens never expire) */
     uint32_t sweep_max;       /* SWEEP: bound on events per command (0 = 1024) */
 };

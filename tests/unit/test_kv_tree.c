@@ -780,8 +780,10 @@ static void test_keep_config_refuses_changes_once_the_size_exists(void **state)
     c.recursive = true;
     assert_int_equal(keep(kv, c, &r), KV_ECONFIGLOCKED);
     assert_int_equal(keep(kv, cmd(KV_CMD_UPDATE, "/discovery/t1/_config/size", "4"), &r), KV_ECONFIGLOCKED);
-    assert_int_equal(keep(kv, cmd(KV_CMD_SET, "/discovery/t1/_config/other", "x"), &r), KV_ECONFIGLOCKED);
-    assert_int_equal(keep(kv, cmd(KV_CMD_POST, "/discovery/t1/_config", "x"), &r), KV_ECONFIGLOCKED);
+    c = cmd(KV_CMD_UPDATE, "/discovery/t1/_config", NULL);
+    c.dir = true;
+    c.expire_ms = 5000;
+    assert_int_equal(keep(kv, c, &r), KV_ECONFIGLOCKED);
     c = cmd(KV_CMD_SET, "/discovery/t1/_config/size", "3");
     c.expire_ms = 5000;
     assert_int_equal(keep(kv, c, &r), KV_ECONFIGLOCKED);
@@ -790,6 +792,10 @@ static void test_keep_config_refuses_changes_once_the_size_exists(void **state)
     assert_int_equal(keep(kv, cmd(KV_CMD_CREATE, "/discovery/t1/_config/size", "3"), &r), KV_EEXISTS);
     assert_int_equal(keep(kv, cmd(KV_CMD_SET, "/discovery/t1/_config/size", "3"), &r), 0);
     assert_int_equal(keep(kv, cmd(KV_CMD_SET, "/discovery/t1/_configx", "y"), &r), 0);
+    /* other keys under _config (hidden keys people keep there) stay writable */
+    assert_int_equal(keep(kv, cmd(KV_CMD_SET, "/discovery/t1/_config/other", "x"), &r), 0);
+    assert_int_equal(keep(kv, cmd(KV_CMD_DELETE, "/discovery/t1/_config/other", NULL), &r), 0);
+    assert_int_equal(keep(kv, cmd(KV_CMD_POST, "/discovery/t1/_config", "x"), &r), 0);
     assert_int_equal(keep(kv, cmd(KV_CMD_SET, "/discovery/t1/m1", "a=http://x"), &r), 0);
     /* without the flag (an entry written before the rule) the tree applies it as before */
     assert_int_equal(apply(kv, &(struct kv_cmd){.type = KV_CMD_SET, .key = "/discovery/t1/_config/size",
