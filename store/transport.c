@@ -77,16 +77,21 @@ static void write_cb(uv_write_t *req, int status)
             snap_pump(p); /* the previous chunk left: read the next one */
         }
     }
+    free(f->cipher);
     free(f);
 }
 
 static int frame_write(struct tr_peer *p, struct tr_frame *f)
 {
     uv_buf_t b = uv_buf_init((char *)f->data, (unsigned)f->len);
-    int rv = uv_write(&f->req, (uv_stream_t *)&p->conn->tcp, &b, 1, write_cb);
-    if (rv != 0) {
+    size_t n;
+    int rv = 0;
+    if (p->conn->ssl != NULL && (rv = tr_tls_encrypt(p->conn, f->data, f->len, &f->cipher, &n)) == 0)
+        b = uv_buf_init((char *)f->cipher, (unsigned)n);
+    if (rv != 0 || (rv = uv_write(&f->req, (uv_stream_t *)&p->conn->tcp, &b, 1, write_cb)) != 0) {
         p->queued_bytes -= f->len;
         p->dropped++;
+        free(f->cipher);
         free(f);
         tr_conn_close(p->conn);
     }
@@ -137,24 +142,26 @@ void tr_peer_disconnected(struct tr_peer *p)
     p->backoff_ms = p->backoff_ms * 2 > TR_BACKOFF_MAX_MS ? TR_BACKOFF_MAX_MS : p->backoff_ms * 2;
 }
 
-static void connect_cb(uv_connect_t *req, int status)
+void tr_peer_ready(struct tr_peer *p)
 {
-    struct tr_conn *c = req->data;
-    struct tr_peer *p = c->peer;
-    if (c->closing)
-        return;
-    if (status < 0) {
-        tr_conn_close(c);
-        return;
-    }
     p->connected = true;
     p->backoff_ms = TR_BACKOFF_MIN_MS;
-    tr_conn_read_outgoing(c);
     while (p->wait_head != NULL && p->connected) {
         struct tr_frame *f = p->wait_head;
         LIST_UNLINK_T(p->wait_head, p->wait_tail, f, prev, next);
         frame_write(p, f);
     }
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    struct tr_conn *c = req->data;
+    if (c->closing)
+        return;
+    if (status < 0)
+        tr_conn_close(c);
+    else
+        tr_conn_read_outgoing(c); /* then tr_peer_ready, after the TLS handshake if any */
 }
 
 /* host:port as a socket address: numeric first, else the resolver (at each connect). */
@@ -234,9 +241,9 @@ static void free_on_close(uv_handle_t *h)
 
 static int check_config(const struct transport_config *cfg, char *err, size_t errlen)
 {
-    if (cfg->cert_file || cfg->key_file || cfg->ca_file) {
-        snprintf(err, errlen, "peer TLS is not built yet: --peer-cert-file, --peer-key-file and "
-                              "--peer-trusted-ca-file cannot be used with this build");
+    int tls_files = !!cfg->cert_file + !!cfg->key_file + !!cfg->ca_file;
+    if (tls_files != 0 && tls_files != 3) {
+        snprintf(err, errlen, "peer TLS needs all three of a certificate, a key and a trusted CA file, or none");
         return -1;
     }
     if (cfg->loop == NULL || cfg->self_id == 0 || cfg->h.message == NULL) {
@@ -292,6 +299,10 @@ int transport_start(struct transport **out, const struct transport_config *cfg, 
     snprintf(t->snap_dir, sizeof(t->snap_dir), "%s", cfg->snap_recv_dir);
     t->cfg.snap_recv_dir = t->snap_dir;
     io->list_dir(io->ctx, t->snap_dir, remove_stale_tmp, t); /* left by a crash mid-stream */
+    if (cfg->cert_file != NULL && tr_tls_init(t, err, errlen) != 0) {
+        free(t);
+        return -1;
+    }
 
     uv_tcp_init(cfg->loop, &t->listener);
     t->listener.data = t;
@@ -301,6 +312,7 @@ int transport_start(struct transport **out, const struct transport_config *cfg, 
         (rv = uv_tcp_getsockname(&t->listener, (struct sockaddr *)&ss, &len)) != 0) {
         snprintf(err, errlen, "cannot listen for peers on %s:%u: %s", cfg->listen_host, cfg->listen_port,
                  uv_strerror(rv));
+        tr_tls_free(t);
         uv_close((uv_handle_t *)&t->listener, free_on_close); /* frees t once the loop ran */
         return -1;
     }
@@ -505,5 +517,6 @@ void transport_free(struct transport *t)
             free(f);
         }
     }
+    tr_tls_free(t);
     free(t);
 }

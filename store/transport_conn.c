@@ -15,6 +15,7 @@
 static void conn_closed_cb(uv_handle_t *h)
 {
     struct tr_conn *c = (struct tr_conn *)h;
+    tr_tls_conn_free(c);
     free(c->frame);
     free(c);
 }
@@ -174,7 +175,7 @@ static int frame_dispatch(struct tr_conn *c, const uint8_t *f, size_t len)
     }
 }
 
-/* Feed received bytes through the framing; stops at the first malformed frame. */
+/* Feed received (plaintext) bytes through the framing; stops at the first malformed frame. */
 static int conn_feed(struct tr_conn *c, const uint8_t *p, size_t n)
 {
     while (n > 0 && !c->closing) {
@@ -221,27 +222,41 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         tr_conn_close(c);
         return;
     }
-    if (conn_feed(c, (const uint8_t *)buf->base, (size_t)nread) != 0)
+    const uint8_t *p = (const uint8_t *)buf->base;
+    int rv = c->ssl ? tr_tls_recv(c, p, (size_t)nread, conn_feed) : conn_feed(c, p, (size_t)nread);
+    if (rv != 0)
         tr_conn_close(c);
 }
 
 void tr_conn_accepted(struct tr_conn *c)
 {
-    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
+    if ((c->t->tls && tr_tls_start(c, false) != 0) || uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
         tr_conn_close(c);
 }
 
-/* Our outgoing connections carry nothing back: bytes from the peer are a protocol error, EOF means
- * it went away. Either way the connection closes and the peer reconnects. */
+static int refuse_plaintext(struct tr_conn *c, const uint8_t *p, size_t n)
+{
+    return n > 0 ? -1 : 0;
+}
+
+/* Our outgoing connections carry no frames back: bytes from the peer (beyond the TLS handshake) are
+ * a protocol error, EOF means it went away. Either way the connection closes and the peer
+ * reconnects. */
 static void outgoing_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct tr_conn *c = (struct tr_conn *)s;
-    if (nread != 0 && !c->closing)
+    if (nread == 0 || c->closing)
+        return;
+    if (nread < 0 || c->ssl == NULL || tr_tls_recv(c, (const uint8_t *)buf->base, (size_t)nread, refuse_plaintext) != 0)
         tr_conn_close(c);
 }
 
 void tr_conn_read_outgoing(struct tr_conn *c)
 {
     if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, outgoing_read_cb) != 0)
+        tr_conn_close(c);
+    else if (c->t->tls == NULL)
+        tr_peer_ready(c->peer);
+    else if (tr_tls_start(c, true) != 0)
         tr_conn_close(c);
 }

@@ -34,6 +34,7 @@ struct tr_frame {
     struct tr_peer *peer;
     uint64_t snap_gen; /* for snapshot frames: the stream they belong to */
     uint8_t kind;
+    uint8_t *cipher; /* with TLS: the encrypted bytes being written */
     size_t len;
     uint8_t data[];
 };
@@ -45,6 +46,7 @@ struct tr_conn {
     struct tr_peer *peer; /* outgoing: the peer it carries our frames to; NULL for accepted ones */
     struct tr_conn *prev, *next; /* accepted connections */
     bool closing;
+    struct ssl_st *ssl; /* with TLS */
     /* reading (accepted connections): the length prefix, then the rest of the frame */
     uint8_t lenbuf[4];
     size_t len_got;
@@ -86,6 +88,7 @@ struct tr_peer {
 struct transport {
     struct transport_config cfg;
     char snap_dir[PATH_MAX];
+    struct ssl_ctx_st *tls; /* NULL: plain TCP */
     uv_tcp_t listener;
     uint16_t port;
     bool stopping;
@@ -133,5 +136,20 @@ void tr_conn_close(struct tr_conn *c);
 void tr_conn_read_outgoing(struct tr_conn *c);
 /* transport.c: the outgoing connection of p closed. */
 void tr_peer_disconnected(struct tr_peer *p);
+/* transport.c: the outgoing connection of p is up (and through its TLS handshake): send. */
+void tr_peer_ready(struct tr_peer *p);
+
+/* transport_tls.c: mutual TLS through memory BIOs. */
+/* Build t->tls from cfg's cert/key/ca files; -1 with a reason naming the file. */
+int tr_tls_init(struct transport *t, char *err, size_t errlen);
+void tr_tls_free(struct transport *t);
+/* Begin TLS on a connection (client: send the ClientHello). 0 or -1. */
+int tr_tls_start(struct tr_conn *c, bool client);
+void tr_tls_conn_free(struct tr_conn *c);
+/* Ciphertext arrived: advance the handshake, pass plaintext to plain(); -1: close the connection. */
+int tr_tls_recv(struct tr_conn *c, const uint8_t *p, size_t n,
+                int (*plain)(struct tr_conn *c, const uint8_t *p, size_t n));
+/* Encrypt one frame into a malloc'd buffer. */
+int tr_tls_encrypt(struct tr_conn *c, const uint8_t *p, size_t n, uint8_t **out, size_t *outlen);
 
 #endif

@@ -54,6 +54,10 @@ struct tnode {
 
 static uv_loop_t loop;
 static uv_timer_t tick;
+/* Transports still running, stopped by teardown when a failed assertion skipped node_destroy. */
+static struct tnode *live[8];
+
+static void node_stop(struct tnode *n);
 
 static void on_message(void *arg, const struct raft_message *m, const char *snap_path)
 {
@@ -79,7 +83,8 @@ static void on_message(void *arg, const struct raft_message *m, const char *snap
     size_t off = 0;
     for (uint32_t i = 0; i < m->n_entries; i++) {
         assert_int_equal(m->entries[i].index, m->index + 1 + i);
-        memcpy(r->blob + off, m->entries[i].data, m->entries[i].len);
+        if (m->entries[i].len > 0)
+            memcpy(r->blob + off, m->entries[i].data, m->entries[i].len);
         off += m->entries[i].len;
     }
 }
@@ -119,8 +124,13 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+    for (int i = 0; i < 8; i++)
+        if (live[i] != NULL)
+            node_stop(live[i]);
     uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uint64_t end = uv_hrtime() + 2000000000u; /* bounded: a leftover handle fails, never hangs */
+    while (uv_loop_alive(&loop) && uv_hrtime() < end)
+        uv_run(&loop, UV_RUN_NOWAIT);
     assert_int_equal(uv_loop_close(&loop), 0); /* every handle the transports opened was closed */
     return 0;
 }
@@ -167,11 +177,23 @@ static void node_init(struct tnode *n, uint64_t id)
     assert_non_null(mkdtemp(n->dir));
 }
 
+/* With TLS: the files <tls_dir>/<tls_name>.pem, .key and <tls_dir>/<tls_ca>.pem (see mint_certs). */
+static const char *tls_dir, *tls_name, *tls_ca;
+
 static void node_start_cfg(struct tnode *n, uint64_t cluster, uint16_t port, const struct peerspec *peers,
                            size_t np, size_t queue_bytes)
 {
     struct transport_config cfg;
     memset(&cfg, 0, sizeof(cfg));
+    char cert[256], key[256], ca[256];
+    if (tls_name != NULL) {
+        snprintf(cert, sizeof(cert), "%s/%s.pem", tls_dir, tls_name);
+        snprintf(key, sizeof(key), "%s/%s.key", tls_dir, tls_name);
+        snprintf(ca, sizeof(ca), "%s/%s.pem", tls_dir, tls_ca);
+        cfg.cert_file = cert;
+        cfg.key_file = key;
+        cfg.ca_file = ca;
+    }
     cfg.loop = &loop;
     cfg.self_id = n->id;
     cfg.cluster_id = cluster;
@@ -192,6 +214,11 @@ static void node_start_cfg(struct tnode *n, uint64_t cluster, uint16_t port, con
     int rv = transport_start(&n->t, &cfg, err, sizeof(err));
     if (rv != 0)
         fail_msg("transport_start: %s", err);
+    for (int i = 0; i < 8; i++)
+        if (live[i] == NULL) {
+            live[i] = n;
+            break;
+        }
 }
 
 static void node_start(struct tnode *n, uint16_t port, const struct peerspec *peers, size_t np)
@@ -203,6 +230,9 @@ static void node_stop(struct tnode *n)
 {
     if (n->t == NULL)
         return;
+    for (int i = 0; i < 8; i++)
+        if (live[i] == n)
+            live[i] = NULL;
     transport_stop(n->t);
     for (int i = 0; i < 5; i++)
         uv_run(&loop, UV_RUN_NOWAIT);
@@ -752,7 +782,7 @@ static void test_forward_and_forwarded_round_trip(void **state)
     node_destroy(&b);
 }
 
-static void test_start_refuses_tls_and_bad_config_with_a_reason(void **state)
+static void test_start_refuses_bad_config_with_a_reason(void **state)
 {
     struct transport_config cfg;
     memset(&cfg, 0, sizeof(cfg));
@@ -762,15 +792,8 @@ static void test_start_refuses_tls_and_bad_config_with_a_reason(void **state)
     strcpy(cfg.listen_host, "127.0.0.1");
     cfg.snap_recv_dir = "/tmp";
     cfg.h.message = on_message;
-    cfg.cert_file = "c.pem";
-    cfg.key_file = "k.pem";
-    cfg.ca_file = "ca.pem";
     struct transport *t = (struct transport *)1;
     char err[256] = "";
-    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
-    assert_null(t);
-    assert_non_null(strstr(err, "peer TLS is not built yet"));
-    cfg.cert_file = cfg.key_file = cfg.ca_file = NULL;
     strcpy(cfg.listen_host, "peer.example");
     assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "peer.example"));
@@ -790,6 +813,185 @@ static void test_start_refuses_tls_and_bad_config_with_a_reason(void **state)
     assert_null(t);
     assert_non_null(strstr(err, "cannot listen"));
     node_destroy(&b);
+}
+
+/* ---- mutual TLS ---- */
+
+/* A CA ("ca") with two members' certificates ("n1", "n2"), and a rogue CA ("rogue") with one
+ * ("r1"), minted with the openssl tool into dir. */
+static void mint_certs(const char *dir)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd),
+             "( set -e; cd '%s'; "
+             "for ca in ca rogue; do openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout $ca.key -out $ca.pem -days 2 -subj /CN=$ca; done; "
+             "for n in n1:ca n2:ca r1:rogue; do name=${n%%:*}; ca=${n#*:}; "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $name.key -out $name.csr "
+             "-subj /CN=$name; "
+             "openssl x509 -req -in $name.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -out $name.pem -days 2; "
+             "done ) >/dev/null 2>&1",
+             dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static char certdir[64];
+
+static int setup_tls(void **state)
+{
+    snprintf(certdir, sizeof(certdir), "/tmp/dd-transport-certs-XXXXXX");
+    assert_non_null(mkdtemp(certdir));
+    mint_certs(certdir);
+    tls_dir = certdir;
+    return setup(state);
+}
+
+static int teardown_tls(void **state)
+{
+    tls_name = tls_ca = tls_dir = NULL;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", certdir);
+    assert_int_equal(system(cmd), 0);
+    return teardown(state);
+}
+
+static void test_tls_peers_exchange_messages_forwards_and_snapshots(void **state)
+{
+    struct tnode a, b;
+    node_init(&a, 1);
+    node_init(&b, 2);
+    uint16_t pa = free_port(), pb = free_port();
+    tls_ca = "ca";
+    tls_name = "n2";
+    node_start(&b, pb, (struct peerspec[]){{1, pa}}, 1);
+    tls_name = "n1";
+    node_start(&a, pa, (struct peerspec[]){{2, pb}}, 1);
+    for (uint64_t s = 1; s <= 50; s++)
+        assert_int_equal(send_append(&a, 2, s, 3), 0);
+    struct want w = {&b, 50};
+    assert_true(run_until(has_msgs, &w));
+    for (int i = 0; i < 50; i++)
+        check_append(&b.msgs[i], 1, (uint64_t)i + 1, 3);
+    b.answer_forwards = true;
+    assert_int_equal(transport_forward(a.t, 2, 5, (const uint8_t *)"cmd", 3), 0);
+    w = (struct want){&a, 1};
+    assert_true(run_until(forwarded_n, &w));
+    assert_int_equal(a.fwded_index, 1005);
+    /* a snapshot of a bit more than two chunks */
+    size_t size = 2u * 1024 * 1024 + 77;
+    uint8_t *data = malloc(size);
+    for (size_t i = 0; i < size; i++)
+        data[i] = (uint8_t)(i * 31 + (i >> 11));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/snap.img", a.dir);
+    FILE *fp = fopen(path, "wb");
+    assert_int_equal(fwrite(data, 1, size, fp), size);
+    fclose(fp);
+    struct raft_message m = {.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2, .term = 4};
+    m.snapshot.meta = (struct raft_snapshot_meta){.index = 70, .term = 4, .conf = {.n = 2, .ids = {1, 2}}};
+    assert_int_equal(transport_send_snapshot(a.t, &m, path), 0);
+    assert_true(run_until(snap_arrived, &b));
+    uint8_t *got = malloc(size + 1);
+    fp = fopen(b.snap_path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fread(got, 1, size + 1, fp), size);
+    fclose(fp);
+    assert_memory_equal(got, data, size);
+    free(got);
+    free(data);
+    node_destroy(&a);
+    node_destroy(&b);
+}
+
+struct spam {
+    struct tnode *from;
+    uint64_t to, seq;
+    unsigned rounds;
+};
+/* Send one message every few ms for a bounded number of rounds; never "done" early. */
+static bool spam_rounds(void *arg)
+{
+    struct spam *s = arg;
+    if (s->rounds == 0)
+        return true;
+    s->rounds--;
+    send_append(s->from, s->to, ++s->seq, 1);
+    run_for(5);
+    return false;
+}
+
+static void test_tls_refuses_a_peer_without_a_certificate_from_the_ca(void **state)
+{
+    struct tnode b, r, p;
+    node_init(&b, 2);
+    node_init(&r, 1);
+    node_init(&p, 1);
+    tls_ca = "ca";
+    tls_name = "n2";
+    node_start(&b, 0, (struct peerspec[]){{1, free_port()}}, 1);
+    uint16_t pb = transport_port(b.t);
+    /* r trusts b's CA but presents a certificate from another one */
+    tls_name = "r1";
+    node_start(&r, 0, (struct peerspec[]){{2, pb}}, 1);
+    struct spam s = {&r, 2, 0, 60};
+    run_until(spam_rounds, &s);
+    /* p speaks plaintext */
+    tls_name = NULL;
+    node_start(&p, 0, (struct peerspec[]){{2, pb}}, 1);
+    s = (struct spam){&p, 2, 0, 60};
+    run_until(spam_rounds, &s);
+    struct transport_stats st;
+    transport_stats(b.t, &st);
+    assert_int_equal(st.received, 0);
+    assert_int_equal(b.n_msgs, 0);
+    node_destroy(&r);
+    node_destroy(&p);
+    /* the same listener still serves a member with a good certificate */
+    struct tnode a;
+    node_init(&a, 1);
+    tls_name = "n1";
+    node_start(&a, 0, (struct peerspec[]){{2, pb}}, 1);
+    assert_int_equal(send_append(&a, 2, 1, 1), 0);
+    struct want w = {&b, 1};
+    assert_true(run_until(has_msgs, &w));
+    node_destroy(&a);
+    node_destroy(&b);
+}
+
+static void test_tls_config_errors_name_the_file(void **state)
+{
+    struct transport_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.loop = &loop;
+    cfg.self_id = 1;
+    strcpy(cfg.listen_host, "127.0.0.1");
+    cfg.snap_recv_dir = "/tmp";
+    cfg.h.message = on_message;
+    char cert[128], key[128], ca[128], err[256] = "";
+    snprintf(cert, sizeof(cert), "%s/n1.pem", certdir);
+    snprintf(key, sizeof(key), "%s/n2.key", certdir); /* not n1's key */
+    snprintf(ca, sizeof(ca), "%s/ca.pem", certdir);
+    struct transport *t;
+    cfg.cert_file = cert;
+    cfg.key_file = key;
+    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "all three"));
+    cfg.ca_file = ca;
+    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, key));
+    cfg.cert_file = "/nonexistent/cert.pem";
+    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "/nonexistent/cert.pem"));
+    cfg.cert_file = cert;
+    snprintf(key, sizeof(key), "%s/n1.key", certdir);
+    cfg.ca_file = "/nonexistent/ca.pem";
+    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+    cfg.ca_file = ca;
+    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), 0);
+    transport_stop(t);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    transport_free(t);
 }
 
 int main(void)
@@ -812,7 +1014,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_needs_a_connected_peer_and_a_readable_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_forward_and_forwarded_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_start_refuses_tls_and_bad_config_with_a_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_refuses_bad_config_with_a_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_peers_exchange_messages_forwards_and_snapshots, setup_tls,
+                                        teardown_tls),
+        cmocka_unit_test_setup_teardown(test_tls_refuses_a_peer_without_a_certificate_from_the_ca, setup_tls,
+                                        teardown_tls),
+        cmocka_unit_test_setup_teardown(test_tls_config_errors_name_the_file, setup_tls, teardown_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
