@@ -215,7 +215,9 @@ static void accept_cb(uv_stream_t *server, int status)
     c->t = t;
     uv_tcp_init(t->cfg.loop, &c->tcp);
     LIST_PREPEND(t->accepted, c, prev, next);
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    t->n_accepted++;
+    /* over the cap the connection is taken off the backlog and closed at once */
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || t->n_accepted > TR_MAX_ACCEPTED) {
         tr_conn_close(c);
         return;
     }

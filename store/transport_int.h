@@ -17,6 +17,7 @@
 #define TR_BACKOFF_MIN_MS 50
 #define TR_BACKOFF_MAX_MS 2000
 #define TR_DEFAULT_QUEUE (8u << 20)
+#define TR_MAX_ACCEPTED (4 * TRANSPORT_MAX_PEERS) /* accepted connections open at once */
 
 enum tr_kind {
     TR_RAFT = 1,
@@ -47,11 +48,12 @@ struct tr_conn {
     struct tr_conn *prev, *next; /* accepted connections */
     bool closing;
     struct ssl_st *ssl; /* with TLS */
-    /* reading (accepted connections): the length prefix, then the rest of the frame */
-    uint8_t lenbuf[4];
-    size_t len_got;
-    uint8_t *frame;
-    size_t frame_len, frame_got;
+    /* reading (accepted connections): the fixed header, then the payload (or skip it) */
+    uint8_t hdr[TR_HEADER];
+    size_t hdr_got;
+    uint8_t *payload; /* non-NULL while a payload is being read */
+    size_t payload_len, payload_got;
+    size_t skip; /* bytes of a foreign frame still to discard */
     uint64_t bound_from; /* the member whose frames this connection carries (0 until the first) */
     /* a snapshot being received on this connection */
     bool snap_active;
@@ -94,6 +96,7 @@ struct transport {
     bool stopping;
     struct tr_peer peers[TRANSPORT_MAX_PEERS];
     struct tr_conn *accepted; /* accepted connections */
+    size_t n_accepted;
     uint64_t received, dropped_foreign;
     uint64_t snap_seq;
 };

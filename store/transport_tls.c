@@ -29,6 +29,7 @@ int tr_tls_init(struct transport *t, char *err, size_t errlen)
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_num_tickets(ctx, 0); /* no session resumption between peers */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1)
         snprintf(err, errlen, "peer certificate file %s: %s", cfg->cert_file, ssl_reason());
     else if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1)

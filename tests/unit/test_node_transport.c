@@ -572,6 +572,14 @@ static void test_malformed_frames_close_the_connection_and_nothing_else(void **s
      * arrives */
     int s = raw_connect(pb);
     raw_send(s, f, raw_frame(f, 1, 1, 0xBAD, 1, 2, enc, el));
+    /* an empty foreign frame, then one with a 1 MiB payload: skipped, not stored, the stream in step */
+    size_t big = 1u << 20;
+    uint8_t *junk = calloc(1, 30 + big);
+    raw_send(s, junk, raw_frame(junk, 1, 5, CLUSTER, 77, 2, NULL, 0));
+    junk[0] = 0, junk[1] = 0, junk[2] = 0x10, junk[3] = 0; /* length: 26 + 1 MiB - 26 */
+    memset(junk + 30, 0xEE, big - 26);
+    raw_send(s, junk, 4 + big);
+    free(junk);
     m.from = 1;
     assert_int_equal(raft_msg_encode(&m, enc, sizeof(enc), &el), 0);
     raw_send(s, f, raw_frame(f, 1, 1, CLUSTER, 1, 2, enc, el));
@@ -579,6 +587,9 @@ static void test_malformed_frames_close_the_connection_and_nothing_else(void **s
     assert_true(run_until(has_msgs, &w));
     assert_int_equal(b.msgs[0].type, RAFT_MSG_HEARTBEAT);
     assert_false(raw_closed(&s));
+    struct transport_stats st;
+    transport_stats(b.t, &st);
+    assert_int_equal(st.dropped_foreign, 3);
     close(s);
     assert_int_equal(b.n_msgs, 1);
     /* b still serves a real peer */
@@ -588,6 +599,38 @@ static void test_malformed_frames_close_the_connection_and_nothing_else(void **s
     assert_true(run_until(has_msgs, &w));
     check_append(&b.msgs[1], 1, 5, 3);
     node_destroy(&a);
+    node_destroy(&b);
+}
+
+struct socks {
+    int fd[80];
+    int n, want_closed;
+};
+static bool n_closed(void *arg)
+{
+    struct socks *s = arg;
+    int k = 0;
+    for (int i = 0; i < s->n; i++)
+        k += raw_closed(&s->fd[i]);
+    return k >= s->want_closed;
+}
+
+static void test_accepted_connections_are_capped(void **state)
+{
+    struct tnode b;
+    node_init(&b, 2);
+    node_start(&b, 0, (struct peerspec[]){{1, free_port()}}, 1);
+    struct socks s = {.n = 4 * TRANSPORT_MAX_PEERS + 6, .want_closed = 6};
+    for (int i = 0; i < s.n; i++)
+        s.fd[i] = raw_connect(transport_port(b.t));
+    assert_true(run_until(n_closed, &s));
+    run_for(50);
+    int k = 0;
+    for (int i = 0; i < s.n; i++) {
+        k += raw_closed(&s.fd[i]);
+        close(s.fd[i]);
+    }
+    assert_int_equal(k, 6);
     node_destroy(&b);
 }
 
@@ -1007,6 +1050,7 @@ int main(void)
             test_foreign_cluster_unknown_member_and_wrong_recipient_are_dropped_and_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_frames_close_the_connection_and_nothing_else, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_accepted_connections_are_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_file_streams_in_chunks_and_arrives_identical, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_broken_snapshot_stream_delivers_nothing_and_leaves_no_temp_file,
