@@ -245,7 +245,8 @@ static int check_config(const struct transport_config *cfg, char *err, size_t er
 {
     int tls_files = !!cfg->cert_file + !!cfg->key_file + !!cfg->ca_file;
     if (tls_files != 0 && tls_files != 3) {
-        snprintf(err, errlen, "peer TLS needs all three of a certificate, a key and a trusted CA file, or none");
+        snprintf(err, errlen,
+                 "peer TLS needs all three of a certificate, a key and a trusted CA file, or none");
         return -1;
     }
     if (cfg->loop == NULL || cfg->self_id == 0 || cfg->h.message == NULL) {
@@ -289,7 +290,8 @@ int transport_start(struct transport **out, const struct transport_config *cfg, 
     struct sockaddr_storage ss;
     if (uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)&ss) != 0) {
-        snprintf(err, errlen, "peer listen address %s is not a numeric IPv4 or IPv6 address", cfg->listen_host);
+        snprintf(err, errlen, "peer listen address %s is not a numeric IPv4 or IPv6 address",
+                 cfg->listen_host);
         return -1;
     }
     struct transport *t = calloc(1, sizeof(*t));
@@ -385,7 +387,8 @@ int transport_forward(struct transport *t, uint64_t to, uint64_t req, const uint
     return frame_admit(p, f);
 }
 
-int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t index, uint64_t term, int status)
+int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t index, uint64_t term,
+                        int status)
 {
     struct tr_peer *p = tr_peer_find(t, to);
     if (p == NULL)

@@ -1,6 +1,7 @@
 /* store/transport_conn.c — one peer connection's reading side: the frame header (length cap,
  * version, kind, cluster, sender, recipient) checked before the payload is allocated, each frame
- * dispatched to the handlers, and snapshots received into a temp file that is delivered only when whole and checked.
+ * dispatched to the handlers, and snapshots received into a temp file that is delivered only when whole and
+ * checked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -147,8 +148,8 @@ static int header_check(struct tr_conn *c)
     if (c->bound_from != 0 && c->bound_from != from)
         return -1; /* one connection carries one member's frames */
     /* payload sizes fixed by the kind are checked before allocating too */
-    if ((kind == TR_FORWARD && n < 8) || (kind == TR_FORWARDED && n != 28) || (kind == TR_SNAP_END && n != 4) ||
-        (kind == TR_SNAP_DATA && n > TR_CHUNK))
+    if ((kind == TR_FORWARD && n < 8) || (kind == TR_FORWARDED && n != 28) ||
+        (kind == TR_SNAP_END && n != 4) || (kind == TR_SNAP_DATA && n > TR_CHUNK))
         return -1;
     c->bound_from = from;
     c->payload_len = n;
@@ -254,7 +255,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 void tr_conn_accepted(struct tr_conn *c)
 {
-    if ((c->t->tls && tr_tls_start(c, false) != 0) || uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
+    if ((c->t->tls && tr_tls_start(c, false) != 0) ||
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
         tr_conn_close(c);
 }
 
@@ -271,7 +273,8 @@ static void outgoing_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct tr_conn *c = (struct tr_conn *)s;
     if (nread == 0 || c->closing)
         return;
-    if (nread < 0 || c->ssl == NULL || tr_tls_recv(c, (const uint8_t *)buf->base, (size_t)nread, refuse_plaintext) != 0)
+    if (nread < 0 || c->ssl == NULL ||
+        tr_tls_recv(c, (const uint8_t *)buf->base, (size_t)nread, refuse_plaintext) != 0)
         tr_conn_close(c);
 }
 

@@ -9,10 +9,10 @@
 #include "store/transport.h"
 
 #define TR_VERSION 1
-#define TR_HEADER 30                  /* u32 length + u8 version + u8 kind + 3 x u64 */
+#define TR_HEADER 30                   /* u32 length + u8 version + u8 kind + 3 x u64 */
 #define TR_HEADER_REST (TR_HEADER - 4) /* what the length field counts beyond the payload */
-#define TR_MAX_FRAME (16u << 20)      /* cap on the length field, checked before allocating */
-#define TR_CHUNK (1u << 20)           /* snapshot chunk size (SNAP_DATA payload cap) */
+#define TR_MAX_FRAME (16u << 20)       /* cap on the length field, checked before allocating */
+#define TR_CHUNK (1u << 20)            /* snapshot chunk size (SNAP_DATA payload cap) */
 #define TR_READ_BUF 65536
 #define TR_BACKOFF_MIN_MS 50
 #define TR_BACKOFF_MAX_MS 2000
@@ -44,7 +44,7 @@ struct tr_conn {
     uv_tcp_t tcp; /* first: the handle's address is the connection's */
     uv_connect_t creq;
     struct transport *t;
-    struct tr_peer *peer; /* outgoing: the peer it carries our frames to; NULL for accepted ones */
+    struct tr_peer *peer;        /* outgoing: the peer it carries our frames to; NULL for accepted ones */
     struct tr_conn *prev, *next; /* accepted connections */
     bool closing;
     struct ssl_st *ssl; /* with TLS */
@@ -53,7 +53,7 @@ struct tr_conn {
     size_t hdr_got;
     uint8_t *payload; /* non-NULL while a payload is being read */
     size_t payload_len, payload_got;
-    size_t skip; /* bytes of a foreign frame still to discard */
+    size_t skip;         /* bytes of a foreign frame still to discard */
     uint64_t bound_from; /* the member whose frames this connection carries (0 until the first) */
     /* a snapshot being received on this connection */
     bool snap_active;

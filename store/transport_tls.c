@@ -35,7 +35,8 @@ int tr_tls_init(struct transport *t, char *err, size_t errlen)
     else if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1)
         snprintf(err, errlen, "peer key file %s: %s", cfg->key_file, ssl_reason());
     else if (SSL_CTX_check_private_key(ctx) != 1)
-        snprintf(err, errlen, "peer key file %s does not match certificate %s", cfg->key_file, cfg->cert_file);
+        snprintf(err, errlen, "peer key file %s does not match certificate %s", cfg->key_file,
+                 cfg->cert_file);
     else if (SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1)
         snprintf(err, errlen, "peer trusted CA file %s: %s", cfg->ca_file, ssl_reason());
     else {

@@ -110,9 +110,7 @@ static void on_forwarded(void *arg, uint64_t req, uint64_t index, uint64_t term,
     n->fwded_status = status;
 }
 
-static void tick_cb(uv_timer_t *t)
-{
-}
+static void tick_cb(uv_timer_t *t) {}
 
 static int setup(void **state)
 {
@@ -294,7 +292,10 @@ static void make_append(struct raft_message *m, struct raft_entry *es, uint8_t (
         uint32_t len = (uint32_t)((seq * 7 + i * 13) % 300);
         for (uint32_t j = 0; j < len; j++)
             bufs[i][j] = (uint8_t)(seq + i + j);
-        es[i] = (struct raft_entry){.term = 3, .index = m->index + 1 + i, .type = RAFT_ENTRY_NORMAL, .len = len,
+        es[i] = (struct raft_entry){.term = 3,
+                                    .index = m->index + 1 + i,
+                                    .type = RAFT_ENTRY_NORMAL,
+                                    .len = len,
                                     .data = len ? bufs[i] : NULL};
     }
 }
@@ -379,7 +380,7 @@ static void test_peer_that_starts_later_is_reached(void **state)
     uint16_t pa = free_port(), pb = free_port();
     node_start(&a, pa, (struct peerspec[]){{2, pb}}, 1);
     assert_int_equal(send_append(&a, 2, 1, 2), 0); /* queued while b is not there */
-    run_for(300);                                   /* a few refused connects and backoffs */
+    run_for(300);                                  /* a few refused connects and backoffs */
     assert_false(peer_stats(&a, 2).connected);
     node_start(&b, pb, (struct peerspec[]){{1, pa}}, 1);
     struct want w = {&b, 1};
@@ -473,8 +474,8 @@ static void test_foreign_cluster_unknown_member_and_wrong_recipient_are_dropped_
     node_start(&b, 0, (struct peerspec[]){{1, free_port()}}, 1);
     uint16_t pb = transport_port(b.t);
     node_start_cfg(&c, 0xBAD, 0, (struct peerspec[]){{2, pb}}, 1, 0); /* another cluster */
-    node_start(&d, 0, (struct peerspec[]){{2, pb}}, 1);                /* a member b does not know */
-    node_start(&e, 0, (struct peerspec[]){{5, pb}}, 1);                /* right cluster, wrong "to" */
+    node_start(&d, 0, (struct peerspec[]){{2, pb}}, 1);               /* a member b does not know */
+    node_start(&e, 0, (struct peerspec[]){{5, pb}}, 1);               /* right cluster, wrong "to" */
     assert_int_equal(send_append(&c, 2, 1, 1), 0);
     assert_int_equal(send_append(&d, 2, 1, 1), 0);
     assert_int_equal(send_append(&e, 5, 1, 1), 0);
@@ -497,14 +498,14 @@ static void test_foreign_cluster_unknown_member_and_wrong_recipient_are_dropped_
 static int raw_connect(uint16_t port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
     return s;
 }
 
-static size_t raw_frame(uint8_t *out, uint8_t version, uint8_t kind, uint64_t cluster, uint64_t from, uint64_t to,
-                        const void *payload, size_t n)
+static size_t raw_frame(uint8_t *out, uint8_t version, uint8_t kind, uint64_t cluster, uint64_t from,
+                        uint64_t to, const void *payload, size_t n)
 {
     uint32_t len = (uint32_t)(26 + n);
     for (int i = 0; i < 4; i++)
@@ -662,7 +663,8 @@ static void test_snapshot_file_streams_in_chunks_and_arrives_identical(void **st
     assert_int_equal(fwrite(data, 1, size, fp), size);
     fclose(fp);
     struct raft_message m = {.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2, .term = 4};
-    m.snapshot.meta = (struct raft_snapshot_meta){.index = 500, .term = 4, .conf = {.n = 3, .ids = {1, 2, 3}}};
+    m.snapshot.meta =
+        (struct raft_snapshot_meta){.index = 500, .term = 4, .conf = {.n = 3, .ids = {1, 2, 3}}};
     struct tnode *pair[2] = {&a, &b};
     assert_true(run_until(connected, pair));
     assert_int_equal(transport_send_snapshot(a.t, &m, path), 0);
@@ -865,16 +867,17 @@ static void test_start_refuses_bad_config_with_a_reason(void **state)
 static void mint_certs(const char *dir)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof(cmd),
-             "( set -e; cd '%s'; "
-             "for ca in ca rogue; do openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-             "-keyout $ca.key -out $ca.pem -days 2 -subj /CN=$ca; done; "
-             "for n in n1:ca n2:ca r1:rogue; do name=${n%%:*}; ca=${n#*:}; "
-             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $name.key -out $name.csr "
-             "-subj /CN=$name; "
-             "openssl x509 -req -in $name.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -out $name.pem -days 2; "
-             "done ) >/dev/null 2>&1",
-             dir);
+    snprintf(
+        cmd, sizeof(cmd),
+        "( set -e; cd '%s'; "
+        "for ca in ca rogue; do openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+        "-keyout $ca.key -out $ca.pem -days 2 -subj /CN=$ca; done; "
+        "for n in n1:ca n2:ca r1:rogue; do name=${n%%:*}; ca=${n#*:}; "
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $name.key -out $name.csr "
+        "-subj /CN=$name; "
+        "openssl x509 -req -in $name.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -out $name.pem -days 2; "
+        "done ) >/dev/null 2>&1",
+        dir);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -1045,7 +1048,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_peer_that_starts_later_is_reached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_that_goes_away_and_comes_back_is_reached_again, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_queue_bound_drops_and_counts_while_peer_is_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bound_drops_and_counts_while_peer_is_down, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_foreign_cluster_unknown_member_and_wrong_recipient_are_dropped_and_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_frames_close_the_connection_and_nothing_else, setup,
