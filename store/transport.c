@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +126,7 @@ static void peer_connect(struct tr_peer *p);
 static void backoff_cb(uv_timer_t *timer)
 {
     struct tr_peer *p = timer->data;
-    if (!p->t->stopping && p->conn == NULL)
+    if (!p->t->stopping && p->conn == NULL && p->resolve == NULL)
         peer_connect(p);
 }
 
@@ -164,31 +163,11 @@ static void connect_cb(uv_connect_t *req, int status)
         tr_conn_read_outgoing(c); /* then tr_peer_ready, after the TLS handshake if any */
 }
 
-/* host:port as a socket address: numeric first, else the resolver (at each connect). */
-static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss)
-{
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0 ||
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
-        return 0;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    if (getaddrinfo(host, NULL, &hints, &ai) != 0 || ai == NULL)
-        return -1;
-    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-    if (ss->ss_family == AF_INET)
-        ((struct sockaddr_in *)ss)->sin_port = htons(port);
-    else
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-    freeaddrinfo(ai);
-    return 0;
-}
-
-static void peer_connect(struct tr_peer *p)
+static void connect_addr(struct tr_peer *p, const struct sockaddr *sa)
 {
     struct transport *t = p->t;
     struct tr_conn *c = calloc(1, sizeof(*c));
-    struct sockaddr_storage ss;
-    if (c == NULL || resolve(p->cfg.host, p->cfg.port, &ss) != 0) {
-        free(c);
+    if (c == NULL) {
         tr_peer_disconnected(p); /* try again after the backoff */
         return;
     }
@@ -198,8 +177,72 @@ static void peer_connect(struct tr_peer *p)
     uv_tcp_init(t->cfg.loop, &c->tcp);
     p->conn = c;
     uv_tcp_nodelay(&c->tcp, 1);
-    if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&ss, connect_cb) != 0)
+    if (uv_tcp_connect(&c->creq, &c->tcp, sa, connect_cb) != 0)
         tr_conn_close(c);
+}
+
+/* A name is resolved at each connect, on libuv's thread pool so a slow resolver never stalls the
+ * store thread. The request outlives nothing: transport_free waits for the last one to return. */
+struct tr_resolve {
+    uv_getaddrinfo_t req;
+    struct tr_peer *p;
+};
+
+static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+    struct tr_resolve *r = (struct tr_resolve *)req;
+    struct tr_peer *p = r->p;
+    struct transport *t = p->t;
+    p->resolve = NULL;
+    t->resolving--;
+    if (!t->stopping) {
+        if (status != 0 || ai == NULL) {
+            tr_peer_disconnected(p);
+        } else {
+            /* a name with several addresses: each attempt takes the next one */
+            size_t n = 0;
+            for (struct addrinfo *a = ai; a != NULL; a = a->ai_next)
+                n++;
+            struct addrinfo *a = ai;
+            for (size_t k = p->attempts++ % n; k > 0; k--)
+                a = a->ai_next;
+            struct sockaddr_storage ss;
+            memcpy(&ss, a->ai_addr, a->ai_addrlen);
+            if (ss.ss_family == AF_INET)
+                ((struct sockaddr_in *)&ss)->sin_port = htons(p->cfg.port);
+            else
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons(p->cfg.port);
+            connect_addr(p, (const struct sockaddr *)&ss);
+        }
+    }
+    uv_freeaddrinfo(ai);
+    free(r);
+    if (t->freed && t->resolving == 0)
+        free(t);
+}
+
+static void peer_connect(struct tr_peer *p)
+{
+    struct sockaddr_storage ss;
+    if (uv_ip4_addr(p->cfg.host, p->cfg.port, (struct sockaddr_in *)&ss) == 0 ||
+        uv_ip6_addr(p->cfg.host, p->cfg.port, (struct sockaddr_in6 *)&ss) == 0) {
+        connect_addr(p, (const struct sockaddr *)&ss);
+        return;
+    }
+    struct tr_resolve *r = malloc(sizeof(*r));
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    if (r == NULL) {
+        tr_peer_disconnected(p);
+        return;
+    }
+    r->p = p;
+    if (uv_getaddrinfo(p->t->cfg.loop, &r->req, resolved_cb, p->cfg.host, NULL, &hints) != 0) {
+        free(r);
+        tr_peer_disconnected(p);
+        return;
+    }
+    p->resolve = r;
+    p->t->resolving++;
 }
 
 /* ---- listening ---- */
@@ -503,6 +546,8 @@ void transport_stop(struct transport *t)
     for (size_t i = 0; i < t->cfg.n_peers; i++) {
         struct tr_peer *p = &t->peers[i];
         uv_close((uv_handle_t *)&p->timer, NULL);
+        if (p->resolve != NULL)
+            uv_cancel((uv_req_t *)&p->resolve->req); /* its callback still comes, with UV_ECANCELED */
         if (p->conn != NULL)
             tr_conn_close(p->conn);
     }
@@ -523,5 +568,8 @@ void transport_free(struct transport *t)
         }
     }
     tr_tls_free(t);
-    free(t);
+    if (t->resolving > 0)
+        t->freed = true; /* the last resolver callback frees t */
+    else
+        free(t);
 }

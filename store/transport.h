@@ -110,7 +110,8 @@ int transport_forward(struct transport *t, uint64_t to, uint64_t req, const uint
 int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t index, uint64_t term, int status);
 void transport_stats(const struct transport *t, struct transport_stats *out);
 /* Close every handle (the loop must run once more to finish closing), then free. Neither may be
- * called from inside a handler. */
+ * called from inside a handler. A peer name still being resolved (on libuv's thread pool) keeps
+ * the loop alive until its callback returned; the memory is released then. */
 void transport_stop(struct transport *t);
 void transport_free(struct transport *t);
 

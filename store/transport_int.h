@@ -77,7 +77,9 @@ struct tr_snap_out {
 struct tr_peer {
     struct transport *t;
     struct transport_peer cfg;
-    struct tr_conn *conn; /* the outgoing connection, NULL while waiting to reconnect */
+    struct tr_conn *conn;       /* the outgoing connection, NULL while waiting to reconnect */
+    struct tr_resolve *resolve; /* a name being resolved, or NULL */
+    unsigned attempts;          /* connects to a name: picks among its addresses */
     bool connected;
     uv_timer_t timer; /* reconnect backoff */
     unsigned backoff_ms;
@@ -94,6 +96,8 @@ struct transport {
     uv_tcp_t listener;
     uint16_t port;
     bool stopping;
+    bool freed;       /* transport_free ran while names were being resolved */
+    size_t resolving; /* resolver requests in flight */
     struct tr_peer peers[TRANSPORT_MAX_PEERS];
     struct tr_conn *accepted; /* accepted connections */
     size_t n_accepted;

@@ -175,6 +175,7 @@ static void node_init(struct tnode *n, uint64_t id)
     assert_non_null(mkdtemp(n->dir));
 }
 
+static const char *peer_host = "127.0.0.1"; /* how peers are named in the next config */
 /* With TLS: the files <tls_dir>/<tls_name>.pem, .key and <tls_dir>/<tls_ca>.pem (see mint_certs). */
 static const char *tls_dir, *tls_name, *tls_ca;
 
@@ -199,7 +200,7 @@ static void node_start_cfg(struct tnode *n, uint64_t cluster, uint16_t port, con
     cfg.listen_port = port;
     for (size_t i = 0; i < np; i++) {
         cfg.peers[i].id = peers[i].id;
-        strcpy(cfg.peers[i].host, "127.0.0.1");
+        strcpy(cfg.peers[i].host, peer_host);
         cfg.peers[i].port = peers[i].port;
     }
     cfg.n_peers = np;
@@ -388,6 +389,41 @@ static void test_peer_that_starts_later_is_reached(void **state)
     check_append(&b.msgs[0], 1, 1, 2);
     node_destroy(&a);
     node_destroy(&b);
+}
+
+static void test_peer_named_by_host_name_is_resolved_and_reached(void **state)
+{
+    struct tnode a, b;
+    node_init(&a, 1);
+    node_init(&b, 2);
+    node_start(&b, 0, (struct peerspec[]){{1, free_port()}}, 1);
+    peer_host = "localhost"; /* from /etc/hosts; may list ::1 first: attempts go round the addresses */
+    node_start(&a, 0, (struct peerspec[]){{2, transport_port(b.t)}}, 1);
+    peer_host = "127.0.0.1";
+    assert_int_equal(send_append(&a, 2, 3, 2), 0);
+    struct want w = {&b, 1};
+    assert_true(run_until(has_msgs, &w));
+    check_append(&b.msgs[0], 1, 3, 2);
+    node_destroy(&a);
+    node_destroy(&b);
+}
+
+static void test_stop_and_free_while_a_name_is_resolving(void **state)
+{
+    struct tnode a;
+    node_init(&a, 1);
+    peer_host = "localhost";
+    node_start(&a, 0, (struct peerspec[]){{2, free_port()}}, 1);
+    peer_host = "127.0.0.1";
+    /* the resolver request is in flight: free must leave it a transport to return to (ASan) */
+    struct transport *t = a.t;
+    for (int i = 0; i < 8; i++)
+        if (live[i] == &a)
+            live[i] = NULL;
+    a.t = NULL;
+    transport_stop(t);
+    transport_free(t);
+    node_destroy(&a); /* teardown runs the loop until the request returned */
 }
 
 struct resend {
@@ -1046,6 +1082,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_raft_messages_with_entries_arrive_intact_and_in_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_peer_that_starts_later_is_reached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_named_by_host_name_is_resolved_and_reached, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stop_and_free_while_a_name_is_resolving, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_that_goes_away_and_comes_back_is_reached_again, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_bound_drops_and_counts_while_peer_is_down, setup,
