@@ -54,10 +54,10 @@ struct tnode {
 
 static uv_loop_t loop;
 static uv_timer_t tick;
-/* Transports still running, stopped by teardown when a failed assertion skipped node_destroy. */
+/* Transports still running, destroyed by teardown when a failed assertion skipped node_destroy. */
 static struct tnode *live[8];
 
-static void node_stop(struct tnode *n);
+static void node_destroy(struct tnode *n);
 
 static void on_message(void *arg, const struct raft_message *m, const char *snap_path)
 {
@@ -124,7 +124,7 @@ static int teardown(void **state)
 {
     for (int i = 0; i < 8; i++)
         if (live[i] != NULL)
-            node_stop(live[i]);
+            node_destroy(live[i]); /* its temp dir goes too */
     uv_close((uv_handle_t *)&tick, NULL);
     uint64_t end = uv_hrtime() + 2000000000u; /* bounded: a leftover handle fails, never hangs */
     while (uv_loop_alive(&loop) && uv_hrtime() < end)
