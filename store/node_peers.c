@@ -179,7 +179,8 @@ int node_peers_start(struct node *n, char *err, size_t errlen)
     tc.h = (struct transport_handlers){on_message, on_forward, on_forwarded, n};
     char why[512];
     if (transport_start(&p->tp, &tc, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "--listen-peer-urls: %s", why);
+        /* the transport names the address or the file; say which flag that comes from */
+        snprintf(err, errlen, "%s: %s", c->cert ? "--listen-peer-urls or --peer-*-file" : "--listen-peer-urls", why);
         return -1;
     }
     return 0;
