@@ -148,6 +148,9 @@ const struct kv *node_kv(struct node *n);
  * applied log entry, as the apply seam recorded it. Under node_rdlock() it matches node_kv(). */
 void node_raft_state(struct node *n, uint64_t *index, uint64_t *term);
 uint64_t node_cluster_id(struct node *n);
+/* The members of this node's cluster (the --initial-cluster it started with: membership does not
+ * change at run time yet); n == 0 for a node alone. Any thread: it never changes. */
+const struct node_cluster *node_cluster(struct node *n);
 
 /* The wall clock (Unix ms) the proposer stamps commands with; the api renders TTLs against the same
  * clock. Any thread. */

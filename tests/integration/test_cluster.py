@@ -108,6 +108,14 @@ def scenario_any_member_answers(c, nodes):
     c.check("every member serves the same token dir, byte for byte", len(b) == 1 and list(b)[0][0] == 200)
     r = h.http_request(followers[0].hostport, "GET", "/%s?quorum=true&recursive=true&sorted=true" % tok)
     c.check("a quorum read on a follower sees every write", r.status == 200 and r.body == list(b)[0][1], r)
+    lists = [h.http_request(x.hostport, "GET", "/v2/members").json().get("members", []) for x in nodes]
+    names = [sorted((m["name"], tuple(m["peerURLs"])) for m in ml) for ml in lists]
+    c.check("/v2/members lists the three members with their peer URLs, the same on every member",
+            len(names[0]) == 3 and names.count(names[0]) == 3 and all(len(m["id"]) == 16 for m in lists[0]),
+            lists[0])
+    r = h.http_request(nodes[0].hostport, "POST", "/v2/members", body='{"peerURLs":["http://127.0.0.1:1"]}',
+                       headers={"Content-Type": "application/json"})
+    c.eq("adding a member at run time is 501 (not built yet)", r.status, 501)
     ids = {h.http_request(x.hostport, "GET", "/%s" % tok).header("X-Etcd-Cluster-Id") for x in nodes}
     c.check("every member answers with one X-Etcd-Cluster-Id", len(ids) == 1 and None not in ids, ids)
     # a watch parked on a follower is answered by a write through another member
