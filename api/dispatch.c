@@ -51,6 +51,9 @@ int api_handle(struct api_thread *t, h2o_req_t *req)
     case API_ROUTE_STATUS:
         api_status_handle(t, req, &r);
         break;
+    case API_ROUTE_MEMBERS:
+        api_members_handle(t, req, &r);
+        break;
     case API_ROUTE_KEYS:
         if (!api_web_token_page(t, req, &r))
             api_keys_handle(t, req, &r);

@@ -13,5 +13,6 @@ void api_health_handle(struct api_thread *t, h2o_req_t *req);                   
 void api_metrics_handle(struct api_thread *t, h2o_req_t *req);
 void api_robots_handle(struct api_thread *t, h2o_req_t *req);
 void api_home_handle(struct api_thread *t, h2o_req_t *req);
+void api_members_handle(struct api_thread *t, h2o_req_t *req, const struct api_route *r); /* members.c */
 
 #endif

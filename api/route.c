@@ -19,6 +19,7 @@ const char *api_route_name(enum api_route_kind k)
         [API_ROUTE_ROBOTS] = "robots",      [API_ROUTE_STATUS] = "status",
         [API_ROUTE_KEYS] = "keys",          [API_ROUTE_FORBIDDEN] = "forbidden",
         [API_ROUTE_STATIC] = "static",      [API_ROUTE_PAGE] = "page",
+        [API_ROUTE_MEMBERS] = "members",
     };
     return (unsigned)k < API_ROUTE_COUNT ? names[k] : "unknown";
 }
@@ -122,6 +123,14 @@ int api_route(struct api_route *r, const char *path, size_t len, api_alloc_fn al
 
     if (n == 2 && eq(&c[0], "v2") && eq(&c[1], "keys"))
         goto forbidden;
+    if ((n == 2 || n == 3) && eq(&c[0], "v2") && eq(&c[1], "members")) {
+        r->kind = API_ROUTE_MEMBERS;
+        if (n == 3) {
+            r->token = c[2].s;
+            r->token_len = c[2].len;
+        }
+        return 0;
+    }
     if (n >= 2 && eq(&c[0], "v2") && eq(&c[1], "keys")) {
         if (n >= 4 && eq(&c[2], "discovery")) {
             /* Inside the served namespace a malformed token is bad input (400), not a path we

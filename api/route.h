@@ -26,6 +26,7 @@ enum api_route_kind {
     API_ROUTE_FORBIDDEN,     /* /v2/keys/<anything else>: 403 JSON */
     API_ROUTE_STATIC,        /* /static/<file>: a web asset (token = the file name) */
     API_ROUTE_PAGE,          /* never routed: a KEYS GET answered with the token page (metrics label) */
+    API_ROUTE_MEMBERS,       /* /v2/members[/<id>] (token = the id, if any) */
     API_ROUTE_COUNT
 };
 /* Short name for logs and /metrics labels ("keys", "new", ...). */

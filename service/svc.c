@@ -42,6 +42,9 @@ struct svc {
 static void svc_free(struct svc *s)
 {
     if (s->serving) {
+        /* A leader hands over first, while it still serves, so a rolling restart costs no
+         * election (writes arriving meanwhile are forwarded to the new leader). */
+        node_handover(s->node, 3000);
         /* Order matters: no thread may call into the api (and so the node) once node_stop
          * began, and the threads must still run while node_stop's completions are delivered. */
         svc_server_stop_accepting(s->srv);

@@ -78,6 +78,12 @@ uint64_t node_cluster_id(struct node *n)
     return n->cluster_id;
 }
 
+const struct node_cluster *node_cluster(struct node *n)
+{
+    static const struct node_cluster alone;
+    return n->cfg.cluster ? n->cfg.cluster : &alone;
+}
+
 bool node_healthy(struct node *n, char *reason, size_t len)
 {
     if (__atomic_load_n(&n->can_commit, __ATOMIC_ACQUIRE))

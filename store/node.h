@@ -34,6 +34,8 @@ enum node_op_type {
     NODE_OP_WATCH,  /* wait for an event on key at wait_index; result: event, error, or timeout */
     NODE_OP_QUORUM, /* linearizable-read barrier: completes when the local state reflects every write
                        committed before it; then the caller reads under node_rdlock() */
+    NODE_OP_HANDOVER, /* if this member leads a cluster: hand leadership to another member; completes once it
+                         has (NODE_OK) or after the op's wait_index milliseconds (NODE_ETIMEOUT) */
     NODE_OP_CANCEL, /* target: a WATCH submitted earlier whose client hung up: if it is still parked it
                        completes at once with NODE_ECANCELED (freeing its slot); then this op completes.
                        The target must stay valid until this op's done has run. */
@@ -131,6 +133,10 @@ void node_free(struct node *n);
 
 /* Hand an op to the store thread (any thread). Always completes through op->client->post. */
 void node_submit(struct node *n, struct node_op *op);
+/* Before a graceful stop: if this member leads a cluster, hand leadership to another member and
+ * wait (at most timeout_ms) until it has, so that writes go on without an election. Any thread
+ * but the store thread; blocks. */
+void node_handover(struct node *n, int64_t timeout_ms);
 
 /* Read access to the applied state from any thread. Hold it only while rendering, and never
  * recursively: writers are preferred, so a nested rdlock can deadlock behind a waiting writer. */
@@ -142,6 +148,9 @@ const struct kv *node_kv(struct node *n);
  * applied log entry, as the apply seam recorded it. Under node_rdlock() it matches node_kv(). */
 void node_raft_state(struct node *n, uint64_t *index, uint64_t *term);
 uint64_t node_cluster_id(struct node *n);
+/* The members of this node's cluster (the --initial-cluster it started with: membership does not
+ * change at run time yet); n == 0 for a node alone. Any thread: it never changes. */
+const struct node_cluster *node_cluster(struct node *n);
 
 /* The wall clock (Unix ms) the proposer stamps commands with; the api renders TTLs against the same
  * clock. Any thread. */

@@ -193,8 +193,9 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
         return -1;
     }
     if (c && c->existing) {
-        snprintf(errbuf, errlen, "--initial-cluster-state existing: joining a running cluster needs adding "
-                                 "members at run time (/v2/members), which is not built yet");
+        snprintf(errbuf, errlen,
+                 "--initial-cluster-state existing: joining a running cluster needs adding "
+                 "members at run time (/v2/members), which is not built yet");
         return -1;
     }
     struct wal_replay rep;
@@ -296,6 +297,10 @@ void node_raft_stop(struct node *n)
     node_raft_fail(n, &d->proposed, NODE_EUNAVAILABLE);
     node_raft_fail(n, &d->reads, NODE_EUNAVAILABLE);
     node_raft_fail(n, &d->unasked, NODE_EUNAVAILABLE);
+    if (d->handover) {
+        node_complete(n, d->handover, NODE_EUNAVAILABLE);
+        d->handover = NULL;
+    }
     node_snap_close(n);
     node_peers_stop(n);
     if (d->handles) {

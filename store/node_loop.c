@@ -60,6 +60,8 @@ static void on_async(uv_async_t *a)
             node_watch_start(n, op);
         else if (op->type == NODE_OP_QUORUM)
             node_raft_read(n, op);
+        else if (op->type == NODE_OP_HANDOVER)
+            node_raft_handover(n, op);
         else if (op->type == NODE_OP_CANCEL)
             node_complete(n, op, (node_watch_cancel(n, op->target), NODE_OK));
         else
@@ -208,4 +210,41 @@ void node_submit(struct node *n, struct node_op *op)
     /* under the lock: the loop closes the handle only after it has seen `stopping` */
     uv_async_send(&n->async);
     pthread_mutex_unlock(&n->qmu);
+}
+
+/* ---------------------------------------------------------------- handover */
+
+struct handover_wait {
+    struct node_client c;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+};
+
+static void handover_post(struct node_client *self, struct node_op *op)
+{
+    struct handover_wait *w = (struct handover_wait *)self;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void node_handover(struct node *n, int64_t timeout_ms)
+{
+    struct handover_wait w = {.c = {handover_post}};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    struct node_op op;
+    memset(&op, 0, sizeof(op));
+    op.type = NODE_OP_HANDOVER;
+    op.wait_index = timeout_ms > 0 ? (uint64_t)timeout_ms : 0;
+    op.client = &w.c;
+    node_submit(n, &op);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done) /* the store thread completes it by its own deadline, or at shutdown */
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
 }

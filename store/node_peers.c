@@ -112,7 +112,11 @@ static void on_forwarded(void *arg, uint64_t req, uint64_t index, uint64_t term,
     if (!found)
         return; /* timed out already */
     if (status != 0) {
-        node_complete(n, found, NODE_EUNAVAILABLE);
+        /* the leader did not take it (it stopped leading, or hands over): it was not proposed, so
+         * it may go again to the next leader, within its deadline */
+        found->index_ = found->ctx_ = 0;
+        q_push(found->type == NODE_OP_QUORUM ? &d->unasked : &d->waiting, found);
+        kick(n);
         return;
     }
     if (found->type == NODE_OP_QUORUM) {
@@ -175,7 +179,8 @@ int node_peers_start(struct node *n, char *err, size_t errlen)
     tc.h = (struct transport_handlers){on_message, on_forward, on_forwarded, n};
     char why[512];
     if (transport_start(&p->tp, &tc, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "--listen-peer-urls: %s", why);
+        /* the transport names the address or the file; say which flag that comes from */
+        snprintf(err, errlen, "%s: %s", c->cert ? "--listen-peer-urls or --peer-*-file" : "--listen-peer-urls", why);
         return -1;
     }
     return 0;
@@ -299,15 +304,15 @@ bool node_peers_forward(struct node *n, struct node_op *op, const uint8_t *cmd, 
 }
 
 /* Ops that waited too long for a leader or its answer: 503 (the member retries). */
-void node_peers_expire(struct node *n, struct opq *waiting)
+void node_peers_expire(struct node *n)
 {
     struct node_raft *d = n->drv;
     struct node_peers *p = d->peers;
     if (!p)
         return;
     uint64_t now = uv_now(&n->loop);
-    struct opq *qs[2] = {waiting, &p->forwarded};
-    for (int i = 0; i < 2; i++) {
+    struct opq *qs[3] = {&d->waiting, &d->unasked, &p->forwarded};
+    for (int i = 0; i < 3; i++) {
         struct opq keep = {0};
         struct node_op *op;
         while ((op = q_pop(qs[i]))) {
@@ -400,6 +405,19 @@ int node_peers_install_snapshot(struct node *n, const struct raft_snapshot *s, c
     d->snap_index = m.index;
     watch_hub_free(old_hub);
     kv_free(old_kv);
+    return 0;
+}
+
+uint64_t node_peers_best_follower(struct node *n)
+{
+    struct node_peers *p = n->drv->peers;
+    if (!p)
+        return 0;
+    struct transport_stats st;
+    transport_stats(p->tp, &st);
+    for (size_t i = 0; i < st.n_peers; i++) /* the core catches the target up before it hands over */
+        if (st.peers[i].connected)
+            return st.peers[i].id;
     return 0;
 }
 

@@ -137,6 +137,28 @@ static void note_read_states(struct node *n, const struct raft_ready *rd)
 
 static void drive(struct node *n);
 
+static void handover_done(struct node *n, int status)
+{
+    struct node_raft *d = n->drv;
+    struct node_op *op = d->handover;
+    d->handover = NULL;
+    if (op)
+        node_complete(n, op, status);
+}
+
+void node_raft_handover(struct node *n, struct node_op *op)
+{
+    struct node_raft *d = n->drv;
+    if (!d->peers || d->handover || raft_role(d->raft) != RAFT_LEADER) {
+        node_complete(n, op, NODE_OK); /* alone, or not the leader: nothing to hand over */
+        return;
+    }
+    d->handover = op;
+    d->handover_asked = false;
+    d->handover_deadline = uv_now(&n->loop) + op->wait_index;
+    drive(n);
+}
+
 /* ---------------------------------------------------------------- snapshots */
 
 static void on_marker_done(void *arg, int err, const char *msg)
@@ -271,6 +293,8 @@ static void finish_ready(struct node *n)
             node_raft_fail(n, &d->reads, NODE_EUNAVAILABLE);
         }
         d->was_leader = d->rd.role == RAFT_LEADER;
+        if (d->handover && d->rd.role != RAFT_LEADER)
+            handover_done(n, NODE_OK);
         if (!d->poisoned)
             node_raft_health(
                 n, d->rd.lead != 0,
@@ -369,6 +393,9 @@ static void propose_waiting(struct node *n)
         return;
     }
     int rv = raft_propose_batch(d->raft, d->datas, d->lens, count);
+    if (rv != 0 && d->peers && (rv == RAFT_EBUSY || rv == RAFT_ENOTLEADER))
+        return; /* not proposed (a handover runs, or leadership just went): they wait, then go to the
+                   new leader; node_peers_expire bounds the wait */
     if (rv != 0) {
         /* not the leader (no peers to forward to yet), or the uncommitted cap: 5xx, retry */
         node_raft_fail(n, &d->waiting, rv == RAFT_ENOMEM ? NODE_ENOMEM : NODE_EUNAVAILABLE);
@@ -415,6 +442,12 @@ static void drive(struct node *n)
         return; /* the core takes no input until the ready that is out is advanced */
     for (; d->ticks; d->ticks--)
         raft_tick(d->raft);
+    if (d->handover && !d->handover_asked) {
+        uint64_t to = node_peers_best_follower(n);
+        d->handover_asked = true;
+        if (!to || raft_role(d->raft) != RAFT_LEADER || raft_transfer_leadership(d->raft, to) != 0)
+            handover_done(n, NODE_OK); /* nobody to hand over to: stop as we are */
+    }
     node_peers_step(n);
     node_peers_serve(n);
     ask_reads(n);
@@ -476,7 +509,9 @@ void node_raft_on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
     n->drv->ticks++;
-    node_peers_expire(n, &n->drv->waiting);
+    node_peers_expire(n);
+    if (n->drv->handover && uv_now(&n->loop) >= n->drv->handover_deadline)
+        handover_done(n, NODE_ETIMEOUT);
     drive(n);
 }
 

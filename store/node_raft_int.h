@@ -61,6 +61,9 @@ struct node_raft {
     uv_async_t kick;      /* the transport queued something: drive() */
     char *snap_recv_path; /* a snapshot file received from the leader, until its ready persists */
     bool was_leader;
+    struct node_op *handover;   /* a NODE_OP_HANDOVER in progress */
+    bool handover_asked;        /* the core was told to transfer */
+    uint64_t handover_deadline; /* uv_now() ms */
     /* proposal scratch */
     const void **datas;
     uint32_t *lens;
@@ -110,10 +113,11 @@ void node_peers_step(struct node *n);
 void node_peers_serve(struct node *n);
 void node_peers_read_states(struct node *n, const struct raft_ready *rd);
 bool node_peers_forward(struct node *n, struct node_op *op, const uint8_t *cmd, size_t len);
-void node_peers_expire(struct node *n, struct opq *waiting);
+void node_peers_expire(struct node *n); /* 503 for ops that waited too long for a leader */
 void node_peers_send(struct node *n, const struct raft_ready *rd);
 int node_peers_persist_snapshot(struct node *n, const struct raft_snapshot *s, char *err, size_t errlen);
 int node_peers_install_snapshot(struct node *n, const struct raft_snapshot *s, char *err, size_t errlen);
+uint64_t node_peers_best_follower(struct node *n); /* a connected member to hand leadership to, or 0 */
 void node_peers_stop(struct node *n);
 void node_peers_free(struct node *n);
 

@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,16 +76,21 @@ static void write_cb(uv_write_t *req, int status)
             snap_pump(p); /* the previous chunk left: read the next one */
         }
     }
+    free(f->cipher);
     free(f);
 }
 
 static int frame_write(struct tr_peer *p, struct tr_frame *f)
 {
     uv_buf_t b = uv_buf_init((char *)f->data, (unsigned)f->len);
-    int rv = uv_write(&f->req, (uv_stream_t *)&p->conn->tcp, &b, 1, write_cb);
-    if (rv != 0) {
+    size_t n;
+    int rv = 0;
+    if (p->conn->ssl != NULL && (rv = tr_tls_encrypt(p->conn, f->data, f->len, &f->cipher, &n)) == 0)
+        b = uv_buf_init((char *)f->cipher, (unsigned)n);
+    if (rv != 0 || (rv = uv_write(&f->req, (uv_stream_t *)&p->conn->tcp, &b, 1, write_cb)) != 0) {
         p->queued_bytes -= f->len;
         p->dropped++;
+        free(f->cipher);
         free(f);
         tr_conn_close(p->conn);
     }
@@ -122,7 +126,7 @@ static void peer_connect(struct tr_peer *p);
 static void backoff_cb(uv_timer_t *timer)
 {
     struct tr_peer *p = timer->data;
-    if (!p->t->stopping && p->conn == NULL)
+    if (!p->t->stopping && p->conn == NULL && p->resolve == NULL)
         peer_connect(p);
 }
 
@@ -137,19 +141,10 @@ void tr_peer_disconnected(struct tr_peer *p)
     p->backoff_ms = p->backoff_ms * 2 > TR_BACKOFF_MAX_MS ? TR_BACKOFF_MAX_MS : p->backoff_ms * 2;
 }
 
-static void connect_cb(uv_connect_t *req, int status)
+void tr_peer_ready(struct tr_peer *p)
 {
-    struct tr_conn *c = req->data;
-    struct tr_peer *p = c->peer;
-    if (c->closing)
-        return;
-    if (status < 0) {
-        tr_conn_close(c);
-        return;
-    }
     p->connected = true;
     p->backoff_ms = TR_BACKOFF_MIN_MS;
-    tr_conn_read_outgoing(c);
     while (p->wait_head != NULL && p->connected) {
         struct tr_frame *f = p->wait_head;
         LIST_UNLINK_T(p->wait_head, p->wait_tail, f, prev, next);
@@ -157,31 +152,22 @@ static void connect_cb(uv_connect_t *req, int status)
     }
 }
 
-/* host:port as a socket address: numeric first, else the resolver (at each connect). */
-static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss)
+static void connect_cb(uv_connect_t *req, int status)
 {
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0 ||
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
-        return 0;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    if (getaddrinfo(host, NULL, &hints, &ai) != 0 || ai == NULL)
-        return -1;
-    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-    if (ss->ss_family == AF_INET)
-        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    struct tr_conn *c = req->data;
+    if (c->closing)
+        return;
+    if (status < 0)
+        tr_conn_close(c);
     else
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-    freeaddrinfo(ai);
-    return 0;
+        tr_conn_read_outgoing(c); /* then tr_peer_ready, after the TLS handshake if any */
 }
 
-static void peer_connect(struct tr_peer *p)
+static void connect_addr(struct tr_peer *p, const struct sockaddr *sa)
 {
     struct transport *t = p->t;
     struct tr_conn *c = calloc(1, sizeof(*c));
-    struct sockaddr_storage ss;
-    if (c == NULL || resolve(p->cfg.host, p->cfg.port, &ss) != 0) {
-        free(c);
+    if (c == NULL) {
         tr_peer_disconnected(p); /* try again after the backoff */
         return;
     }
@@ -191,8 +177,72 @@ static void peer_connect(struct tr_peer *p)
     uv_tcp_init(t->cfg.loop, &c->tcp);
     p->conn = c;
     uv_tcp_nodelay(&c->tcp, 1);
-    if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&ss, connect_cb) != 0)
+    if (uv_tcp_connect(&c->creq, &c->tcp, sa, connect_cb) != 0)
         tr_conn_close(c);
+}
+
+/* A name is resolved at each connect, on libuv's thread pool so a slow resolver never stalls the
+ * store thread. The request outlives nothing: transport_free waits for the last one to return. */
+struct tr_resolve {
+    uv_getaddrinfo_t req;
+    struct tr_peer *p;
+};
+
+static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+    struct tr_resolve *r = (struct tr_resolve *)req;
+    struct tr_peer *p = r->p;
+    struct transport *t = p->t;
+    p->resolve = NULL;
+    t->resolving--;
+    if (!t->stopping) {
+        if (status != 0 || ai == NULL) {
+            tr_peer_disconnected(p);
+        } else {
+            /* a name with several addresses: each attempt takes the next one */
+            size_t n = 0;
+            for (struct addrinfo *a = ai; a != NULL; a = a->ai_next)
+                n++;
+            struct addrinfo *a = ai;
+            for (size_t k = p->attempts++ % n; k > 0; k--)
+                a = a->ai_next;
+            struct sockaddr_storage ss;
+            memcpy(&ss, a->ai_addr, a->ai_addrlen);
+            if (ss.ss_family == AF_INET)
+                ((struct sockaddr_in *)&ss)->sin_port = htons(p->cfg.port);
+            else
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons(p->cfg.port);
+            connect_addr(p, (const struct sockaddr *)&ss);
+        }
+    }
+    uv_freeaddrinfo(ai);
+    free(r);
+    if (t->freed && t->resolving == 0)
+        free(t);
+}
+
+static void peer_connect(struct tr_peer *p)
+{
+    struct sockaddr_storage ss;
+    if (uv_ip4_addr(p->cfg.host, p->cfg.port, (struct sockaddr_in *)&ss) == 0 ||
+        uv_ip6_addr(p->cfg.host, p->cfg.port, (struct sockaddr_in6 *)&ss) == 0) {
+        connect_addr(p, (const struct sockaddr *)&ss);
+        return;
+    }
+    struct tr_resolve *r = malloc(sizeof(*r));
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    if (r == NULL) {
+        tr_peer_disconnected(p);
+        return;
+    }
+    r->p = p;
+    if (uv_getaddrinfo(p->t->cfg.loop, &r->req, resolved_cb, p->cfg.host, NULL, &hints) != 0) {
+        free(r);
+        tr_peer_disconnected(p);
+        return;
+    }
+    p->resolve = r;
+    p->t->resolving++;
 }
 
 /* ---- listening ---- */
@@ -208,7 +258,9 @@ static void accept_cb(uv_stream_t *server, int status)
     c->t = t;
     uv_tcp_init(t->cfg.loop, &c->tcp);
     LIST_PREPEND(t->accepted, c, prev, next);
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    t->n_accepted++;
+    /* over the cap the connection is taken off the backlog and closed at once */
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || t->n_accepted > TR_MAX_ACCEPTED) {
         tr_conn_close(c);
         return;
     }
@@ -234,9 +286,10 @@ static void free_on_close(uv_handle_t *h)
 
 static int check_config(const struct transport_config *cfg, char *err, size_t errlen)
 {
-    if (cfg->cert_file || cfg->key_file || cfg->ca_file) {
-        snprintf(err, errlen, "peer TLS is not built yet: --peer-cert-file, --peer-key-file and "
-                              "--peer-trusted-ca-file cannot be used with this build");
+    int tls_files = !!cfg->cert_file + !!cfg->key_file + !!cfg->ca_file;
+    if (tls_files != 0 && tls_files != 3) {
+        snprintf(err, errlen,
+                 "peer TLS needs all three of a certificate, a key and a trusted CA file, or none");
         return -1;
     }
     if (cfg->loop == NULL || cfg->self_id == 0 || cfg->h.message == NULL) {
@@ -280,7 +333,8 @@ int transport_start(struct transport **out, const struct transport_config *cfg, 
     struct sockaddr_storage ss;
     if (uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)&ss) != 0) {
-        snprintf(err, errlen, "peer listen address %s is not a numeric IPv4 or IPv6 address", cfg->listen_host);
+        snprintf(err, errlen, "peer listen address %s is not a numeric IPv4 or IPv6 address",
+                 cfg->listen_host);
         return -1;
     }
     struct transport *t = calloc(1, sizeof(*t));
@@ -292,6 +346,10 @@ int transport_start(struct transport **out, const struct transport_config *cfg, 
     snprintf(t->snap_dir, sizeof(t->snap_dir), "%s", cfg->snap_recv_dir);
     t->cfg.snap_recv_dir = t->snap_dir;
     io->list_dir(io->ctx, t->snap_dir, remove_stale_tmp, t); /* left by a crash mid-stream */
+    if (cfg->cert_file != NULL && tr_tls_init(t, err, errlen) != 0) {
+        free(t);
+        return -1;
+    }
 
     uv_tcp_init(cfg->loop, &t->listener);
     t->listener.data = t;
@@ -301,6 +359,7 @@ int transport_start(struct transport **out, const struct transport_config *cfg, 
         (rv = uv_tcp_getsockname(&t->listener, (struct sockaddr *)&ss, &len)) != 0) {
         snprintf(err, errlen, "cannot listen for peers on %s:%u: %s", cfg->listen_host, cfg->listen_port,
                  uv_strerror(rv));
+        tr_tls_free(t);
         uv_close((uv_handle_t *)&t->listener, free_on_close); /* frees t once the loop ran */
         return -1;
     }
@@ -371,7 +430,8 @@ int transport_forward(struct transport *t, uint64_t to, uint64_t req, const uint
     return frame_admit(p, f);
 }
 
-int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t index, uint64_t term, int status)
+int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t index, uint64_t term,
+                        int status)
 {
     struct tr_peer *p = tr_peer_find(t, to);
     if (p == NULL)
@@ -486,6 +546,8 @@ void transport_stop(struct transport *t)
     for (size_t i = 0; i < t->cfg.n_peers; i++) {
         struct tr_peer *p = &t->peers[i];
         uv_close((uv_handle_t *)&p->timer, NULL);
+        if (p->resolve != NULL)
+            uv_cancel((uv_req_t *)&p->resolve->req); /* its callback still comes, with UV_ECANCELED */
         if (p->conn != NULL)
             tr_conn_close(p->conn);
     }
@@ -505,5 +567,9 @@ void transport_free(struct transport *t)
             free(f);
         }
     }
-    free(t);
+    tr_tls_free(t);
+    if (t->resolving > 0)
+        t->freed = true; /* the last resolver callback frees t */
+    else
+        free(t);
 }

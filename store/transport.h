@@ -25,8 +25,12 @@
  * connections reconnect with exponential backoff (50 ms doubling to 2 s). Each frame is delivered
  * at most once and in order per connection; nothing is promised across reconnects.
  *
- * Authentication: with cert/key/ca set, peers use mutual TLS and a peer without a certificate from
- * that CA is refused; without them peer traffic is unauthenticated (the caller logs that once).
+ * Authentication: with cert/key/ca set, peers use mutual TLS (1.2 or later, OpenSSL through memory
+ * BIOs on the same libuv streams) and a peer without a certificate from that CA is refused: the
+ * handshake fails, nothing it sends is delivered. Any certificate from the CA is accepted (no name
+ * check: the CA is the membership's trust root). Both sides of every connection are TLS; an outgoing
+ * connection counts as connected (and carries frames) once its handshake completed. Without the
+ * three files peer traffic is unauthenticated (the caller logs that once).
  */
 #ifndef DISCOVERYD_STORE_TRANSPORT_H
 #define DISCOVERYD_STORE_TRANSPORT_H
@@ -88,8 +92,7 @@ struct transport_stats {
 struct transport;
 
 /* Listen and start connecting. 0, or -1 with a one-line reason naming the address or file (then
- * *out is NULL; run the loop once to release what was opened). This build has no peer TLS yet:
- * cert/key/ca set is refused with "peer TLS is not built yet". listen_port 0 picks a free port
+ * *out is NULL; run the loop once to release what was opened). listen_port 0 picks a free port
  * (transport_port() says which). Leftover snap-recv-*.tmp files in snap_recv_dir are removed. */
 int transport_start(struct transport **out, const struct transport_config *cfg, char *err, size_t errlen);
 /* The port the listening socket is bound to. */
@@ -107,7 +110,8 @@ int transport_forward(struct transport *t, uint64_t to, uint64_t req, const uint
 int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t index, uint64_t term, int status);
 void transport_stats(const struct transport *t, struct transport_stats *out);
 /* Close every handle (the loop must run once more to finish closing), then free. Neither may be
- * called from inside a handler. */
+ * called from inside a handler. A peer name still being resolved (on libuv's thread pool) keeps
+ * the loop alive until its callback returned; the memory is released then. */
 void transport_stop(struct transport *t);
 void transport_free(struct transport *t);
 

@@ -1,6 +1,7 @@
-/* store/transport_conn.c — one peer connection's reading side: the length prefix checked against
- * the cap before allocating, the frame header checked strictly, each frame dispatched to the
- * handlers, and snapshots received into a temp file that is delivered only when whole and checked.
+/* store/transport_conn.c — one peer connection's reading side: the frame header (length cap,
+ * version, kind, cluster, sender, recipient) checked before the payload is allocated, each frame
+ * dispatched to the handlers, and snapshots received into a temp file that is delivered only when whole and
+ * checked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,8 @@
 static void conn_closed_cb(uv_handle_t *h)
 {
     struct tr_conn *c = (struct tr_conn *)h;
-    free(c->frame);
+    tr_tls_conn_free(c);
+    free(c->payload);
     free(c);
 }
 
@@ -38,8 +40,10 @@ void tr_conn_close(struct tr_conn *c)
     snap_abort(c);
     if (c->peer != NULL)
         tr_peer_disconnected(c->peer);
-    else
+    else {
         LIST_UNLINK(c->t->accepted, c, prev, next);
+        c->t->n_accepted--;
+    }
     uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
 }
 
@@ -122,25 +126,46 @@ static int snap_end(struct tr_conn *c, const uint8_t *p, size_t n)
 
 /* ---- frames ---- */
 
-/* One whole frame (the bytes after the length prefix). Returns -1 if it is malformed: the caller
- * closes the connection. */
-static int frame_dispatch(struct tr_conn *c, const uint8_t *f, size_t len)
+/* The fixed header is whole: check it before anything is allocated for the payload. Returns -1 if
+ * the frame is malformed (the caller closes the connection); a foreign frame is counted and its
+ * payload skipped without being stored. */
+static int header_check(struct tr_conn *c)
 {
     struct transport *t = c->t;
-    const struct transport_handlers *h = &t->cfg.h;
-    uint8_t version = f[0], kind = f[1];
-    uint64_t cluster = tr_get64(f + 2), from = tr_get64(f + 10), to = tr_get64(f + 18);
-    const uint8_t *p = f + TR_HEADER_REST;
-    size_t n = len - TR_HEADER_REST;
-    if (version != TR_VERSION || kind < TR_RAFT || kind > TR_SNAP_END)
+    const uint8_t *h = c->hdr;
+    uint32_t len = tr_get32(h);
+    uint8_t version = h[4], kind = h[5];
+    uint64_t cluster = tr_get64(h + 6), from = tr_get64(h + 14), to = tr_get64(h + 22);
+    if (len < TR_HEADER_REST || len > TR_MAX_FRAME || version != TR_VERSION || kind < TR_RAFT ||
+        kind > TR_SNAP_END)
         return -1;
+    size_t n = len - TR_HEADER_REST;
     if (cluster != t->cfg.cluster_id || to != t->cfg.self_id || tr_peer_find(t, from) == NULL) {
         t->dropped_foreign++;
+        c->skip = n;
         return 0;
     }
     if (c->bound_from != 0 && c->bound_from != from)
         return -1; /* one connection carries one member's frames */
+    /* payload sizes fixed by the kind are checked before allocating too */
+    if ((kind == TR_FORWARD && n < 8) || (kind == TR_FORWARDED && n != 28) ||
+        (kind == TR_SNAP_END && n != 4) || (kind == TR_SNAP_DATA && n > TR_CHUNK))
+        return -1;
     c->bound_from = from;
+    c->payload_len = n;
+    c->payload_got = 0;
+    if ((c->payload = malloc(n ? n : 1)) == NULL)
+        return -1;
+    return 0;
+}
+
+/* One whole frame from a configured member (header checked). -1: malformed, close. */
+static int frame_dispatch(struct tr_conn *c, const uint8_t *p, size_t n)
+{
+    struct transport *t = c->t;
+    const struct transport_handlers *h = &t->cfg.h;
+    uint8_t kind = c->hdr[5];
+    uint64_t from = tr_get64(c->hdr + 14), to = tr_get64(c->hdr + 22);
     t->received++;
     switch (kind) {
     case TR_RAFT: {
@@ -149,19 +174,15 @@ static int frame_dispatch(struct tr_conn *c, const uint8_t *f, size_t len)
             return -1;
         int ok = m.type != RAFT_MSG_SNAPSHOT && m.from == from && m.to == to;
         if (ok)
-            h->message(h->arg, &m, NULL); /* entry data points into f, alive until we return */
+            h->message(h->arg, &m, NULL); /* entry data points into p, alive until we return */
         raft_msg_release(&m, NULL);
         return ok ? 0 : -1;
     }
     case TR_FORWARD:
-        if (n < 8)
-            return -1;
         if (h->forward != NULL)
             h->forward(h->arg, from, tr_get64(p), p + 8, n - 8);
         return 0;
     case TR_FORWARDED:
-        if (n != 28)
-            return -1;
         if (h->forwarded != NULL)
             h->forwarded(h->arg, tr_get64(p), tr_get64(p + 8), tr_get64(p + 16), (int32_t)tr_get32(p + 24));
         return 0;
@@ -174,40 +195,45 @@ static int frame_dispatch(struct tr_conn *c, const uint8_t *f, size_t len)
     }
 }
 
-/* Feed received bytes through the framing; stops at the first malformed frame. */
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Feed received (plaintext) bytes through the framing: header, then payload (stored, or skipped
+ * for a foreign frame). Stops at the first malformed frame. */
 static int conn_feed(struct tr_conn *c, const uint8_t *p, size_t n)
 {
     while (n > 0 && !c->closing) {
-        if (c->frame == NULL) {
-            size_t k = 4 - c->len_got < n ? 4 - c->len_got : n;
-            memcpy(c->lenbuf + c->len_got, p, k);
-            c->len_got += k;
-            p += k;
-            n -= k;
-            if (c->len_got < 4)
-                return 0;
-            uint32_t len = tr_get32(c->lenbuf);
-            if (len < TR_HEADER_REST || len > TR_MAX_FRAME)
-                return -1; /* checked before anything is allocated */
-            if ((c->frame = malloc(len)) == NULL)
-                return -1;
-            c->frame_len = len;
-            c->frame_got = 0;
-            continue;
+        size_t k;
+        if (c->skip > 0) {
+            k = min_size(c->skip, n);
+            c->skip -= k;
+        } else if (c->payload == NULL) {
+            k = min_size(TR_HEADER - c->hdr_got, n);
+            memcpy(c->hdr + c->hdr_got, p, k);
+            c->hdr_got += k;
+            if (c->hdr_got >= 4 && (tr_get32(c->hdr) < TR_HEADER_REST || tr_get32(c->hdr) > TR_MAX_FRAME))
+                return -1; /* a bad length closes at once, without waiting for the rest */
+            if (c->hdr_got == TR_HEADER) {
+                c->hdr_got = 0;
+                if (header_check(c) != 0)
+                    return -1;
+            }
+        } else {
+            k = min_size(c->payload_len - c->payload_got, n);
+            memcpy(c->payload + c->payload_got, p, k);
+            c->payload_got += k;
         }
-        size_t k = c->frame_len - c->frame_got < n ? c->frame_len - c->frame_got : n;
-        memcpy(c->frame + c->frame_got, p, k);
-        c->frame_got += k;
         p += k;
         n -= k;
-        if (c->frame_got < c->frame_len)
-            return 0;
-        int rv = frame_dispatch(c, c->frame, c->frame_len);
-        free(c->frame);
-        c->frame = NULL;
-        c->len_got = 0;
-        if (rv != 0)
-            return -1;
+        if (c->payload != NULL && c->payload_got == c->payload_len) {
+            int rv = frame_dispatch(c, c->payload, c->payload_len);
+            free(c->payload);
+            c->payload = NULL;
+            if (rv != 0)
+                return -1;
+        }
     }
     return 0;
 }
@@ -221,27 +247,43 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         tr_conn_close(c);
         return;
     }
-    if (conn_feed(c, (const uint8_t *)buf->base, (size_t)nread) != 0)
+    const uint8_t *p = (const uint8_t *)buf->base;
+    int rv = c->ssl ? tr_tls_recv(c, p, (size_t)nread, conn_feed) : conn_feed(c, p, (size_t)nread);
+    if (rv != 0)
         tr_conn_close(c);
 }
 
 void tr_conn_accepted(struct tr_conn *c)
 {
-    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
+    if ((c->t->tls && tr_tls_start(c, false) != 0) ||
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
         tr_conn_close(c);
 }
 
-/* Our outgoing connections carry nothing back: bytes from the peer are a protocol error, EOF means
- * it went away. Either way the connection closes and the peer reconnects. */
+static int refuse_plaintext(struct tr_conn *c, const uint8_t *p, size_t n)
+{
+    return n > 0 ? -1 : 0;
+}
+
+/* Our outgoing connections carry no frames back: bytes from the peer (beyond the TLS handshake) are
+ * a protocol error, EOF means it went away. Either way the connection closes and the peer
+ * reconnects. */
 static void outgoing_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct tr_conn *c = (struct tr_conn *)s;
-    if (nread != 0 && !c->closing)
+    if (nread == 0 || c->closing)
+        return;
+    if (nread < 0 || c->ssl == NULL ||
+        tr_tls_recv(c, (const uint8_t *)buf->base, (size_t)nread, refuse_plaintext) != 0)
         tr_conn_close(c);
 }
 
 void tr_conn_read_outgoing(struct tr_conn *c)
 {
     if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, outgoing_read_cb) != 0)
+        tr_conn_close(c);
+    else if (c->t->tls == NULL)
+        tr_peer_ready(c->peer);
+    else if (tr_tls_start(c, true) != 0)
         tr_conn_close(c);
 }

@@ -9,14 +9,15 @@
 #include "store/transport.h"
 
 #define TR_VERSION 1
-#define TR_HEADER 30                  /* u32 length + u8 version + u8 kind + 3 x u64 */
+#define TR_HEADER 30                   /* u32 length + u8 version + u8 kind + 3 x u64 */
 #define TR_HEADER_REST (TR_HEADER - 4) /* what the length field counts beyond the payload */
-#define TR_MAX_FRAME (16u << 20)      /* cap on the length field, checked before allocating */
-#define TR_CHUNK (1u << 20)           /* snapshot chunk size (SNAP_DATA payload cap) */
+#define TR_MAX_FRAME (16u << 20)       /* cap on the length field, checked before allocating */
+#define TR_CHUNK (1u << 20)            /* snapshot chunk size (SNAP_DATA payload cap) */
 #define TR_READ_BUF 65536
 #define TR_BACKOFF_MIN_MS 50
 #define TR_BACKOFF_MAX_MS 2000
 #define TR_DEFAULT_QUEUE (8u << 20)
+#define TR_MAX_ACCEPTED (4 * TRANSPORT_MAX_PEERS) /* accepted connections open at once */
 
 enum tr_kind {
     TR_RAFT = 1,
@@ -34,6 +35,7 @@ struct tr_frame {
     struct tr_peer *peer;
     uint64_t snap_gen; /* for snapshot frames: the stream they belong to */
     uint8_t kind;
+    uint8_t *cipher; /* with TLS: the encrypted bytes being written */
     size_t len;
     uint8_t data[];
 };
@@ -42,14 +44,16 @@ struct tr_conn {
     uv_tcp_t tcp; /* first: the handle's address is the connection's */
     uv_connect_t creq;
     struct transport *t;
-    struct tr_peer *peer; /* outgoing: the peer it carries our frames to; NULL for accepted ones */
+    struct tr_peer *peer;        /* outgoing: the peer it carries our frames to; NULL for accepted ones */
     struct tr_conn *prev, *next; /* accepted connections */
     bool closing;
-    /* reading (accepted connections): the length prefix, then the rest of the frame */
-    uint8_t lenbuf[4];
-    size_t len_got;
-    uint8_t *frame;
-    size_t frame_len, frame_got;
+    struct ssl_st *ssl; /* with TLS */
+    /* reading (accepted connections): the fixed header, then the payload (or skip it) */
+    uint8_t hdr[TR_HEADER];
+    size_t hdr_got;
+    uint8_t *payload; /* non-NULL while a payload is being read */
+    size_t payload_len, payload_got;
+    size_t skip;         /* bytes of a foreign frame still to discard */
     uint64_t bound_from; /* the member whose frames this connection carries (0 until the first) */
     /* a snapshot being received on this connection */
     bool snap_active;
@@ -73,7 +77,9 @@ struct tr_snap_out {
 struct tr_peer {
     struct transport *t;
     struct transport_peer cfg;
-    struct tr_conn *conn; /* the outgoing connection, NULL while waiting to reconnect */
+    struct tr_conn *conn;       /* the outgoing connection, NULL while waiting to reconnect */
+    struct tr_resolve *resolve; /* a name being resolved, or NULL */
+    unsigned attempts;          /* connects to a name: picks among its addresses */
     bool connected;
     uv_timer_t timer; /* reconnect backoff */
     unsigned backoff_ms;
@@ -86,11 +92,15 @@ struct tr_peer {
 struct transport {
     struct transport_config cfg;
     char snap_dir[PATH_MAX];
+    struct ssl_ctx_st *tls; /* NULL: plain TCP */
     uv_tcp_t listener;
     uint16_t port;
     bool stopping;
+    bool freed;       /* transport_free ran while names were being resolved */
+    size_t resolving; /* resolver requests in flight */
     struct tr_peer peers[TRANSPORT_MAX_PEERS];
     struct tr_conn *accepted; /* accepted connections */
+    size_t n_accepted;
     uint64_t received, dropped_foreign;
     uint64_t snap_seq;
 };
@@ -133,5 +143,20 @@ void tr_conn_close(struct tr_conn *c);
 void tr_conn_read_outgoing(struct tr_conn *c);
 /* transport.c: the outgoing connection of p closed. */
 void tr_peer_disconnected(struct tr_peer *p);
+/* transport.c: the outgoing connection of p is up (and through its TLS handshake): send. */
+void tr_peer_ready(struct tr_peer *p);
+
+/* transport_tls.c: mutual TLS through memory BIOs. */
+/* Build t->tls from cfg's cert/key/ca files; -1 with a reason naming the file. */
+int tr_tls_init(struct transport *t, char *err, size_t errlen);
+void tr_tls_free(struct transport *t);
+/* Begin TLS on a connection (client: send the ClientHello). 0 or -1. */
+int tr_tls_start(struct tr_conn *c, bool client);
+void tr_tls_conn_free(struct tr_conn *c);
+/* Ciphertext arrived: advance the handshake, pass plaintext to plain(); -1: close the connection. */
+int tr_tls_recv(struct tr_conn *c, const uint8_t *p, size_t n,
+                int (*plain)(struct tr_conn *c, const uint8_t *p, size_t n));
+/* Encrypt one frame into a malloc'd buffer. */
+int tr_tls_encrypt(struct tr_conn *c, const uint8_t *p, size_t n, uint8_t **out, size_t *outlen);
 
 #endif

@@ -108,6 +108,14 @@ def scenario_any_member_answers(c, nodes):
     c.check("every member serves the same token dir, byte for byte", len(b) == 1 and list(b)[0][0] == 200)
     r = h.http_request(followers[0].hostport, "GET", "/%s?quorum=true&recursive=true&sorted=true" % tok)
     c.check("a quorum read on a follower sees every write", r.status == 200 and r.body == list(b)[0][1], r)
+    lists = [h.http_request(x.hostport, "GET", "/v2/members").json().get("members", []) for x in nodes]
+    names = [sorted((m["name"], tuple(m["peerURLs"])) for m in ml) for ml in lists]
+    c.check("/v2/members lists the three members with their peer URLs, the same on every member",
+            len(names[0]) == 3 and names.count(names[0]) == 3 and all(len(m["id"]) == 16 for m in lists[0]),
+            lists[0])
+    r = h.http_request(nodes[0].hostport, "POST", "/v2/members", body='{"peerURLs":["http://127.0.0.1:1"]}',
+                       headers={"Content-Type": "application/json"})
+    c.eq("adding a member at run time is 501 (not built yet)", r.status, 501)
     ids = {h.http_request(x.hostport, "GET", "/%s" % tok).header("X-Etcd-Cluster-Id") for x in nodes}
     c.check("every member answers with one X-Etcd-Cluster-Id", len(ids) == 1 and None not in ids, ids)
     # a watch parked on a follower is answered by a write through another member
@@ -130,7 +138,7 @@ class DiscoveryProxy:
     same URL: the proxy is how each of them reaches a different discoveryd (as a load balancer or
     DNS would)."""
 
-    def __init__(self, target):
+    def __init__(self, target, others=()):
         import http.server
         proxy = self
 
@@ -146,9 +154,16 @@ class DiscoveryProxy:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else None
                 hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")}
-                try:
-                    r = h.http_request(proxy.target.hostport, self.command, path, body=body, headers=hdrs, timeout=90)
-                except Exception:  # noqa: BLE001
+                r = None
+                for t in [proxy.target] + [x for x in proxy.others if x is not proxy.target]:
+                    try:  # a member that is down is skipped, as a load balancer's health check would
+                        r = h.http_request(t.hostport, self.command, path, body=body, headers=hdrs, timeout=90)
+                        break
+                    except ConnectionError:
+                        continue
+                    except Exception:  # noqa: BLE001
+                        break
+                if r is None:
                     self.send_error(502)
                     return
                 self.send_response(r.status)
@@ -161,6 +176,7 @@ class DiscoveryProxy:
             do_GET = do_PUT = do_POST = do_DELETE = relay
 
         self.target = target
+        self.others = list(others)
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
@@ -178,9 +194,10 @@ def scenario_etcd_bootstrap(c, nodes, kill_leader):
     proxies = []
 
     def member(name, node):
-        p = DiscoveryProxy(node)
+        p = DiscoveryProxy(node, nodes)
         proxies.append(p)
         return h.Member(c, name, url, extra=["--discovery-proxy", p.url], gated=True)
+    killed = None
     ms = [member("e1", nodes[0])]
     h.open_gates(ms)
     try:
@@ -188,7 +205,6 @@ def scenario_etcd_bootstrap(c, nodes, kill_leader):
             return lambda: (len(h.http_request(nodes[1].hostport, "GET", "/%s" % tok).json()["node"]
                                 .get("nodes", [])) >= n) or None
         h.wait_until(registered(1), 30, 0.1, "the first registration")
-        killed = None
         if kill_leader:
             killed = leader(nodes)
             killed.kill9()
@@ -200,7 +216,8 @@ def scenario_etcd_bootstrap(c, nodes, kill_leader):
         h.assert_cluster(c, label, ms)
         if killed:
             killed.start()
-            h.wait_until(lambda: killed.healthy(), 30, 0.1, "the killed member back")
+            killed = None
+            h.wait_until(lambda: all(x.healthy() for x in nodes), 30, 0.1, "the killed member back")
         bodies = h.wait_until(lambda: (lambda s: s if len(s) == 1 else None)(
             {listing(x, tok)[1] for x in nodes}), 20, 0.1, "members agree on the token")
         got = h.http_request(nodes[0].hostport, "GET", "/%s" % tok).json()["node"].get("nodes", [])
@@ -211,6 +228,63 @@ def scenario_etcd_bootstrap(c, nodes, kill_leader):
         h.kill_members(ms)
         for p in proxies:
             p.close()
+        if kill_leader and killed is not None:  # the scenarios after this one need all three
+            killed.start()
+            h.wait_until(lambda: all(x.healthy() for x in nodes), 30, 0.1, "every member back")
+
+
+def scenario_rolling_restart(c, nodes):
+    """SIGTERM one member after the other (the leader hands over first) while writers use the others,
+    as a load balancer draining the member would: no write fails."""
+    r = h.http_request(nodes[0].hostport, "GET", "/new?size=3")
+    tok = r.text.rsplit("/", 1)[1]
+    down = {"node": None}
+    stop = threading.Event()
+    res = {"ok": 0, "bad": []}
+    lock = threading.Lock()
+
+    def writer(w):
+        i = 0
+        while not stop.is_set() and i < 100000:
+            i += 1
+            x = random.choice([n for n in nodes if n is not down["node"]])
+            try:
+                r = h.http_request(x.hostport, "PUT", "/%s/roll/w%d-%d" % (tok, w, i), body="value=x", timeout=8)
+                ok = r.status in (200, 201)
+                detail = (x.name, r.status, r.body[:120])
+            except Exception as e:  # noqa: BLE001
+                ok, detail = False, (x.name, "exception", str(e))
+            with lock:
+                if ok:
+                    res["ok"] += 1
+                else:
+                    res["bad"].append(detail)
+            time.sleep(0.01)
+    ws = [threading.Thread(target=writer, args=(w,)) for w in range(2)]
+    for t in ws:
+        t.start()
+    changes = []
+    for x in list(nodes):
+        was_leader = x.metric("discoveryd_is_leader") == 1
+        down["node"] = x
+        time.sleep(0.3)  # the writers have moved off it
+        x.proc.send_signal(15)
+        rc = x.proc.wait(timeout=h.T(20))
+        c.eq("%s (%s) stops with 0 on SIGTERM" % (x.name, "leader" if was_leader else "follower"), rc, 0)
+        if was_leader:
+            changes.append(x.name)
+        x.start()
+        h.wait_until(lambda: x.healthy(), 30, 0.05, "%s back" % x.name)
+        down["node"] = None
+        time.sleep(0.5)
+    stop.set()
+    for t in ws:
+        t.join(30)
+    print("# rolling restart: %d writes acknowledged, %d failed; leaders restarted: %s"
+          % (res["ok"], len(res["bad"]), changes), flush=True)
+    c.check("writes went on during the rolling restart", res["ok"] > 50, res["ok"])
+    c.eq("writes that failed during the rolling restart", res["bad"][:5], [])
+    c.check("the leader was among the members restarted", len(changes) >= 1, changes)
 
 
 def scenario_kill_loop(c, nodes):
@@ -319,6 +393,7 @@ def main():
     c.run("any member answers any request", scenario_any_member_answers, nodes)
     c.run("etcd members, each on another discoveryd", scenario_etcd_bootstrap, nodes, False)
     c.run("etcd members, the discoveryd leader killed between registrations", scenario_etcd_bootstrap, nodes, True)
+    c.run("a rolling restart (SIGTERM hands leadership over)", scenario_rolling_restart, nodes)
     c.run("registrations while members are killed", scenario_kill_loop, nodes)
     for x in nodes:  # a graceful stop of every member, and no sanitizer report in any log
         x.proc.send_signal(15)

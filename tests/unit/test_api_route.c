@@ -122,7 +122,9 @@ static void test_other_v2_keys_paths_are_forbidden(void **s)
 static void test_reserved_words_are_not_tokens(void **s)
 {
     assert_kind("/v2", API_ROUTE_NOT_FOUND);
-    assert_kind("/v2/members", API_ROUTE_NOT_FOUND);
+    assert_kind("/v2/members", API_ROUTE_MEMBERS); /* etcd v2 members API: the cluster's own members */
+    assert_kind("/v2/members/abc", API_ROUTE_MEMBERS);
+    assert_kind("/v2/members/a/b", API_ROUTE_NOT_FOUND);
     assert_kind("/favicon.ico", API_ROUTE_NOT_FOUND);
     assert_kind("/static", API_ROUTE_NOT_FOUND);
     assert_kind("/static/app.js/x", API_ROUTE_NOT_FOUND);

@@ -54,6 +54,10 @@ struct tnode {
 
 static uv_loop_t loop;
 static uv_timer_t tick;
+/* Transports still running, destroyed by teardown when a failed assertion skipped node_destroy. */
+static struct tnode *live[8];
+
+static void node_destroy(struct tnode *n);
 
 static void on_message(void *arg, const struct raft_message *m, const char *snap_path)
 {
@@ -79,7 +83,8 @@ static void on_message(void *arg, const struct raft_message *m, const char *snap
     size_t off = 0;
     for (uint32_t i = 0; i < m->n_entries; i++) {
         assert_int_equal(m->entries[i].index, m->index + 1 + i);
-        memcpy(r->blob + off, m->entries[i].data, m->entries[i].len);
+        if (m->entries[i].len > 0)
+            memcpy(r->blob + off, m->entries[i].data, m->entries[i].len);
         off += m->entries[i].len;
     }
 }
@@ -105,9 +110,7 @@ static void on_forwarded(void *arg, uint64_t req, uint64_t index, uint64_t term,
     n->fwded_status = status;
 }
 
-static void tick_cb(uv_timer_t *t)
-{
-}
+static void tick_cb(uv_timer_t *t) {}
 
 static int setup(void **state)
 {
@@ -119,8 +122,13 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+    for (int i = 0; i < 8; i++)
+        if (live[i] != NULL)
+            node_destroy(live[i]); /* its temp dir goes too */
     uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uint64_t end = uv_hrtime() + 2000000000u; /* bounded: a leftover handle fails, never hangs */
+    while (uv_loop_alive(&loop) && uv_hrtime() < end)
+        uv_run(&loop, UV_RUN_NOWAIT);
     assert_int_equal(uv_loop_close(&loop), 0); /* every handle the transports opened was closed */
     return 0;
 }
@@ -167,11 +175,24 @@ static void node_init(struct tnode *n, uint64_t id)
     assert_non_null(mkdtemp(n->dir));
 }
 
+static const char *peer_host = "127.0.0.1"; /* how peers are named in the next config */
+/* With TLS: the files <tls_dir>/<tls_name>.pem, .key and <tls_dir>/<tls_ca>.pem (see mint_certs). */
+static const char *tls_dir, *tls_name, *tls_ca;
+
 static void node_start_cfg(struct tnode *n, uint64_t cluster, uint16_t port, const struct peerspec *peers,
                            size_t np, size_t queue_bytes)
 {
     struct transport_config cfg;
     memset(&cfg, 0, sizeof(cfg));
+    char cert[256], key[256], ca[256];
+    if (tls_name != NULL) {
+        snprintf(cert, sizeof(cert), "%s/%s.pem", tls_dir, tls_name);
+        snprintf(key, sizeof(key), "%s/%s.key", tls_dir, tls_name);
+        snprintf(ca, sizeof(ca), "%s/%s.pem", tls_dir, tls_ca);
+        cfg.cert_file = cert;
+        cfg.key_file = key;
+        cfg.ca_file = ca;
+    }
     cfg.loop = &loop;
     cfg.self_id = n->id;
     cfg.cluster_id = cluster;
@@ -179,7 +200,7 @@ static void node_start_cfg(struct tnode *n, uint64_t cluster, uint16_t port, con
     cfg.listen_port = port;
     for (size_t i = 0; i < np; i++) {
         cfg.peers[i].id = peers[i].id;
-        strcpy(cfg.peers[i].host, "127.0.0.1");
+        strcpy(cfg.peers[i].host, peer_host);
         cfg.peers[i].port = peers[i].port;
     }
     cfg.n_peers = np;
@@ -192,6 +213,11 @@ static void node_start_cfg(struct tnode *n, uint64_t cluster, uint16_t port, con
     int rv = transport_start(&n->t, &cfg, err, sizeof(err));
     if (rv != 0)
         fail_msg("transport_start: %s", err);
+    for (int i = 0; i < 8; i++)
+        if (live[i] == NULL) {
+            live[i] = n;
+            break;
+        }
 }
 
 static void node_start(struct tnode *n, uint16_t port, const struct peerspec *peers, size_t np)
@@ -203,6 +229,9 @@ static void node_stop(struct tnode *n)
 {
     if (n->t == NULL)
         return;
+    for (int i = 0; i < 8; i++)
+        if (live[i] == n)
+            live[i] = NULL;
     transport_stop(n->t);
     for (int i = 0; i < 5; i++)
         uv_run(&loop, UV_RUN_NOWAIT);
@@ -264,7 +293,10 @@ static void make_append(struct raft_message *m, struct raft_entry *es, uint8_t (
         uint32_t len = (uint32_t)((seq * 7 + i * 13) % 300);
         for (uint32_t j = 0; j < len; j++)
             bufs[i][j] = (uint8_t)(seq + i + j);
-        es[i] = (struct raft_entry){.term = 3, .index = m->index + 1 + i, .type = RAFT_ENTRY_NORMAL, .len = len,
+        es[i] = (struct raft_entry){.term = 3,
+                                    .index = m->index + 1 + i,
+                                    .type = RAFT_ENTRY_NORMAL,
+                                    .len = len,
                                     .data = len ? bufs[i] : NULL};
     }
 }
@@ -349,7 +381,7 @@ static void test_peer_that_starts_later_is_reached(void **state)
     uint16_t pa = free_port(), pb = free_port();
     node_start(&a, pa, (struct peerspec[]){{2, pb}}, 1);
     assert_int_equal(send_append(&a, 2, 1, 2), 0); /* queued while b is not there */
-    run_for(300);                                   /* a few refused connects and backoffs */
+    run_for(300);                                  /* a few refused connects and backoffs */
     assert_false(peer_stats(&a, 2).connected);
     node_start(&b, pb, (struct peerspec[]){{1, pa}}, 1);
     struct want w = {&b, 1};
@@ -357,6 +389,41 @@ static void test_peer_that_starts_later_is_reached(void **state)
     check_append(&b.msgs[0], 1, 1, 2);
     node_destroy(&a);
     node_destroy(&b);
+}
+
+static void test_peer_named_by_host_name_is_resolved_and_reached(void **state)
+{
+    struct tnode a, b;
+    node_init(&a, 1);
+    node_init(&b, 2);
+    node_start(&b, 0, (struct peerspec[]){{1, free_port()}}, 1);
+    peer_host = "localhost"; /* from /etc/hosts; may list ::1 first: attempts go round the addresses */
+    node_start(&a, 0, (struct peerspec[]){{2, transport_port(b.t)}}, 1);
+    peer_host = "127.0.0.1";
+    assert_int_equal(send_append(&a, 2, 3, 2), 0);
+    struct want w = {&b, 1};
+    assert_true(run_until(has_msgs, &w));
+    check_append(&b.msgs[0], 1, 3, 2);
+    node_destroy(&a);
+    node_destroy(&b);
+}
+
+static void test_stop_and_free_while_a_name_is_resolving(void **state)
+{
+    struct tnode a;
+    node_init(&a, 1);
+    peer_host = "localhost";
+    node_start(&a, 0, (struct peerspec[]){{2, free_port()}}, 1);
+    peer_host = "127.0.0.1";
+    /* the resolver request is in flight: free must leave it a transport to return to (ASan) */
+    struct transport *t = a.t;
+    for (int i = 0; i < 8; i++)
+        if (live[i] == &a)
+            live[i] = NULL;
+    a.t = NULL;
+    transport_stop(t);
+    transport_free(t);
+    node_destroy(&a); /* teardown runs the loop until the request returned */
 }
 
 struct resend {
@@ -443,8 +510,8 @@ static void test_foreign_cluster_unknown_member_and_wrong_recipient_are_dropped_
     node_start(&b, 0, (struct peerspec[]){{1, free_port()}}, 1);
     uint16_t pb = transport_port(b.t);
     node_start_cfg(&c, 0xBAD, 0, (struct peerspec[]){{2, pb}}, 1, 0); /* another cluster */
-    node_start(&d, 0, (struct peerspec[]){{2, pb}}, 1);                /* a member b does not know */
-    node_start(&e, 0, (struct peerspec[]){{5, pb}}, 1);                /* right cluster, wrong "to" */
+    node_start(&d, 0, (struct peerspec[]){{2, pb}}, 1);               /* a member b does not know */
+    node_start(&e, 0, (struct peerspec[]){{5, pb}}, 1);               /* right cluster, wrong "to" */
     assert_int_equal(send_append(&c, 2, 1, 1), 0);
     assert_int_equal(send_append(&d, 2, 1, 1), 0);
     assert_int_equal(send_append(&e, 5, 1, 1), 0);
@@ -467,14 +534,14 @@ static void test_foreign_cluster_unknown_member_and_wrong_recipient_are_dropped_
 static int raw_connect(uint16_t port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
     return s;
 }
 
-static size_t raw_frame(uint8_t *out, uint8_t version, uint8_t kind, uint64_t cluster, uint64_t from, uint64_t to,
-                        const void *payload, size_t n)
+static size_t raw_frame(uint8_t *out, uint8_t version, uint8_t kind, uint64_t cluster, uint64_t from,
+                        uint64_t to, const void *payload, size_t n)
 {
     uint32_t len = (uint32_t)(26 + n);
     for (int i = 0; i < 4; i++)
@@ -542,6 +609,14 @@ static void test_malformed_frames_close_the_connection_and_nothing_else(void **s
      * arrives */
     int s = raw_connect(pb);
     raw_send(s, f, raw_frame(f, 1, 1, 0xBAD, 1, 2, enc, el));
+    /* an empty foreign frame, then one with a 1 MiB payload: skipped, not stored, the stream in step */
+    size_t big = 1u << 20;
+    uint8_t *junk = calloc(1, 30 + big);
+    raw_send(s, junk, raw_frame(junk, 1, 5, CLUSTER, 77, 2, NULL, 0));
+    junk[0] = 0, junk[1] = 0, junk[2] = 0x10, junk[3] = 0; /* length: 26 + 1 MiB - 26 */
+    memset(junk + 30, 0xEE, big - 26);
+    raw_send(s, junk, 4 + big);
+    free(junk);
     m.from = 1;
     assert_int_equal(raft_msg_encode(&m, enc, sizeof(enc), &el), 0);
     raw_send(s, f, raw_frame(f, 1, 1, CLUSTER, 1, 2, enc, el));
@@ -549,6 +624,9 @@ static void test_malformed_frames_close_the_connection_and_nothing_else(void **s
     assert_true(run_until(has_msgs, &w));
     assert_int_equal(b.msgs[0].type, RAFT_MSG_HEARTBEAT);
     assert_false(raw_closed(&s));
+    struct transport_stats st;
+    transport_stats(b.t, &st);
+    assert_int_equal(st.dropped_foreign, 3);
     close(s);
     assert_int_equal(b.n_msgs, 1);
     /* b still serves a real peer */
@@ -558,6 +636,38 @@ static void test_malformed_frames_close_the_connection_and_nothing_else(void **s
     assert_true(run_until(has_msgs, &w));
     check_append(&b.msgs[1], 1, 5, 3);
     node_destroy(&a);
+    node_destroy(&b);
+}
+
+struct socks {
+    int fd[80];
+    int n, want_closed;
+};
+static bool n_closed(void *arg)
+{
+    struct socks *s = arg;
+    int k = 0;
+    for (int i = 0; i < s->n; i++)
+        k += raw_closed(&s->fd[i]);
+    return k >= s->want_closed;
+}
+
+static void test_accepted_connections_are_capped(void **state)
+{
+    struct tnode b;
+    node_init(&b, 2);
+    node_start(&b, 0, (struct peerspec[]){{1, free_port()}}, 1);
+    struct socks s = {.n = 4 * TRANSPORT_MAX_PEERS + 6, .want_closed = 6};
+    for (int i = 0; i < s.n; i++)
+        s.fd[i] = raw_connect(transport_port(b.t));
+    assert_true(run_until(n_closed, &s));
+    run_for(50);
+    int k = 0;
+    for (int i = 0; i < s.n; i++) {
+        k += raw_closed(&s.fd[i]);
+        close(s.fd[i]);
+    }
+    assert_int_equal(k, 6);
     node_destroy(&b);
 }
 
@@ -589,7 +699,8 @@ static void test_snapshot_file_streams_in_chunks_and_arrives_identical(void **st
     assert_int_equal(fwrite(data, 1, size, fp), size);
     fclose(fp);
     struct raft_message m = {.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2, .term = 4};
-    m.snapshot.meta = (struct raft_snapshot_meta){.index = 500, .term = 4, .conf = {.n = 3, .ids = {1, 2, 3}}};
+    m.snapshot.meta =
+        (struct raft_snapshot_meta){.index = 500, .term = 4, .conf = {.n = 3, .ids = {1, 2, 3}}};
     struct tnode *pair[2] = {&a, &b};
     assert_true(run_until(connected, pair));
     assert_int_equal(transport_send_snapshot(a.t, &m, path), 0);
@@ -752,7 +863,7 @@ static void test_forward_and_forwarded_round_trip(void **state)
     node_destroy(&b);
 }
 
-static void test_start_refuses_tls_and_bad_config_with_a_reason(void **state)
+static void test_start_refuses_bad_config_with_a_reason(void **state)
 {
     struct transport_config cfg;
     memset(&cfg, 0, sizeof(cfg));
@@ -762,15 +873,8 @@ static void test_start_refuses_tls_and_bad_config_with_a_reason(void **state)
     strcpy(cfg.listen_host, "127.0.0.1");
     cfg.snap_recv_dir = "/tmp";
     cfg.h.message = on_message;
-    cfg.cert_file = "c.pem";
-    cfg.key_file = "k.pem";
-    cfg.ca_file = "ca.pem";
     struct transport *t = (struct transport *)1;
     char err[256] = "";
-    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
-    assert_null(t);
-    assert_non_null(strstr(err, "peer TLS is not built yet"));
-    cfg.cert_file = cfg.key_file = cfg.ca_file = NULL;
     strcpy(cfg.listen_host, "peer.example");
     assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "peer.example"));
@@ -792,19 +896,204 @@ static void test_start_refuses_tls_and_bad_config_with_a_reason(void **state)
     node_destroy(&b);
 }
 
+/* ---- mutual TLS ---- */
+
+/* A CA ("ca") with two members' certificates ("n1", "n2"), and a rogue CA ("rogue") with one
+ * ("r1"), minted with the openssl tool into dir. */
+static void mint_certs(const char *dir)
+{
+    char cmd[4096];
+    snprintf(
+        cmd, sizeof(cmd),
+        "( set -e; cd '%s'; "
+        "for ca in ca rogue; do openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+        "-keyout $ca.key -out $ca.pem -days 2 -subj /CN=$ca; done; "
+        "for n in n1:ca n2:ca r1:rogue; do name=${n%%:*}; ca=${n#*:}; "
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $name.key -out $name.csr "
+        "-subj /CN=$name; "
+        "openssl x509 -req -in $name.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -out $name.pem -days 2; "
+        "done ) >/dev/null 2>&1",
+        dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static char certdir[64];
+
+static int setup_tls(void **state)
+{
+    snprintf(certdir, sizeof(certdir), "/tmp/dd-transport-certs-XXXXXX");
+    assert_non_null(mkdtemp(certdir));
+    mint_certs(certdir);
+    tls_dir = certdir;
+    return setup(state);
+}
+
+static int teardown_tls(void **state)
+{
+    tls_name = tls_ca = tls_dir = NULL;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", certdir);
+    assert_int_equal(system(cmd), 0);
+    return teardown(state);
+}
+
+static void test_tls_peers_exchange_messages_forwards_and_snapshots(void **state)
+{
+    struct tnode a, b;
+    node_init(&a, 1);
+    node_init(&b, 2);
+    uint16_t pa = free_port(), pb = free_port();
+    tls_ca = "ca";
+    tls_name = "n2";
+    node_start(&b, pb, (struct peerspec[]){{1, pa}}, 1);
+    tls_name = "n1";
+    node_start(&a, pa, (struct peerspec[]){{2, pb}}, 1);
+    for (uint64_t s = 1; s <= 50; s++)
+        assert_int_equal(send_append(&a, 2, s, 3), 0);
+    struct want w = {&b, 50};
+    assert_true(run_until(has_msgs, &w));
+    for (int i = 0; i < 50; i++)
+        check_append(&b.msgs[i], 1, (uint64_t)i + 1, 3);
+    b.answer_forwards = true;
+    assert_int_equal(transport_forward(a.t, 2, 5, (const uint8_t *)"cmd", 3), 0);
+    w = (struct want){&a, 1};
+    assert_true(run_until(forwarded_n, &w));
+    assert_int_equal(a.fwded_index, 1005);
+    /* a snapshot of a bit more than two chunks */
+    size_t size = 2u * 1024 * 1024 + 77;
+    uint8_t *data = malloc(size);
+    for (size_t i = 0; i < size; i++)
+        data[i] = (uint8_t)(i * 31 + (i >> 11));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/snap.img", a.dir);
+    FILE *fp = fopen(path, "wb");
+    assert_int_equal(fwrite(data, 1, size, fp), size);
+    fclose(fp);
+    struct raft_message m = {.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2, .term = 4};
+    m.snapshot.meta = (struct raft_snapshot_meta){.index = 70, .term = 4, .conf = {.n = 2, .ids = {1, 2}}};
+    assert_int_equal(transport_send_snapshot(a.t, &m, path), 0);
+    assert_true(run_until(snap_arrived, &b));
+    uint8_t *got = malloc(size + 1);
+    fp = fopen(b.snap_path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fread(got, 1, size + 1, fp), size);
+    fclose(fp);
+    assert_memory_equal(got, data, size);
+    free(got);
+    free(data);
+    node_destroy(&a);
+    node_destroy(&b);
+}
+
+struct spam {
+    struct tnode *from;
+    uint64_t to, seq;
+    unsigned rounds;
+};
+/* Send one message every few ms for a bounded number of rounds; never "done" early. */
+static bool spam_rounds(void *arg)
+{
+    struct spam *s = arg;
+    if (s->rounds == 0)
+        return true;
+    s->rounds--;
+    send_append(s->from, s->to, ++s->seq, 1);
+    run_for(5);
+    return false;
+}
+
+static void test_tls_refuses_a_peer_without_a_certificate_from_the_ca(void **state)
+{
+    struct tnode b, r, p;
+    node_init(&b, 2);
+    node_init(&r, 1);
+    node_init(&p, 1);
+    tls_ca = "ca";
+    tls_name = "n2";
+    node_start(&b, 0, (struct peerspec[]){{1, free_port()}}, 1);
+    uint16_t pb = transport_port(b.t);
+    /* r trusts b's CA but presents a certificate from another one */
+    tls_name = "r1";
+    node_start(&r, 0, (struct peerspec[]){{2, pb}}, 1);
+    struct spam s = {&r, 2, 0, 60};
+    run_until(spam_rounds, &s);
+    /* p speaks plaintext */
+    tls_name = NULL;
+    node_start(&p, 0, (struct peerspec[]){{2, pb}}, 1);
+    s = (struct spam){&p, 2, 0, 60};
+    run_until(spam_rounds, &s);
+    struct transport_stats st;
+    transport_stats(b.t, &st);
+    assert_int_equal(st.received, 0);
+    assert_int_equal(b.n_msgs, 0);
+    node_destroy(&r);
+    node_destroy(&p);
+    /* the same listener still serves a member with a good certificate */
+    struct tnode a;
+    node_init(&a, 1);
+    tls_name = "n1";
+    node_start(&a, 0, (struct peerspec[]){{2, pb}}, 1);
+    assert_int_equal(send_append(&a, 2, 1, 1), 0);
+    struct want w = {&b, 1};
+    assert_true(run_until(has_msgs, &w));
+    node_destroy(&a);
+    node_destroy(&b);
+}
+
+static void test_tls_config_errors_name_the_file(void **state)
+{
+    struct transport_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.loop = &loop;
+    cfg.self_id = 1;
+    strcpy(cfg.listen_host, "127.0.0.1");
+    cfg.snap_recv_dir = "/tmp";
+    cfg.h.message = on_message;
+    char cert[128], key[128], ca[128], err[256] = "";
+    snprintf(cert, sizeof(cert), "%s/n1.pem", certdir);
+    snprintf(key, sizeof(key), "%s/n2.key", certdir); /* not n1's key */
+    snprintf(ca, sizeof(ca), "%s/ca.pem", certdir);
+    struct transport *t;
+    cfg.cert_file = cert;
+    cfg.key_file = key;
+    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "all three"));
+    cfg.ca_file = ca;
+    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, key));
+    cfg.cert_file = "/nonexistent/cert.pem";
+    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "/nonexistent/cert.pem"));
+    cfg.cert_file = cert;
+    snprintf(key, sizeof(key), "%s/n1.key", certdir);
+    cfg.ca_file = "/nonexistent/ca.pem";
+    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+    cfg.ca_file = ca;
+    assert_int_equal(transport_start(&t, &cfg, err, sizeof(err)), 0);
+    transport_stop(t);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    transport_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_raft_messages_with_entries_arrive_intact_and_in_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_peer_that_starts_later_is_reached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_named_by_host_name_is_resolved_and_reached, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stop_and_free_while_a_name_is_resolving, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_that_goes_away_and_comes_back_is_reached_again, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_queue_bound_drops_and_counts_while_peer_is_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bound_drops_and_counts_while_peer_is_down, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_foreign_cluster_unknown_member_and_wrong_recipient_are_dropped_and_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_frames_close_the_connection_and_nothing_else, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_accepted_connections_are_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_file_streams_in_chunks_and_arrives_identical, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_broken_snapshot_stream_delivers_nothing_and_leaves_no_temp_file,
@@ -812,7 +1101,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_needs_a_connected_peer_and_a_readable_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_forward_and_forwarded_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_start_refuses_tls_and_bad_config_with_a_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_refuses_bad_config_with_a_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_peers_exchange_messages_forwards_and_snapshots, setup_tls,
+                                        teardown_tls),
+        cmocka_unit_test_setup_teardown(test_tls_refuses_a_peer_without_a_certificate_from_the_ca, setup_tls,
+                                        teardown_tls),
+        cmocka_unit_test_setup_teardown(test_tls_config_errors_name_the_file, setup_tls, teardown_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
