@@ -241,20 +241,13 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
     node_rdlock(api->node);
     const struct kv *kv = node_kv(api->node);
     const struct kv_node *dir = kv_token_dir(kv, r->token, r->token_len);
-    uint64_t index = kv_index(kv);
-    if (dir == NULL && m != API_M_DELETE) {
-        /* only a size (or the bare token dir) may bring a token into being; anything else would
-         * make size-less tokens that bypass /new's limits */
-        if (k->config_size || (k->token_dir && k->cmd.dir && m == API_M_PUT)) {
-            creates_token = true;
-        } else {
-            node_rdunlock(api->node);
-            char cause[sizeof(KV_DISCOVERY_DIR) + API_TOKEN_MAX_LEN + 2];
-            snprintf(cause, sizeof(cause), KV_DISCOVERY_DIR "/%.*s", (int)r->token_len, r->token);
-            send_err(t, req, r, KV_ENOTFOUND, cause, index);
-            return;
-        }
-    }
+    /* only a size (or the bare token dir) may bring a token into being; anything else would make
+     * size-less tokens that bypass /new's limits. Whether the token exists is the store's to say,
+     * in log order (in_token): this member may not have applied a token another one just made. */
+    if (dir == NULL && m != API_M_DELETE && (k->config_size || (k->token_dir && k->cmd.dir && m == API_M_PUT)))
+        creates_token = true;
+    else
+        k->cmd.in_token = true;
     node_rdunlock(api->node);
     if (creates_token && api_tokens_at_cap(t, req, API_ROUTE_KEYS))
         return;

@@ -172,6 +172,16 @@ static int check_config(struct kv *kv, const struct kv_cmd *c, struct kv_error *
     return kv_set_err(err, KV_ECONFIGLOCKED, kv->index, "%s is set once, when the token is created", path);
 }
 
+/* in_token (kv_cmd.h): 0, or KV_ENOTFOUND naming the token dir the key lies in when it is missing. */
+static int check_token(struct kv *kv, const struct kv_cmd *c, struct kv_error *err)
+{
+    const char *tok;
+    size_t tl;
+    if (!c->in_token || !kv_key_token(c->key, c->key_len, &tok, &tl) || kv_token_dir(kv, tok, tl))
+        return 0;
+    return kv_set_err(err, KV_ENOTFOUND, kv->index, KV_DISCOVERY_DIR "/%.*s", (int)tl, tok);
+}
+
 /* SET, CREATE and POST: etcd's internalCreate (+ Set's prevNode and refresh). */
 static int do_create(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, void *arg, struct kv_error *err)
 {
@@ -400,7 +410,9 @@ int kv_apply(struct kv *kv, const uint8_t *cmd, size_t len, kv_emit_fn emit, voi
     struct kv_cmd c;
     if (kv_cmd_decode(cmd, len, &c) != 0)
         return kv_set_err(err, KV_ERAFT, kv->index, "malformed command");
-    int rc = c.type != KV_CMD_SWEEP ? check_config(kv, &c, err) : 0;
+    int rc = c.type != KV_CMD_SWEEP ? check_token(kv, &c, err) : 0;
+    if (rc == 0 && c.type != KV_CMD_SWEEP)
+        rc = check_config(kv, &c, err);
     if (rc != 0)
         return rc;
     switch (c.type) {

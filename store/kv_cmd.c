@@ -2,7 +2,8 @@
  *
  * Format, version 1, all integers little-endian and fixed width:
  *   u8 version(=1) u8 type u8 flags(bit0 dir, bit1 recursive, bit2 refresh, bit3 has_prev_value,
- *   bit4 keep_config: added later; readers before it refuse such an entry rather than misapply it)
+ *   bit4 keep_config, bit5 in_token: added later; readers before them refuse such an entry rather than
+ *   misapply it)
  *   i64 now_ms  i64 expire_ms  u64 prev_index  u32 cap_size  u32 cap_surplus  i64 token_ttl_ms  u32 sweep_max
  *   u32 key_len key[key_len]  u32 value_len value[value_len]  u32 prev_value_len prev_value[...]
  * and nothing after. The decoder trusts nothing: every length is checked against what is left,
@@ -25,7 +26,8 @@ enum {
     F_REFRESH = 4,
     F_HAS_PREV_VALUE = 8,
     F_KEEP_CONFIG = 16,
-    F_ALL = 31,
+    F_IN_TOKEN = 32,
+    F_ALL = 63,
 };
 
 size_t kv_cmd_encoded_len(const struct kv_cmd *c)
@@ -65,7 +67,8 @@ size_t kv_cmd_encode_to(const struct kv_cmd *c, uint8_t *buf, size_t cap)
     *p++ = KV_CMD_VERSION;
     *p++ = (uint8_t)c->type;
     *p++ = (uint8_t)((c->dir ? F_DIR : 0) | (c->recursive ? F_RECURSIVE : 0) | (c->refresh ? F_REFRESH : 0) |
-                     (c->has_prev_value ? F_HAS_PREV_VALUE : 0) | (c->keep_config ? F_KEEP_CONFIG : 0));
+                     (c->has_prev_value ? F_HAS_PREV_VALUE : 0) | (c->keep_config ? F_KEEP_CONFIG : 0) |
+                     (c->in_token ? F_IN_TOKEN : 0));
     p = put_u64(p, (uint64_t)c->now_ms);
     p = put_u64(p, (uint64_t)c->expire_ms);
     p = put_u64(p, c->prev_index);
@@ -166,6 +169,7 @@ int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c)
     d.refresh = flags & F_REFRESH;
     d.has_prev_value = flags & F_HAS_PREV_VALUE;
     d.keep_config = flags & F_KEEP_CONFIG;
+    d.in_token = flags & F_IN_TOKEN;
     d.now_ms = (int64_t)get_u64(buf + 3);
     d.expire_ms = (int64_t)get_u64(buf + 11);
     d.prev_index = get_u64(buf + 19);

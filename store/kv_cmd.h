@@ -54,6 +54,9 @@ struct kv_cmd {
                                  TTL) is then KV_ECONFIGLOCKED. Other keys under _config, and deleting
                                  the whole token dir, are left alone. Decided from the tree at apply
                                  time, in log order, like cap_size. */
+    bool in_token;            /* writes: the key's token dir must exist already, else KV_ENOTFOUND naming
+                                 it; decided from the tree at apply time, so a member that has not yet
+                                 applied a new token forwards the write instead of refusing it */
     int64_t token_ttl_ms;     /* SWEEP: token lifetime (0 = tokens never expire) */
     uint32_t sweep_max;       /* SWEEP: bound on events per command (0 = 1024) */
 };
