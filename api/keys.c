@@ -30,8 +30,8 @@ static void success_headers(struct api_op *op, h2o_req_t *req, const struct node
 }
 
 /* A successful write or watch: the event as etcd renders it, with the success headers. */
-static void answer_event(struct api_op *op, h2o_req_t *req, const struct node_op *nop, const struct kv_event *ev,
-                         int status, bool no_value)
+static void answer_event(struct api_op *op, h2o_req_t *req, const struct node_op *nop,
+                         const struct kv_event *ev, int status, bool no_value)
 {
     struct api_buf b = {0};
     api_json_event(&b, ev, node_wall_ms(), no_value);
@@ -87,8 +87,8 @@ static void answer_failure(struct api_op *op, h2o_req_t *req)
     }
     switch (st) {
     case NODE_ETOOMANYWATCHES:
-        api_send_keys_error(t, req, API_ROUTE_KEYS, API_E_TOO_MANY_WATCHES, "too many parked watches; retry later",
-                            op->op.etcd_index, &op->op.token);
+        api_send_keys_error(t, req, API_ROUTE_KEYS, API_E_TOO_MANY_WATCHES,
+                            "too many parked watches; retry later", op->op.etcd_index, &op->op.token);
         break;
     case NODE_EUNAVAILABLE: {
         /* 5xx: the etcd client retries only server errors */
@@ -153,8 +153,8 @@ static void answer(struct api_op *op, h2o_req_t *req)
 {
     const struct node_op *nop = &op->op;
     const struct kv_event *ev = nop->event;
-    if (nop->type == NODE_OP_WATCH && (nop->status == NODE_ETIMEOUT || nop->status == NODE_ECANCELED ||
-                                       (nop->status == 0 && ev == NULL))) {
+    if (nop->type == NODE_OP_WATCH &&
+        (nop->status == NODE_ETIMEOUT || nop->status == NODE_ECANCELED || (nop->status == 0 && ev == NULL))) {
         /* the long-poll cap: 200 with an empty body makes the client re-poll at once */
         success_headers(op, req, nop);
         api_send(op->t, req, API_ROUTE_KEYS, 200, "application/json", "", 0);
@@ -221,14 +221,8 @@ static struct api_op *make_op(struct api_thread *t, h2o_req_t *req, const struct
 /* The write's rate limit decided (now, or later on this thread): submit it or answer 429. */
 static void on_write_rate_checked(struct api_op *op, int refused, uint32_t retry_after)
 {
-    if (refused >= 0 || op->req == NULL) {
-        h2o_req_t *req = api_op_take_req(op);
-        if (req != NULL)
-            api_rate_refuse(op, req, refused, retry_after);
-        api_op_free(op);
-        return;
-    }
-    api_op_submit(op);
+    if (!api_rate_settled(op, refused, retry_after))
+        api_op_submit(op);
 }
 
 static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_route *r,
@@ -244,7 +238,8 @@ static void submit_write(struct api_thread *t, h2o_req_t *req, const struct api_
     /* only a size (or the bare token dir) may bring a token into being; anything else would make
      * size-less tokens that bypass /new's limits. Whether the token exists is the store's to say,
      * in log order (in_token): this member may not have applied a token another one just made. */
-    if (dir == NULL && m != API_M_DELETE && (k->config_size || (k->token_dir && k->cmd.dir && m == API_M_PUT)))
+    if (dir == NULL && m != API_M_DELETE &&
+        (k->config_size || (k->token_dir && k->cmd.dir && m == API_M_PUT)))
         creates_token = true;
     else
         k->cmd.in_token = true;

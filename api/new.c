@@ -44,13 +44,8 @@ out:
 /* The creation limits decided (now, or later on this thread): store the token or answer 429. */
 static void on_new_rate_checked(struct api_op *op, int refused, uint32_t retry_after)
 {
-    if (refused >= 0 || op->req == NULL) {
-        h2o_req_t *req = api_op_take_req(op);
-        if (req != NULL)
-            api_rate_refuse(op, req, refused, retry_after);
-        api_op_free(op);
+    if (api_rate_settled(op, refused, retry_after))
         return;
-    }
     op->op.cmd.now_ms = node_wall_ms();
     api_op_submit(op);
 }

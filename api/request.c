@@ -34,6 +34,17 @@ void api_rate_add_new(struct api_op *op, h2o_req_t *req)
         api_op_rate_add(op, API_RL_NEW_RANGE, key, sizeof(key));
 }
 
+bool api_rate_settled(struct api_op *op, int refused, uint32_t retry_after)
+{
+    if (refused < 0 && op->req != NULL)
+        return false;
+    h2o_req_t *req = api_op_take_req(op);
+    if (req != NULL)
+        api_rate_refuse(op, req, refused, retry_after);
+    api_op_free(op);
+    return true;
+}
+
 void api_rate_refuse(struct api_op *op, h2o_req_t *req, int refused, uint32_t retry_after)
 {
     struct api_thread *t = op->t;

@@ -22,6 +22,9 @@ void api_rate_add_new(struct api_op *op, h2o_req_t *req);
 /* The 429 of a refused rate check: Retry-After and one line naming the limit; JSON with the keys
  * headers on the keys route, else text. */
 void api_rate_refuse(struct api_op *op, h2o_req_t *req, int refused, uint32_t retry_after);
+/* In a rate-check callback: true when the op is done with (refused: 429 sent; or its request is
+ * gone) and freed; false when it was allowed and the caller goes on to submit it. */
+bool api_rate_settled(struct api_op *op, int refused, uint32_t retry_after);
 
 /* The --max-tokens cap, asked before a token is created (by /new or by hand on the keys route):
  * false when there is room; true after answering 503 + Retry-After with one line (JSON on the keys

@@ -274,12 +274,18 @@ static int parse_listen(const char *s, struct svc_listen *l)
     return 0;
 }
 
-/* Comma- or space-separated list (the environment form; a flag carries one address). */
-static int parse_listen_list(const char *s, struct svc_config *cfg, bool append, const char *who, char *err,
-                             size_t errlen)
+/* Comma- or space-separated items (the environment form; a flag carries one), each parsed by one()
+ * into slot *n (at most max). bad names an item that is not one, unparsed (too long, or none at
+ * all), bad_parse one that one() refused, too_many the cap ("%s: more than %d addresses"). */
+struct list_kind {
+    int (*one)(const char *item, struct svc_config *cfg, size_t i);
+    size_t max;
+    const char *bad, *bad_parse, *too_many;
+};
+
+static int parse_list(const char *s, struct svc_config *cfg, size_t *n, const struct list_kind *k,
+                      const char *who, char *err, size_t errlen)
 {
-    if (!append)
-        cfg->n_listen = 0;
     const char *p = s;
     bool any = false;
     while (*p) {
@@ -291,23 +297,37 @@ static int parse_listen_list(const char *s, struct svc_config *cfg, bool append,
         while (*e && *e != ',' && *e != ' ' && *e != '\t')
             e++;
         char item[128];
+        if (*n == k->max)
+            return fail(err, errlen, k->too_many, who, (int)k->max);
         if ((size_t)(e - p) >= sizeof(item))
-            return fail(err, errlen, "%s: \"%.*s\" is not ADDR:PORT (e.g. 0.0.0.0:8087 or [::]:8087)", who,
-                        (int)(e - p), p);
+            return fail(err, errlen, k->bad, who, (int)(e - p), p);
         memcpy(item, p, (size_t)(e - p));
         item[e - p] = '\0';
-        if (cfg->n_listen == SVC_MAX_LISTEN)
-            return fail(err, errlen, "%s: more than %d addresses", who, SVC_MAX_LISTEN);
-        if (parse_listen(item, &cfg->listen[cfg->n_listen]) != 0)
-            return fail(err, errlen, "%s: \"%s\" is not ADDR:PORT (e.g. 0.0.0.0:8087 or [::]:8087)", who,
-                        item);
-        cfg->n_listen++;
+        if (k->one(item, cfg, *n) != 0)
+            return fail(err, errlen, k->bad_parse, who, (int)strlen(item), item);
+        (*n)++;
         any = true;
         p = e;
     }
     if (!any)
-        return fail(err, errlen, "%s: \"%s\" is not ADDR:PORT (e.g. 0.0.0.0:8087 or [::]:8087)", who, s);
+        return fail(err, errlen, k->bad, who, (int)strlen(s), s);
     return 0;
+}
+
+static int one_listen(const char *item, struct svc_config *cfg, size_t i)
+{
+    return parse_listen(item, &cfg->listen[i]);
+}
+
+static int parse_listen_list(const char *s, struct svc_config *cfg, bool append, const char *who, char *err,
+                             size_t errlen)
+{
+    static const struct list_kind k = {
+        one_listen, SVC_MAX_LISTEN, "%s: \"%.*s\" is not ADDR:PORT (e.g. 0.0.0.0:8087 or [::]:8087)",
+        "%s: \"%.*s\" is not ADDR:PORT (e.g. 0.0.0.0:8087 or [::]:8087)", "%s: more than %d addresses"};
+    if (!append)
+        cfg->n_listen = 0;
+    return parse_list(s, cfg, &cfg->n_listen, &k, who, err, errlen);
 }
 
 int svc_parse_cidr(const char *s, struct svc_cidr *out)
@@ -344,42 +364,21 @@ int svc_parse_cidr(const char *s, struct svc_cidr *out)
     return 0;
 }
 
-/* Comma- or space-separated CIDRs (the environment form; a flag carries one). */
+static int one_cidr(const char *item, struct svc_config *cfg, size_t i)
+{
+    return svc_parse_cidr(item, &cfg->trusted[i]);
+}
+
 static int parse_cidr_list(const char *s, struct svc_config *cfg, bool append, const char *who, char *err,
                            size_t errlen)
 {
+    static const struct list_kind k = {
+        one_cidr, SVC_MAX_TRUSTED, "%s: \"%.*s\" is not a network (e.g. 10.0.0.0/8 or fd00::/8)",
+        "%s: \"%.*s\" is not a network (e.g. 10.0.0.0/8 or fd00::/8; host bits must be zero)",
+        "%s: more than %d networks"};
     if (!append)
         cfg->n_trusted = 0;
-    const char *p = s;
-    bool any = false;
-    while (*p) {
-        while (*p == ',' || *p == ' ' || *p == '\t')
-            p++;
-        if (*p == '\0')
-            break;
-        const char *e = p;
-        while (*e && *e != ',' && *e != ' ' && *e != '\t')
-            e++;
-        char item[128];
-        if ((size_t)(e - p) >= sizeof(item) || cfg->n_trusted == SVC_MAX_TRUSTED) {
-            if (cfg->n_trusted == SVC_MAX_TRUSTED)
-                return fail(err, errlen, "%s: more than %d networks", who, SVC_MAX_TRUSTED);
-            return fail(err, errlen, "%s: \"%.*s\" is not a network (e.g. 10.0.0.0/8 or fd00::/8)", who,
-                        (int)(e - p), p);
-        }
-        memcpy(item, p, (size_t)(e - p));
-        item[e - p] = '\0';
-        if (svc_parse_cidr(item, &cfg->trusted[cfg->n_trusted]) != 0)
-            return fail(err, errlen,
-                        "%s: \"%s\" is not a network (e.g. 10.0.0.0/8 or fd00::/8; host bits must be zero)",
-                        who, item);
-        cfg->n_trusted++;
-        any = true;
-        p = e;
-    }
-    if (!any)
-        return fail(err, errlen, "%s: \"%s\" is not a network (e.g. 10.0.0.0/8 or fd00::/8)", who, s);
-    return 0;
+    return parse_list(s, cfg, &cfg->n_trusted, &k, who, err, errlen);
 }
 
 /* scheme://host[:port][/] — nothing else: /new appends "/<token>" to it. */

@@ -13,6 +13,7 @@
  * shape exists.)
  */
 #include "store/kv_cmd.h"
+#include "store/le.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,16 +39,14 @@ size_t kv_cmd_encoded_len(const struct kv_cmd *c)
 
 static uint8_t *put_u32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++)
-        *p++ = (uint8_t)(v >> (8 * i));
-    return p;
+    le_put32(p, v);
+    return p + 4;
 }
 
 static uint8_t *put_u64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        *p++ = (uint8_t)(v >> (8 * i));
-    return p;
+    le_put64(p, v);
+    return p + 8;
 }
 
 static uint8_t *put_str(uint8_t *p, const char *s, uint32_t n)
@@ -93,22 +92,12 @@ int kv_cmd_encode(const struct kv_cmd *c, uint8_t **out, size_t *out_len)
     return 0;
 }
 
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
 /* Read one length-prefixed string at *off; -1 if it runs past len. */
 static int get_str(const uint8_t *buf, size_t len, size_t *off, const char **s, uint32_t *n)
 {
     if (len - *off < 4)
         return -1;
-    uint32_t l = get_u32(buf + *off);
+    uint32_t l = le_get32(buf + *off);
     *off += 4;
     if (len - *off < l)
         return -1;
@@ -170,13 +159,13 @@ int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c)
     d.has_prev_value = flags & F_HAS_PREV_VALUE;
     d.keep_config = flags & F_KEEP_CONFIG;
     d.in_token = flags & F_IN_TOKEN;
-    d.now_ms = (int64_t)get_u64(buf + 3);
-    d.expire_ms = (int64_t)get_u64(buf + 11);
-    d.prev_index = get_u64(buf + 19);
-    d.cap_size = get_u32(buf + 27);
-    d.cap_surplus = get_u32(buf + 31);
-    d.token_ttl_ms = (int64_t)get_u64(buf + 35);
-    d.sweep_max = get_u32(buf + 43);
+    d.now_ms = (int64_t)le_get64(buf + 3);
+    d.expire_ms = (int64_t)le_get64(buf + 11);
+    d.prev_index = le_get64(buf + 19);
+    d.cap_size = le_get32(buf + 27);
+    d.cap_surplus = le_get32(buf + 31);
+    d.token_ttl_ms = (int64_t)le_get64(buf + 35);
+    d.sweep_max = le_get32(buf + 43);
     size_t off = KV_CMD_FIXED;
     if (get_str(buf, len, &off, &d.key, &d.key_len) != 0 ||
         get_str(buf, len, &off, &d.value, &d.value_len) != 0 ||

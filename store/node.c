@@ -4,6 +4,9 @@
  */
 #include "store/node_int.h"
 
+#include <errno.h>
+#include <sys/random.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +49,17 @@ void node_fill_token(struct node *n, struct node_op *op, const char *key, size_t
         kv_token_info(n->kv, tok, tlen, &op->token);
     else
         memset(&op->token, 0, sizeof(op->token));
+}
+
+int node_draw_id(uint64_t *id, char *errbuf, size_t errlen)
+{
+    while (*id == 0) {
+        if (getrandom(id, sizeof(*id), 0) != (ssize_t)sizeof(*id) && errno != EINTR) {
+            snprintf(errbuf, errlen, "getrandom: %s", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- any thread */

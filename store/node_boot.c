@@ -56,17 +56,6 @@ static void wal_log(void *arg, const char *fmt, ...)
     va_end(ap);
 }
 
-static int draw_id(uint64_t *id, char *errbuf, size_t errlen)
-{
-    while (*id == 0) {
-        if (getrandom(id, sizeof(*id), 0) != (ssize_t)sizeof(*id) && errno != EINTR) {
-            snprintf(errbuf, errlen, "getrandom: %s", strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* Take <data_dir>/LOCK: one discoveryd per data dir. */
 static int lock_data_dir(struct node_raft *d, const char *dir, char *errbuf, size_t errlen)
 {
@@ -127,7 +116,8 @@ static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t
         wc.cluster_id = n->cluster_id;
         wc.member_id = d->member_id;
     } else if (fresh) {
-        if (draw_id(&n->cluster_id, errbuf, errlen) != 0 || draw_id(&d->member_id, errbuf, errlen) != 0)
+        if (node_draw_id(&n->cluster_id, errbuf, errlen) != 0 ||
+            node_draw_id(&d->member_id, errbuf, errlen) != 0)
             return -1;
         wc.cluster_id = n->cluster_id;
         wc.member_id = d->member_id;
@@ -215,7 +205,7 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
             goto fail;
         }
         stp = &st;
-    } else if (draw_id(&d->member_id, errbuf, errlen) != 0) {
+    } else if (node_draw_id(&d->member_id, errbuf, errlen) != 0) {
         goto fail;
     }
     struct raft_config rc;

@@ -86,6 +86,8 @@ struct node {
 /* node.c: finish an op (any status): raft position from the applied state, then post it to its
  * client, or run done() here for the node's own ops (client == NULL). */
 void node_complete(struct node *n, struct node_op *op, int status);
+/* node.c: a random non-zero ID into *id if it is 0 (cluster and member IDs). 0, or -1 with errbuf. */
+int node_draw_id(uint64_t *id, char *errbuf, size_t errlen);
 /* node.c: fill op->token for the token the key lies in, from the applied state. */
 void node_fill_token(struct node *n, struct node_op *op, const char *key, size_t key_len);
 

@@ -90,17 +90,6 @@ static void node_destroy(struct node *n)
     free(n);
 }
 
-static int draw_cluster_id(uint64_t *id, char *errbuf, size_t errlen)
-{
-    while (*id == 0) {
-        if (getrandom(id, sizeof(*id), 0) != (ssize_t)sizeof(*id) && errno != EINTR) {
-            snprintf(errbuf, errlen, "getrandom: %s", strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* Close the handles of a loop whose thread never ran, and run it once so the closes finish. */
 static void abandon_loop(struct node *n)
 {
@@ -138,7 +127,7 @@ int node_start(struct node **out, const struct node_config *cfg, char *errbuf, s
         goto fail;
     }
     n->cluster_id = cfg->cluster_id;
-    if (draw_cluster_id(&n->cluster_id, errbuf, errlen) != 0)
+    if (node_draw_id(&n->cluster_id, errbuf, errlen) != 0)
         goto fail;
     int rc = uv_loop_init(&n->loop);
     if (rc != 0) {

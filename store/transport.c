@@ -35,12 +35,12 @@ static struct tr_frame *frame_new(struct tr_peer *p, uint8_t kind, size_t payloa
     f->peer = p;
     f->kind = kind;
     f->len = TR_HEADER + payload;
-    tr_put32(f->data, (uint32_t)(TR_HEADER_REST + payload));
+    le_put32(f->data, (uint32_t)(TR_HEADER_REST + payload));
     f->data[4] = TR_VERSION;
     f->data[5] = kind;
-    tr_put64(f->data + 6, p->t->cfg.cluster_id);
-    tr_put64(f->data + 14, p->t->cfg.self_id);
-    tr_put64(f->data + 22, p->cfg.id);
+    le_put64(f->data + 6, p->t->cfg.cluster_id);
+    le_put64(f->data + 14, p->t->cfg.self_id);
+    le_put64(f->data + 22, p->cfg.id);
     return f;
 }
 
@@ -424,7 +424,7 @@ int transport_forward(struct transport *t, uint64_t to, uint64_t req, const uint
         p->dropped++;
         return -ENOMEM;
     }
-    tr_put64(f->data + TR_HEADER, req);
+    le_put64(f->data + TR_HEADER, req);
     if (len > 0)
         memcpy(f->data + TR_HEADER + 8, cmd, len);
     return frame_admit(p, f);
@@ -442,10 +442,10 @@ int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t
         return -ENOMEM;
     }
     uint8_t *q = f->data + TR_HEADER;
-    tr_put64(q, req);
-    tr_put64(q + 8, index);
-    tr_put64(q + 16, term);
-    tr_put32(q + 24, (uint32_t)(int32_t)status);
+    le_put64(q, req);
+    le_put64(q + 8, index);
+    le_put64(q + 16, term);
+    le_put32(q + 24, (uint32_t)(int32_t)status);
     return frame_admit(p, f);
 }
 
@@ -477,7 +477,7 @@ static void snap_pump(struct tr_peer *p)
             tr_conn_close(p->conn);
             return;
         }
-        tr_put32(f->data + TR_HEADER, s->crc);
+        le_put32(f->data + TR_HEADER, s->crc);
     }
     f->snap_gen = s->gen;
     p->queued_bytes += f->len; /* stream frames go one at a time, outside the cap */

@@ -102,7 +102,7 @@ static int snap_end(struct tr_conn *c, const uint8_t *p, size_t n)
         return -1;
     struct transport *t = c->t;
     const struct fileio *io = fileio_posix();
-    if (tr_get32(p) != c->snap_crc || io->fsync(io->ctx, c->snap_fd) < 0) {
+    if (le_get32(p) != c->snap_crc || io->fsync(io->ctx, c->snap_fd) < 0) {
         snap_abort(c);
         return 0;
     }
@@ -133,9 +133,9 @@ static int header_check(struct tr_conn *c)
 {
     struct transport *t = c->t;
     const uint8_t *h = c->hdr;
-    uint32_t len = tr_get32(h);
+    uint32_t len = le_get32(h);
     uint8_t version = h[4], kind = h[5];
-    uint64_t cluster = tr_get64(h + 6), from = tr_get64(h + 14), to = tr_get64(h + 22);
+    uint64_t cluster = le_get64(h + 6), from = le_get64(h + 14), to = le_get64(h + 22);
     if (len < TR_HEADER_REST || len > TR_MAX_FRAME || version != TR_VERSION || kind < TR_RAFT ||
         kind > TR_SNAP_END)
         return -1;
@@ -165,7 +165,7 @@ static int frame_dispatch(struct tr_conn *c, const uint8_t *p, size_t n)
     struct transport *t = c->t;
     const struct transport_handlers *h = &t->cfg.h;
     uint8_t kind = c->hdr[5];
-    uint64_t from = tr_get64(c->hdr + 14), to = tr_get64(c->hdr + 22);
+    uint64_t from = le_get64(c->hdr + 14), to = le_get64(c->hdr + 22);
     t->received++;
     switch (kind) {
     case TR_RAFT: {
@@ -180,11 +180,11 @@ static int frame_dispatch(struct tr_conn *c, const uint8_t *p, size_t n)
     }
     case TR_FORWARD:
         if (h->forward != NULL)
-            h->forward(h->arg, from, tr_get64(p), p + 8, n - 8);
+            h->forward(h->arg, from, le_get64(p), p + 8, n - 8);
         return 0;
     case TR_FORWARDED:
         if (h->forwarded != NULL)
-            h->forwarded(h->arg, tr_get64(p), tr_get64(p + 8), tr_get64(p + 16), (int32_t)tr_get32(p + 24));
+            h->forwarded(h->arg, le_get64(p), le_get64(p + 8), le_get64(p + 16), (int32_t)le_get32(p + 24));
         return 0;
     case TR_SNAP:
         return snap_begin(c, from, p, n);
@@ -213,7 +213,7 @@ static int conn_feed(struct tr_conn *c, const uint8_t *p, size_t n)
             k = min_size(TR_HEADER - c->hdr_got, n);
             memcpy(c->hdr + c->hdr_got, p, k);
             c->hdr_got += k;
-            if (c->hdr_got >= 4 && (tr_get32(c->hdr) < TR_HEADER_REST || tr_get32(c->hdr) > TR_MAX_FRAME))
+            if (c->hdr_got >= 4 && (le_get32(c->hdr) < TR_HEADER_REST || le_get32(c->hdr) > TR_MAX_FRAME))
                 return -1; /* a bad length closes at once, without waiting for the rest */
             if (c->hdr_got == TR_HEADER) {
                 c->hdr_got = 0;

@@ -6,6 +6,7 @@
 #define DISCOVERYD_STORE_TRANSPORT_INT_H
 
 #include <limits.h>
+#include "store/le.h"
 #include "store/transport.h"
 
 #define TR_VERSION 1
@@ -105,30 +106,6 @@ struct transport {
     uint64_t snap_seq;
 };
 
-static inline void tr_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void tr_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint32_t tr_get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static inline uint64_t tr_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 /* transport.c */
 struct tr_peer *tr_peer_find(struct transport *t, uint64_t id);

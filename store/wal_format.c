@@ -27,9 +27,9 @@ int wal_path(const struct wal *w, char *out, size_t cap, const char *name)
 
 void wal_record_frame(uint8_t *buf, uint8_t type, const uint8_t *payload, uint32_t plen)
 {
-    wal_put32(buf, 1 + plen);
+    le_put32(buf, 1 + plen);
     buf[WAL_REC_FRAME] = type;
     if (plen > 0 && payload != buf + WAL_REC_FRAME + 1)
         memmove(buf + WAL_REC_FRAME + 1, payload, plen);
-    wal_put32(buf + 4, crc32c_update(crc32c(buf, 4), buf + WAL_REC_FRAME, 1 + plen));
+    le_put32(buf + 4, crc32c_update(crc32c(buf, 4), buf + WAL_REC_FRAME, 1 + plen));
 }

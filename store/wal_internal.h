@@ -6,6 +6,7 @@
 #define DISCOVERYD_STORE_WAL_INTERNAL_H
 
 #include <stdatomic.h>
+#include "store/le.h"
 #include "store/wal.h"
 
 #define WAL_HEADER_PAYLOAD (4 + 8 * 4 + 1 + RAFT_HARD_STATE_SIZE + 8 + 8)
@@ -65,25 +66,5 @@ int wal_replay_dir(struct wal *w, struct wal_replay *r, uint64_t *repair_off, ch
         if ((w)->cfg.log != NULL)                                                                            \
             (w)->cfg.log((w)->cfg.log_arg, __VA_ARGS__);                                                     \
     } while (0)
-
-/* Little-endian helpers. */
-static inline void wal_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void wal_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint32_t wal_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline uint64_t wal_get64(const uint8_t *p)
-{
-    return (uint64_t)wal_get32(p) | (uint64_t)wal_get32(p + 4) << 32;
-}
 
 #endif

@@ -32,7 +32,7 @@ enum wal_parse wal_parse_record(const uint8_t *buf, uint64_t size, uint64_t off,
             }
         return WAL_PARSE_END;
     }
-    uint32_t len = wal_get32(buf + off);
+    uint32_t len = le_get32(buf + off);
     if (len == 0)
         return WAL_PARSE_END;
     if (len > WAL_RECORD_MAX) {
@@ -44,7 +44,7 @@ enum wal_parse wal_parse_record(const uint8_t *buf, uint64_t size, uint64_t off,
         return WAL_PARSE_BAD;
     }
     uint32_t crc = crc32c_update(crc32c(buf + off, 4), buf + off + WAL_REC_FRAME, len);
-    if (crc != wal_get32(buf + off + 4)) {
+    if (crc != le_get32(buf + off + 4)) {
         *why = "checksum mismatch";
         return WAL_PARSE_BAD;
     }
@@ -228,9 +228,9 @@ static int apply_header(struct replay *rp, const struct wal_seg *seg, const uint
     struct wal_replay *r = rp->r;
     if (len != WAL_HEADER_PAYLOAD)
         return refuse(rp, 0, "segment header has the wrong size");
-    uint32_t version = wal_get32(p);
-    uint64_t cluster = wal_get64(p + 4), member = wal_get64(p + 12);
-    uint64_t seq = wal_get64(p + 20), first = wal_get64(p + 28);
+    uint32_t version = le_get32(p);
+    uint64_t cluster = le_get64(p + 4), member = le_get64(p + 12);
+    uint64_t seq = le_get64(p + 20), first = le_get64(p + 28);
     uint8_t flags = p[36];
     if (version != WAL_FORMAT_VERSION)
         return refuse(rp, 0,
@@ -268,8 +268,8 @@ static int apply_header(struct replay *rp, const struct wal_seg *seg, const uint
         rp->st.has_hs = true;
     }
     if (flags & WAL_HDR_HAS_SNAP)
-        return apply_snapshot(rp, 0, wal_get64(p + 37 + RAFT_HARD_STATE_SIZE),
-                              wal_get64(p + 45 + RAFT_HARD_STATE_SIZE), false);
+        return apply_snapshot(rp, 0, le_get64(p + 37 + RAFT_HARD_STATE_SIZE),
+                              le_get64(p + 45 + RAFT_HARD_STATE_SIZE), false);
     return 0;
 }
 
@@ -286,7 +286,7 @@ static int apply_record(struct replay *rp, uint64_t off, uint8_t type, const uin
     case WAL_REC_SNAPSHOT:
         if (len != WAL_SNAP_PAYLOAD || p[0] != 1 || (p[1] & ~WAL_SNAP_REPLACES_LOG))
             return refuse(rp, off, "snapshot marker does not decode");
-        return apply_snapshot(rp, off, wal_get64(p + 2), wal_get64(p + 10), p[1] & WAL_SNAP_REPLACES_LOG);
+        return apply_snapshot(rp, off, le_get64(p + 2), le_get64(p + 10), p[1] & WAL_SNAP_REPLACES_LOG);
     default:
         return refuse(rp, off, "a segment header in the middle of a segment");
     }
@@ -302,7 +302,7 @@ static bool valid_record_after(const uint8_t *buf, uint64_t size, uint64_t from,
         uint64_t reclen;
         const char *why;
         /* Cheap filters first: most garbage has an impossible length or type. */
-        uint32_t len = wal_get32(buf + y);
+        uint32_t len = le_get32(buf + y);
         if (len == 0 || len > size - y - WAL_REC_FRAME || buf[y + WAL_REC_FRAME] < WAL_REC_HEADER ||
             buf[y + WAL_REC_FRAME] > WAL_REC_SNAPSHOT)
             continue;

@@ -40,16 +40,16 @@ static void header_payload(const struct wal *w, uint64_t seq, uint64_t first, co
                            uint8_t *p)
 {
     memset(p, 0, WAL_HEADER_PAYLOAD);
-    wal_put32(p, WAL_FORMAT_VERSION);
-    wal_put64(p + 4, w->cfg.cluster_id);
-    wal_put64(p + 12, w->cfg.member_id);
-    wal_put64(p + 20, seq);
-    wal_put64(p + 28, first);
+    le_put32(p, WAL_FORMAT_VERSION);
+    le_put64(p + 4, w->cfg.cluster_id);
+    le_put64(p + 12, w->cfg.member_id);
+    le_put64(p + 20, seq);
+    le_put64(p + 28, first);
     p[36] = (uint8_t)((st->has_hs ? WAL_HDR_HAS_HS : 0) | (st->has_snap ? WAL_HDR_HAS_SNAP : 0));
     size_t n;
     raft_hard_state_encode(&st->hs, p + 37, RAFT_HARD_STATE_SIZE, &n);
-    wal_put64(p + 37 + RAFT_HARD_STATE_SIZE, st->snap_index);
-    wal_put64(p + 45 + RAFT_HARD_STATE_SIZE, st->snap_term);
+    le_put64(p + 37 + RAFT_HARD_STATE_SIZE, st->snap_index);
+    le_put64(p + 45 + RAFT_HARD_STATE_SIZE, st->snap_term);
 }
 
 /* Creates segment (seq, first) with its header as of *st: <name>.tmp, preallocate, header, fsync,
@@ -311,8 +311,8 @@ static void snap_payload(uint8_t *p, uint64_t index, uint64_t term, bool replace
 {
     p[0] = 1;
     p[1] = replaces ? WAL_SNAP_REPLACES_LOG : 0;
-    wal_put64(p + 2, index);
-    wal_put64(p + 10, term);
+    le_put64(p + 2, index);
+    le_put64(p + 10, term);
 }
 
 int wal_snapshot(struct wal *w, uint64_t index, uint64_t term, bool replaces_log)
@@ -339,7 +339,7 @@ int wal_snapshot(struct wal *w, uint64_t index, uint64_t term, bool replaces_log
 /* Moves st past one buffered record (the writer's own, so it decodes). */
 static void state_apply(struct wal_state *st, const uint8_t *rec)
 {
-    uint32_t plen = wal_get32(rec) - 1;
+    uint32_t plen = le_get32(rec) - 1;
     const uint8_t *p = rec + WAL_REC_FRAME + 1;
     struct raft_entry e;
     switch (rec[WAL_REC_FRAME]) {
@@ -353,8 +353,8 @@ static void state_apply(struct wal_state *st, const uint8_t *rec)
         break;
     case WAL_REC_SNAPSHOT:
         st->has_snap = true;
-        st->snap_index = wal_get64(p + 2);
-        st->snap_term = wal_get64(p + 10);
+        st->snap_index = le_get64(p + 2);
+        st->snap_term = le_get64(p + 10);
         if ((p[1] & WAL_SNAP_REPLACES_LOG) || st->snap_index > st->last)
             st->last = st->snap_index;
         break;
@@ -397,7 +397,7 @@ int wal_sync(struct wal *w)
     size_t chunk = 0, pos = 0;
     int rv;
     while (pos < w->len) {
-        uint64_t reclen = WAL_REC_FRAME + (uint64_t)wal_get32(w->buf + pos);
+        uint64_t reclen = WAL_REC_FRAME + (uint64_t)le_get32(w->buf + pos);
         uint64_t at = w->off + (pos - chunk);
         /* Roll over when the record does not fit, unless the segment holds nothing but its header
          * (a record bigger than a whole segment then grows the file past its preallocation). */

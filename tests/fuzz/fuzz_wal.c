@@ -44,7 +44,7 @@ static void fix_crcs(uint8_t *p, size_t len)
 {
     uint64_t off = 0;
     while (len - off >= WAL_REC_FRAME + 1) {
-        uint32_t n = wal_get32(p + off);
+        uint32_t n = le_get32(p + off);
         if (n == 0 || n > len - off - WAL_REC_FRAME)
             break;
         wal_record_frame(p + off, p[off + WAL_REC_FRAME], p + off + WAL_REC_FRAME + 1, n - 1);
@@ -59,8 +59,8 @@ static void put_segment(struct fake_fs *fs, size_t i, uint8_t *p, size_t len, bo
     uint64_t seq = i + 1, first = 1;
     size_t h = WAL_REC_FRAME + 1;
     if (len >= h + 36) {
-        seq = wal_get64(p + h + 20);
-        first = wal_get64(p + h + 28);
+        seq = le_get64(p + h + 20);
+        first = le_get64(p + h + 28);
     }
     char path[64], name[WAL_NAME_LEN + 1];
     wal_seg_name(name, sizeof(name), seq, first);

@@ -311,9 +311,9 @@ static void test_valid_records_with_inconsistent_indexes_refuse_the_open(void **
     uint8_t *img = malloc(f->len_newest);
     memcpy(img, f->img_newest, f->len_newest);
     uint64_t at = offs[n - 1];
-    uint32_t plen = wal_get32(img + at) - 1;
+    uint32_t plen = le_get32(img + at) - 1;
     uint8_t *payload = img + at + WAL_REC_FRAME + 1;
-    wal_put64(payload + 9, wal_get64(payload + 9) + 5); /* version, term, then index */
+    le_put64(payload + 9, le_get64(payload + 9) + 5); /* version, term, then index */
     wal_record_frame(img + at, WAL_REC_ENTRY, payload, plen);
     install(f, f->newest, img, f->len_newest);
     expect_refused(f, f->newest, at, "does not follow the log");

@@ -130,7 +130,7 @@ static void test_record_frame_parses_back_and_rejects_damage(void **state)
 {
     uint8_t payload[5] = {1, 2, 3, 4, 5}, rec[WAL_REC_FRAME + 1 + 5 + 4] = {0};
     wal_record_frame(rec, WAL_REC_ENTRY, payload, 5);
-    assert_int_equal(wal_get32(rec), 6);
+    assert_int_equal(le_get32(rec), 6);
     uint8_t type;
     const uint8_t *p;
     uint32_t plen;
