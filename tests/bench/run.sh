@@ -146,7 +146,23 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || true; }
 
 results="$tmp/results.tsv"
-printf 'round\twl\ttarget\tstatus\trps\tp50\tp99\tnon2xx\tsockerr\trequests\thwm_kb\tcpu\tdata_kb\n' >"$results"
+printf 'round\twl\ttarget\tstatus\trps\tp50\tp99\tnon2xx\tsockerr\trequests\thwm_kb\tcpu\tdata_kb\tfsyncs\tfsync_metric\twal_segs\tsecs\n' >"$results"
+
+# fsync counting for the registration workload (see run_one); without perf the column says so
+fsync_events='syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync'
+have_perf=0
+if command -v perf >/dev/null && perf stat -x, -e "$fsync_events" -o /dev/null true 2>/dev/null; then
+    have_perf=1
+else
+    log "perf cannot count syscall tracepoints here (not root, or no tracefs): no fsync counts"
+fi
+# etcd's own count of the fsyncs it issued: WAL fsyncs + bbolt commits + snapshot file fsyncs
+etcd_fsyncs() {
+    curl -s --max-time 5 "http://127.0.0.1:$1/metrics" | awk '
+        /^etcd_disk_wal_fsync_duration_seconds_count / || /^etcd_disk_backend_commit_duration_seconds_count / ||
+        /^etcd_snap_fsync_duration_seconds_count / || /^etcd_snap_db_fsync_duration_seconds_count / {s += $2; n++}
+        END {if (n) printf "%d", s}'
+}
 clk=$(getconf CLK_TCK)
 
 # run_one ROUND WORKLOAD TARGET: one fresh server, seed, wrk, measure, stop
@@ -178,6 +194,18 @@ run_one() {
         url="http://127.0.0.1:$server_port"
         args=(-s "$here/put.lua")
     fi
+    # fsyncs during the run: kernel tracepoints counted by perf for the server's threads (and the
+    # threads/children they start: perf stat inherits), so strace's slowdown is avoided; etcd's own
+    # counters (WAL fsyncs + backend commits + snapshot fsyncs) are read beside them as a check.
+    local perf_pid="" m0=""
+    if [[ $wl == put ]]; then
+        if ((have_perf)); then
+            perf stat -x, -e "$fsync_events" -p "$server_pid" -o "$dir/perf.txt" 2>/dev/null &
+            perf_pid=$!
+            sleep 0.3 # perf attaches before the load starts
+        fi
+        [[ $target == etcd ]] && m0=$(etcd_fsyncs "$server_port")
+    fi
     local t0 t1 c0 c1
     c0=$(cpu_ticks "$server_pid")
     t0=$(date +%s.%N)
@@ -196,6 +224,20 @@ run_one() {
     wrk_pid=""
     t1=$(date +%s.%N)
     c1=$(cpu_ticks "$server_pid")
+    local fsyncs="" fsync_metric="" wal_segs=""
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        fsyncs=$(awk -F, '$3 ~ /syscalls:sys_enter_f(data)?sync/ && $1 ~ /^[0-9]+$/ {s += $1} END {print s + 0}' "$dir/perf.txt" 2>/dev/null || true)
+    fi
+    if [[ -n $m0 ]]; then
+        local m1
+        m1=$(etcd_fsyncs "$server_port")
+        [[ -n $m1 ]] && fsync_metric=$((m1 - m0))
+    fi
+    if [[ $wl == put && $target == discoveryd ]]; then
+        wal_segs=$(find "$dir/dd.data/wal" -maxdepth 1 -name '*.wal' -size +0 2>/dev/null | wc -l)
+    fi
     local hwm
     hwm=$(status_kb "$server_pid" VmHWM)
     [[ -n $hwm ]] || hwm=$peak
@@ -208,9 +250,12 @@ run_one() {
     local cpu
     cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$clk" 'BEGIN{printf "%.3f", (b-a)/hz/(t1-t0)}')
     IFS=$'\t' read -r rps p50 p99 non2xx sockerr total <<<"$parsed"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$wl" "$target" "$status" \
-        "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$total" "$hwm" "$cpu" "$data_kb" >>"$results"
-    log "  $target: $rps req/s, p50 $p50 ms, p99 $p99 ms, non-2xx $non2xx, socket errors $sockerr, VmHWM $hwm kB, cpu $cpu cores, data dir $data_kb kB, $status"
+    local secs
+    secs=$(awk -v t0="$t0" -v t1="$t1" 'BEGIN{printf "%.3f", t1-t0}')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$wl" "$target" "$status" \
+        "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$total" "$hwm" "$cpu" "$data_kb" \
+        "$fsyncs" "$fsync_metric" "$wal_segs" "$secs" >>"$results"
+    log "  $target: $rps req/s, p50 $p50 ms, p99 $p99 ms, non-2xx $non2xx, socket errors $sockerr, VmHWM $hwm kB, cpu $cpu cores, data dir $data_kb kB${fsyncs:+, fsyncs $fsyncs in $secs s}${fsync_metric:+ (etcd metrics: $fsync_metric)}${wal_segs:+, WAL segments $wal_segs}, $status"
     if [[ $status != ok || $non2xx != 0 || $sockerr != 0 ]]; then
         log "  wrk output:"
         sed 's/^/    /' "$dir/wrk.txt" >&2
