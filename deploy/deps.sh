@@ -15,11 +15,11 @@ run_pkgs=(
   curl uuid-runtime
 )
 # Tests and benchmarks (DISCOVERYD_TESTS=ON): cmocka for unit tests, python3 for the integration
-# tests, real etcd 3.4 members, openssl to mint test certificates, wrk for tests/bench, gcovr for
+# tests, real etcd 3.4 members, openssl to mint test certificates, wrk and linux-perf (fsync counts) for tests/bench, gcovr for
 # the coverage build; chromium and a font for tests/e2e (the web pages in a real headless browser,
 # never downloaded).
 test_pkgs=(
-  libcmocka-dev python3 etcd-server etcd-client openssl procps iproute2 wrk gcovr
+  libcmocka-dev python3 etcd-server etcd-client openssl procps iproute2 wrk linux-perf gcovr
   chromium fonts-dejavu-core
 )
 # tests/e2e also needs node and npm (playwright-core and axe-core from its package-lock.json). A

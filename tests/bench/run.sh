@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh — side-by-side benchmark of discoveryd and etcd 3.4 (v2 API) on this machine:
 # the same wrk workloads against both, alternating, medians and ratios written to BENCHMARKS.md.
+# The registration workload also counts each server's fdatasync/fsync syscalls (perf stat on the
+# syscall tracepoints; needs root or perf_event_paranoid <= -1, else the column says so).
 # Installs nothing (run deploy/deps.sh first). Usage: tests/bench/run.sh [--rounds N] [--duration S] [--quick]
+# The durable-store benchmarks (snapshot under load, restart) are tests/bench/durable.py.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
