@@ -55,7 +55,7 @@ static int port, nconns = 64, ntokens = 10000;
 static long long count, first;
 static double seconds = 120;
 static const char *prefix = "bench", *lat_path;
-static long long next_k, sent, done, ok2xx, non2xx, errors;
+static long long next_k, sent, done, ok2xx, non2xx;
 static struct rec *recs;
 static uint64_t mono0, real0;
 
@@ -245,9 +245,10 @@ int main(int argc, char **argv)
                     }
                 }
                 if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-                    errors++; /* the request in flight is lost; the connection is not reused */
+                    /* the request in flight is lost (counted as unanswered); the connection is not reused */
                     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
                     close(c->fd);
+                    c->fd = -1;
                     c->busy = false;
                     live--;
                     break;
@@ -275,5 +276,12 @@ int main(int argc, char **argv)
             fprintf(f, "%llu %u %u\n", (unsigned long long)recs[i].start_us, recs[i].lat_us, recs[i].status);
         fclose(f);
     }
+    for (int i = 0; i < nconns; i++)
+        if (cs[i].fd >= 0)
+            close(cs[i].fd);
+    close(ep);
+    free(lat);
+    free(cs);
+    free(recs);
     return 0;
 }
