@@ -491,7 +491,7 @@ def section(meta, big, small, args):
     L = ["<!-- durable:begin -->", "## Durable store: PUTs during a snapshot, restart, data dir (tests/bench/durable.py)", ""]
     if args.quick:
         L += ["> **SMOKE RUN (`--quick`)**: small sizes, one round; these numbers only show the script works.", ""]
-    L += ["- Command: `%s`" % meta["command"],
+    L += ["- Command: %s" % meta.get("command_md", "`%s`" % meta["command"]),
           "- Date: %s; machine: %s CPUs, %s, kernel %s; load average at start %s" % (
               meta["date"], meta["nproc"], meta["cpu"], meta["kernel"], meta["load"]),
           "- etcd: %s, `--enable-v2=true`, fsync on; discoveryd: %s, `--threads %s %s`" % (
@@ -530,6 +530,15 @@ def section(meta, big, small, args):
                 spread(s("n_during"), "%.0f"), spread([r["window"]["rps"] for r in rs], "%.0f")))
         L.append("| **discoveryd / etcd** | %s | %s | | | | | |" % (
             ratio(agg["discoveryd"]["clear"], agg["etcd"]["clear"]), ratio(agg["discoveryd"]["during"], agg["etcd"]["during"])))
+        for t in tg:  # the same, from the undisturbed runs only
+            rs = [r for r in big if r["target"] == t and r.get("split") and machine_note(r) == "quiet"]
+            s = lambda k: [r["split"][k] for r in rs]
+            rat = [r["split"]["p99_during"] / r["split"]["p99_clear"] for r in rs
+                   if r["split"]["p99_during"] and r["split"]["p99_clear"]]
+            L.append("| %s, undisturbed runs only (%d) | %s | %s | %s | %s | %s | %s | %s |" % (
+                t, len(rs), spread(s("p99_clear"), unit=" ms"), spread(s("p99_during"), unit=" ms"), spread(rat, unit="×"),
+                spread(s("max_during"), unit=" ms"), spread([sum(x for x in r["snap_secs"] if x) for r in rs], unit=" s"),
+                spread(s("n_during"), "%.0f"), spread([r["window"]["rps"] for r in rs], "%.0f")))
         L += ["", "Per round (p99 / max in ms; a round without exactly one finished snapshot in the window is marked):", "",
               "| round | target | seeding | window req/s | non-2xx | p99 without | p99 during | max during | n during | snapshots (s) | machine |",
               "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
@@ -608,8 +617,8 @@ def section(meta, big, small, args):
                 L.append("| %d | %s | %s | %s |" % (rnd, t, " | ".join(cells), "; ".join(sorted(set(notes)))))
     allr = big + small
     L += ["", "Runs disturbed by other test runs on the machine (busy at start, or another test run seen during "
-          "the run; each run first waits up to %.0f s for a quiet machine): %d of %d." % (
-              args.quiet_wait, sum(1 for r in allr if machine_note(r) not in ("quiet", "–")), len(allr)),
+          "the run; each run first waits up to %s s for a quiet machine): %d of %d." % (
+              meta.get("quiet_wait", "%.0f" % args.quiet_wait), sum(1 for r in allr if machine_note(r) not in ("quiet", "–")), len(allr)),
           "", "Not a test: nothing is asserted. Raw per-round results: run with `--json FILE`.", "<!-- durable:end -->"]
     return "\n".join(L)
 
@@ -638,6 +647,9 @@ def main():
     ap.add_argument("--targets", default="etcd,discoveryd", help="comma-separated, for investigations")
     ap.add_argument("--quiet-wait", type=float, default=90,
                     help="before each run wait up to this many s for a quiet machine (default 90)")
+    ap.add_argument("--report-from", nargs="+", metavar="JSON",
+                    help="run nothing: write the section from results recorded with --json (several runs of the "
+                    "same settings are merged, rounds numbered in order)")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -645,6 +657,27 @@ def main():
     if not (1 <= args.rounds <= 20 and 1000 <= args.keys <= 5000000 and SNAP_AFTER * 2 <= args.window <= 1000000
             and 1000 <= args.small <= 5000000):
         ap.error("--rounds 1..20, --keys and --small 1000..5000000, --window %d..1000000" % (SNAP_AFTER * 2))
+    if args.report_from:
+        big, small, metas = [], [], []
+        for path in args.report_from:
+            d = json.load(open(path))
+            off = max([r["round"] for r in big + small] or [0])
+            for r in d["big"] + d["small"]:
+                r["round"] += off
+            big += d["big"]
+            small += d["small"]
+            metas.append(d["meta"])
+        meta = dict(metas[-1])
+        meta["command_md"] = ("section written by `tests/bench/durable.py --report-from` from the recorded results "
+                              "of " + " and ".join("`%s` (%s, load %s)" % (m["command"], m["date"], m["load"])
+                                                   for m in metas))
+        meta["quiet_wait"] = "/".join(sorted(set(str(m.get("quiet_wait", "?")) for m in metas)))
+        meta["date"] = ", ".join(m["date"] for m in metas)
+        meta["load"] = ", ".join(m["load"] for m in metas)
+        args.rounds = max(r["round"] for r in big + small)
+        write_section(args.out, section(meta, big, small, args))
+        log("wrote %s from %d recorded run(s)" % (args.out, len(metas)))
+        return
     for tool in ("etcd", "cmake"):
         if shutil.which(tool) is None:
             sys.exit("missing %s: run deploy/deps.sh first" % tool)
@@ -660,11 +693,12 @@ def main():
         if not os.access(b, os.X_OK):
             sys.exit("missing %s (build it, or drop --no-build)" % b)
     git = lambda *a: subprocess.run(["git", "-C", ROOT] + list(a), capture_output=True, text=True).stdout.strip()
-    dirty = " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    dirty = " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md") else ""
     meta = {"command": "tests/bench/durable.py" + ("".join(" " + a for a in sys.argv[1:])),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "nproc": os.cpu_count(),
             "cpu": next((l.split(": ", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
             "kernel": os.uname().release, "load": open("/proc/loadavg").read().split()[0],
+            "quiet_wait": "%.0f" % args.quiet_wait,
             "etcd": subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0],
             "dd": "commit %s%s, Release build (`build-bench`)" % (git("rev-parse", "--short", "HEAD"), dirty)}
     tmp = tempfile.mkdtemp(prefix="dd-durable-")

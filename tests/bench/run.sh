@@ -149,10 +149,17 @@ start_discoveryd() {
 
 # Other people's test runs (test runners, servers, browsers) that are not this script's children.
 foreign_running() {
-    local p
-    pgrep -x 'ctest|chromium|chrome|postgres' >/dev/null && return 0
-    for p in $(pgrep -x 'etcd|discoveryd|wrk'); do
-        [[ $p == "$server_pid" || $p == "${wrk_pid:-}" ]] || return 0
+    local p n # one name per pgrep -x (pgrep warns about patterns longer than a comm)
+    for n in ctest chromium chrome postgres; do
+        pgrep -x "$n" >/dev/null && return 0
+    done
+    for n in etcd discoveryd wrk; do
+        for p in $(pgrep -x "$n"); do
+            # ours: the server, wrk, and the server's children (discoveryd's snapshot writers)
+            [[ $p == "$server_pid" || $p == "${wrk_pid:-}" ]] && continue
+            [[ $(awk '{print $4}' "/proc/$p/stat" 2>/dev/null) == "$server_pid" ]] && continue
+            return 0
+        done
     done
     return 1
 }
@@ -296,7 +303,7 @@ done
 dd_version="not built"
 if [[ $dd_status == ok ]]; then
     dd_version="commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    if [[ -n $(git -C "$root" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+    if [[ -n $(git -C "$root" --no-optional-locks status --porcelain --untracked-files=no -- . ':!BENCHMARKS.md' 2>/dev/null) ]]; then
         dd_version+=" + uncommitted changes"
     fi
 fi
