@@ -118,78 +118,92 @@ def _prepare(ops):
     return out
 
 
+def _lowest_unset(mask):
+    return ((~mask) & (mask + 1)).bit_length() - 1
+
+
+def _apply(o, value):
+    """The register value after op o takes effect on value, or _NO if o cannot take effect there."""
+    if o.kind == "write":
+        return o.value
+    if o.kind == "read":
+        return value if o.value == value else _NO
+    return o.value if o.expected == value else _NO
+
+
+_NO = object()
+
+
 def check_key(key, ops, initial=MISSING, budget=200000):
     """(verdict, message, steps) for one key's ops."""
     ops = _prepare(ops)
-    n = len(ops)
-    if n == 0:
+    req = [o for o in ops if o.outcome == OK]           # must all be placed, in invoke order
+    opt = [o for o in ops if o.outcome == UNKNOWN]      # may be placed, any time after their invoke
+    if not req:
         return True, "", 0
-    inv = [o.invoke for o in ops]
-    comp = [(o.complete if (o.outcome == OK and o.complete is not None) else INF) for o in ops]
-    required = 0
-    for i, o in enumerate(ops):
-        if o.outcome == OK:
-            required |= 1 << i
     # A read of a value no operation ever writes can never be placed: say so plainly.
     written = {o.value for o in ops if o.kind in ("write", "cas")} | {initial}
-    for o in ops:
+    for o in req:
         if o.kind == "read" and o.value not in written:
             return False, "key %s: %r returns a value no operation wrote" % (key, o), 0
+    nr, no = len(req), len(opt)
+    by_comp = sorted(range(nr), key=lambda i: req[i].complete)   # required ops by completion time
+    comp_pos = [0] * nr
+    for j, i in enumerate(by_comp):
+        comp_pos[i] = j
 
+    # State: rmask (required ops placed, by invoke order), cmask (the same set by completion order, so that
+    # the earliest completion still pending is its lowest unset bit), omask (unknown ops placed), value.
     seen = set()
     steps = 0
-    best = (-1, 0, initial)     # (required ops placed, mask, value) of the deepest state reached
-    stack = [(0, initial)]
+    best = (-1, 0, 0, initial)
+    stack = [(0, 0, 0, initial)]
     while stack:
-        mask, value = stack.pop()
-        if (mask, value) in seen:
+        rmask, cmask, omask, value = stack.pop()
+        if (rmask, omask, value) in seen:
             continue
-        seen.add((mask, value))
+        seen.add((rmask, omask, value))
         steps += 1
         if steps > budget:
-            return None, "key %s: unknown: search budget exhausted (%d states, %d ops)" % (key, budget, n), steps
-        if mask & required == required:
+            return None, "key %s: unknown: search budget exhausted (%d states, %d ops)" % (key, budget, len(ops)), \
+                steps
+        j = _lowest_unset(cmask)
+        if j >= nr:
             return True, "", steps
-        depth = bin(mask & required).count("1")
+        depth = bin(rmask).count("1")
         if depth > best[0]:
-            best = (depth, mask, value)
-        # The earliest completion among the required ops not yet placed bounds which op may come next.
-        horizon = INF
-        for i in range(n):
-            if not (mask >> i) & 1 and comp[i] < horizon:
-                horizon = comp[i]
+            best = (depth, rmask, omask, value)
+        # Whatever comes next must start before the earliest completion among the required ops left.
+        horizon = req[by_comp[j]].complete
         children = []
-        for i in range(n):
-            if (mask >> i) & 1:
-                continue
-            if inv[i] > horizon:
-                break   # sorted by invoke: nothing later can come next either
-            o = ops[i]
-            if o.kind == "write":
-                nv = o.value
-            elif o.kind == "read":
-                if o.value != value:
-                    continue
-                nv = value
-            else:
-                if o.expected != value:
-                    continue
-                nv = o.value
-            children.append((mask | (1 << i), nv))
-        # Depth-first; push in reverse so that the earliest-invoked op is tried first.
+        i = _lowest_unset(rmask)
+        while i < nr and req[i].invoke <= horizon:
+            if not (rmask >> i) & 1:
+                nv = _apply(req[i], value)
+                if nv is not _NO:
+                    children.append((rmask | (1 << i), cmask | (1 << comp_pos[i]), omask, nv))
+            i += 1
+        for k in range(no):
+            if not (omask >> k) & 1 and opt[k].invoke <= horizon:
+                nv = _apply(opt[k], value)
+                if nv is not _NO and nv != value:   # an unknown op that changes nothing is not worth placing
+                    children.append((rmask, cmask, omask | (1 << k), nv))
+        # Depth-first: acknowledged ops first (earliest invoked first), unknown ones last, so that an unknown
+        # write is placed as late as the reads that see it allow. Pushed in reverse: popped first.
         stack.extend(reversed(children))
 
-    depth, mask, value = best
-    placed = [ops[i] for i in range(n) if (mask >> i) & 1]
-    pend = [ops[i] for i in range(n) if not (mask >> i) & 1 and comp[i] < INF]
-    horizon = min(comp[i] for i in range(n) if not (mask >> i) & 1)
-    nxt = [o for o in pend if o.invoke <= horizon]
+    depth, rmask, omask, value = best
+    placed = sorted([req[i] for i in range(nr) if (rmask >> i) & 1] +
+                    [opt[k] for k in range(no) if (omask >> k) & 1], key=lambda o: o.invoke)
+    left = [req[i] for i in range(nr) if not (rmask >> i) & 1]
+    horizon = min(o.complete for o in left)
+    nxt = [o for o in left if o.invoke <= horizon]
     lines = ["key %s: not linearizable; at best %d of %d acknowledged ops can be ordered, leaving the "
              "register at %s, and then none of these can take effect next:" %
-             (key, depth, bin(required).count("1"), "missing" if value is MISSING else repr(value))]
+             (key, depth, nr, "missing" if value is MISSING else repr(value))]
     lines += ["    " + repr(o) for o in nxt[:8]]
     if placed:
-        lines.append("  last ops placed before that:")
+        lines.append("  the ops placed before that that were invoked last:")
         lines += ["    " + repr(o) for o in placed[-4:]]
     return False, "\n".join(lines), steps
 
@@ -214,3 +228,26 @@ def check(ops, initial=None, budget=200000):
     if unknown:
         return Result(None, "; ".join(unknown), len(by_key), total_ops, total_steps)
     return Result(True, "linearizable", len(by_key), total_ops, total_steps)
+
+
+def with_stale_read(ops):
+    """For tests of the tests: a copy of ops with one acknowledged read changed to return the value of a
+    write w0 that was followed by another completed write w1 (w0 ended before w1 began, w1 ended before
+    the read began), i.e. a stale read no linearizable history has if written values are unique.
+    None if the history holds no such read."""
+    writes = {}
+    for o in ops:
+        if o.kind == "write" and o.outcome == OK:
+            writes.setdefault(o.key, []).append(o)
+    for i, r in enumerate(ops):
+        if r.kind != "read" or r.outcome != OK:
+            continue
+        ws = sorted((w for w in writes.get(r.key, ()) if w.complete < r.invoke), key=lambda w: w.complete)
+        for w1 in reversed(ws):
+            w0 = [w for w in ws if w.complete < w1.invoke and w.value not in (w1.value, r.value)]
+            if w0:
+                out = list(ops)
+                out[i] = Op(r.key, "read", w0[-1].value, invoke=r.invoke, complete=r.complete, outcome=OK,
+                            client=r.client, note="made stale")
+                return out
+    return None

@@ -6,6 +6,7 @@
 # Run: python3 tests/integration/test_linearizability_checker.py
 
 import os
+import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -71,6 +72,56 @@ BAD = {
 }
 
 
+def simulated(seed, clients=4, per_client=300, keys=3):
+    """A random linearizable history: each client runs ops one after another; every op takes effect at a
+    random instant inside its interval, and reads and CAS get what the register held at that instant.
+    One write in ten times out (unknown): half of those never happen, the others take effect up to 5 s
+    after their invoke (the client has moved on)."""
+    rnd = random.Random(seed)
+    ops, effects = [], []   # effects: (instant, op, takes effect?)
+    names = ["v0"]
+    for cl in range(clients):
+        t = rnd.uniform(0, 0.5)
+        for n in range(per_client):
+            key = "k%d" % rnd.randrange(keys)
+            kind = rnd.choice(("write", "read", "read", "cas"))
+            t_eff = t + rnd.uniform(0, 0.3)
+            t_end = t_eff + rnd.uniform(0, 0.3)
+            if kind == "write":
+                v = "c%d-%d" % (cl, n)
+                names.append(v)
+                op = Op(key, "write", v, invoke=t, complete=t_end, client="c%d" % cl)
+                if rnd.random() < 0.1:
+                    op.outcome, op.complete = UNKNOWN, None
+                    if rnd.random() < 0.5:
+                        t_eff = t + rnd.uniform(0, 5)
+                        effects.append((t_eff, op))
+                else:
+                    effects.append((t_eff, op))
+            elif kind == "read":
+                op = Op(key, "read", invoke=t, complete=t_end, client="c%d" % cl)
+                effects.append((t_eff, op))
+            else:
+                op = Op(key, "cas", "c%d-%d" % (cl, n), expected=rnd.choice(names[-6:]), invoke=t, complete=t_end,
+                        client="c%d" % cl)
+                names.append(op.value)
+                effects.append((t_eff, op))
+            ops.append(op)
+            t = t_end + rnd.uniform(0, 0.05)
+    reg = {}
+    for _, op in sorted(effects, key=lambda e: e[0]):
+        cur = reg.get(op.key, MISSING)
+        if op.kind == "write":
+            reg[op.key] = op.value
+        elif op.kind == "read":
+            op.value = cur
+        elif op.expected == cur:
+            reg[op.key] = op.value
+        elif op.outcome == OK:
+            op.outcome = FAIL
+    return ops
+
+
 def main():
     c = h.Checks("linearizability checker on hand-written histories")
     for name, ops in GOOD.items():
@@ -110,6 +161,16 @@ def main():
     r = lin.check(bad, budget=50000)
     c.check("the same history with one stale read is not accepted (%s)" % ("rejected" if r.verdict is False
             else "budget"), r.verdict is not True, r)
+    # Random linearizable histories like a fault run's (4 clients, 1200 ops over 3 keys, unknown writes):
+    # accepted; then one read made stale (it returns a value overwritten before it started): rejected.
+    for seed in range(3):
+        ops = simulated(seed)
+        r = lin.check(ops)
+        c.check("simulated history %d (%d ops, %d unknown) is accepted (%d states searched)"
+                % (seed, len(ops), sum(o.outcome == UNKNOWN for o in ops), r.steps), r.verdict is True, r)
+        bad = lin.with_stale_read(ops)
+        r = lin.check(bad) if bad else None
+        c.check("simulated history %d with one stale read is rejected" % seed, r and r.verdict is False, r)
     # An impossible search is cut off by the budget with an explicit "unknown", not a hang.
     many = [W("w%d" % i, 0, 100) for i in range(22)] + [R("w%d" % i, 101 + i, 101.5 + i) for i in range(2)]
     r = lin.check(many, budget=2000)
