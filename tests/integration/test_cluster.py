@@ -4,8 +4,9 @@
 # followers; real etcd 3.4 members bootstrap with each one pointed at a different discoveryd, also
 # when the discoveryd leader is SIGKILLed between the first and the second registration; and a
 # registration load with a member SIGKILLed and restarted over and over loses no acknowledged write
-# (every one is on every member with its createdIndex). Bad flag combinations are refused naming
-# the flag. DISCOVERYD_SOAK=1 makes the kill loop run 10 minutes.
+# (every one is on every member with its createdIndex), while other clients record a history of quorum
+# reads, writes and CAS over 8 keys that must pass the linearizability checker. Bad flag combinations
+# are refused naming the flag. DISCOVERYD_SOAK=1 makes the kill loop run 10 minutes.
 # Run: DISCOVERYD_BIN=build/discoveryd python3 tests/integration/test_cluster.py
 
 import os
@@ -20,6 +21,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import linearizability as lin  # noqa: E402
 
 SOAK = os.environ.get("DISCOVERYD_SOAK") == "1"
 BIN = os.environ.get("DISCOVERYD_BIN", "")
@@ -287,6 +289,98 @@ def scenario_rolling_restart(c, nodes):
     c.check("the leader was among the members restarted", len(changes) >= 1, changes)
 
 
+class LinClients:
+    """Client threads recording a history of quorum reads, writes and CAS over a few keys (each a register)
+    for the linearizability checker, spread over every member. Outcomes: 2xx ok; 412 or 404 on a CAS and
+    any other 4xx is a definite failure; 5xx, a timeout or a connection error is unknown. Only quorum reads
+    go in: a plain read may be stale in etcd v2 semantics."""
+
+    def __init__(self, nodes, tok, n_clients=3, n_keys=8):
+        self.nodes, self.tok = nodes, tok
+        self.keys = ["k%d" % i for i in range(n_keys)]
+        self.hist = lin.History()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.client, args=(w,)) for w in range(n_clients)]
+
+    def path(self, key):
+        return "/v2/keys/discovery/%s/lin/%s" % (self.tok, key)
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def join(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+    def client(self, w):
+        rnd = random.Random(w)
+        last = {}  # key -> the last value this client saw there
+        i = 0
+        while not self.stop.is_set() and i < 100000:
+            i += 1
+            key = rnd.choice(self.keys)
+            x = rnd.choice(self.nodes)
+            p = rnd.random()
+            value = "c%dx%d" % (w, i)
+            if p < 0.4:
+                op = self.hist.invoke("c%d@%s" % (w, x.name), key, "read")
+                try:
+                    r = h.http_request(x.hostport, "GET", self.path(key) + "?quorum=true", timeout=6)
+                except Exception as e:  # noqa: BLE001
+                    self.hist.finish(op, lin.UNKNOWN, note=type(e).__name__)
+                    continue
+                if r.status == 200:
+                    v = r.json()["node"].get("value")
+                    self.hist.finish(op, lin.OK, v)
+                    last[key] = v
+                elif r.status == 404:
+                    self.hist.finish(op, lin.OK, lin.MISSING)
+                else:
+                    self.hist.finish(op, lin.UNKNOWN if r.status >= 500 else lin.FAIL, note=str(r.status))
+                continue
+            if p < 0.75 or key not in last:
+                op = self.hist.invoke("c%d@%s" % (w, x.name), key, "write", value)
+                path = self.path(key)
+            else:
+                op = self.hist.invoke("c%d@%s" % (w, x.name), key, "cas", value, expected=last[key])
+                path = self.path(key) + "?prevValue=" + urllib.parse.quote(last[key], safe="")
+            try:
+                r = h.http_request(x.hostport, "PUT", path, body="value=" + value, timeout=6)
+            except Exception as e:  # noqa: BLE001
+                self.hist.finish(op, lin.UNKNOWN, note=type(e).__name__)
+                time.sleep(0.02)
+                continue
+            if r.status in (200, 201):
+                self.hist.finish(op, lin.OK)
+                last[key] = value
+            else:
+                self.hist.finish(op, lin.UNKNOWN if r.status >= 500 else lin.FAIL, note=str(r.status))
+                if r.status >= 500:
+                    time.sleep(0.02)
+
+    def verdict(self, c):
+        ops = list(self.hist.ops)
+        counts = self.hist.counts()
+        t0 = time.monotonic()
+        res = lin.check(ops)
+        print("# linearizability history: %d ops over %d keys (%s); checker: %s in %.2fs, %d states searched"
+              % (len(ops), len(self.keys), ", ".join("%s %d" % kv for kv in sorted(counts.items())),
+                 {True: "linearizable", False: "NOT linearizable", None: "unknown"}[res.verdict],
+                 time.monotonic() - t0, res.steps), flush=True)
+        c.check("the history has acknowledged quorum reads, writes and CAS (%d, %d, %d)"
+                % (counts.get("read ok", 0), counts.get("write ok", 0), counts.get("cas ok", 0)),
+                counts.get("read ok", 0) > 20 and counts.get("write ok", 0) > 20 and counts.get("cas ok", 0) > 5,
+                counts)
+        c.check("history of %d ops over %d keys is linearizable" % (len(ops), len(self.keys)), res.verdict is True,
+                res.message)
+        bad = lin.with_stale_read(ops)
+        res = lin.check(bad) if bad else None
+        c.check("the same history with one quorum read made stale is rejected by the checker",
+                res is not None and res.verdict is False, res)
+
+
 def scenario_kill_loop(c, nodes):
     seconds = 600 if SOAK else 25
     r = h.http_request(nodes[0].hostport, "GET", "/new?size=3")
@@ -317,6 +411,8 @@ def scenario_kill_loop(c, nodes):
     ws = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
     for t in ws:
         t.start()
+    lc = LinClients(nodes, tok)
+    lc.start()
     t_end = time.time() + seconds
     failover = []
     while time.time() < t_end:
@@ -348,6 +444,8 @@ def scenario_kill_loop(c, nodes):
     stop.set()
     for t in ws:
         t.join(30)
+    lc.join()
+    lc.verdict(c)
     h.wait_until(lambda: (lambda s: s if len(s) == 1 else None)({listing(x, tok)[1] for x in nodes}), 30, 0.2,
                  "members agree after the kills")
     got = {}
