@@ -77,7 +77,9 @@ struct node_op {
     struct node_op *next_;
     void *priv_;
     uint64_t index_; /* WRITE: the log index it was proposed at; QUORUM: the read index to wait for */
-    uint64_t ctx_;   /* QUORUM: the read-index request it waits on */
+    uint64_t ctx_;   /* QUORUM: the read-index request it waits on; a WRITE forwarded to the leader: the
+                        request number, then the term of the entry the leader made of it */
+    uint64_t deadline_; /* WRITE, QUORUM on a cluster member: uv_now() ms after which it gets 503 */
 };
 
 /* A member of a cluster of several discoveryd (service/cluster.c fills these from etcd's flags). */

@@ -181,6 +181,7 @@ void node_submit(struct node *n, struct node_op *op)
 {
     op->next_ = NULL;
     op->priv_ = NULL;
+    op->deadline_ = 0;
     op->event = NULL;
     op->status = 0;
     memset(&op->err, 0, sizeof(op->err));

@@ -275,23 +275,13 @@ void node_peers_read_states(struct node *n, const struct raft_ready *rd)
     }
 }
 
-static bool connected(const struct node_peers *p, uint64_t id)
-{
-    struct transport_stats st;
-    transport_stats(p->tp, &st);
-    for (size_t i = 0; i < st.n_peers; i++)
-        if (st.peers[i].id == id)
-            return st.peers[i].connected;
-    return false;
-}
-
 /* On a follower: hand a write or a quorum read to the leader. false: no leader known now. */
 bool node_peers_forward(struct node *n, struct node_op *op, const uint8_t *cmd, size_t len)
 {
     struct node_raft *d = n->drv;
     struct node_peers *p = d->peers;
     uint64_t lead = raft_leader(d->raft);
-    if (!p || lead == 0 || lead == d->member_id || !connected(p, lead))
+    if (!p || lead == 0 || lead == d->member_id || !transport_connected(p->tp, lead))
         return false; /* wait (bounded) for a leader we can reach: a request sent into a dead link
                          would only time out, and sending it again later could make it happen twice */
     op->ctx_ = ++p->next_req;
@@ -316,9 +306,9 @@ void node_peers_expire(struct node *n)
         struct opq keep = {0};
         struct node_op *op;
         while ((op = q_pop(qs[i]))) {
-            if (!op->priv_)
-                op->priv_ = (void *)(uintptr_t)(now + FORWARD_WAIT_MS);
-            if ((uint64_t)(uintptr_t)op->priv_ <= now)
+            if (!op->deadline_)
+                op->deadline_ = now + FORWARD_WAIT_MS;
+            if (op->deadline_ <= now)
                 node_complete(n, op, NODE_EUNAVAILABLE);
             else
                 q_push(&keep, op);

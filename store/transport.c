@@ -537,6 +537,14 @@ void transport_stats(const struct transport *t, struct transport_stats *out)
     }
 }
 
+bool transport_connected(const struct transport *t, uint64_t id)
+{
+    for (size_t i = 0; i < t->cfg.n_peers; i++)
+        if (t->peers[i].cfg.id == id)
+            return t->peers[i].connected;
+    return false;
+}
+
 void transport_stop(struct transport *t)
 {
     if (t == NULL || t->stopping)

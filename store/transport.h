@@ -109,6 +109,8 @@ int transport_send_snapshot(struct transport *t, const struct raft_message *m, c
 int transport_forward(struct transport *t, uint64_t to, uint64_t req, const uint8_t *cmd, size_t len);
 int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t index, uint64_t term, int status);
 void transport_stats(const struct transport *t, struct transport_stats *out);
+/* Our connection to peer id is up now (false for an unknown id). */
+bool transport_connected(const struct transport *t, uint64_t id);
 /* Close every handle (the loop must run once more to finish closing), then free. Neither may be
  * called from inside a handler. A peer name still being resolved (on libuv's thread pool) keeps
  * the loop alive until its callback returned; the memory is released then. */
