@@ -355,6 +355,15 @@ def machine_note(r):
     return "; ".join(bits) or ("quiet" if m.get("start") == "quiet" else "–")
 
 
+def start_with_tokens(srv):
+    """Start a fresh server and create the TOKENS tokens every workload registers into."""
+    srv.start("seed")
+    if not wait_ready(srv):
+        raise RuntimeError("not ready")
+    if bench_helper.seed_tokens(srv.port, "bench", TOKENS, 3) != 0:
+        raise RuntimeError("token seeding failed")
+
+
 def run_big(target, rnd, args, bins, tmp):
     """Seed TOKENS + keys; restart (WAL only); a window of PUTs with a snapshot due SNAP_AFTER into it;
     restart again (snapshot + WAL tail)."""
@@ -363,11 +372,7 @@ def run_big(target, rnd, args, bins, tmp):
     srv = Server(target, d, snapcount, bins)
     res = {"target": target, "round": rnd, "snapcount": snapcount}
     try:
-        srv.start("seed")
-        if not wait_ready(srv):
-            raise RuntimeError("not ready")
-        if bench_helper.seed_tokens(srv.port, "bench", TOKENS, 3) != 0:
-            raise RuntimeError("token seeding failed")
+        start_with_tokens(srv)
         t = time.monotonic()
         seed(srv, bins, 0, args.keys)
         res["seed_secs"] = time.monotonic() - t
@@ -442,11 +447,7 @@ def run_small(target, rnd, args, bins, tmp):
     srv = Server(target, d, None, bins)  # default snapshot settings on both sides
     res = {"target": target, "round": rnd}
     try:
-        srv.start("seed")
-        if not wait_ready(srv):
-            raise RuntimeError("not ready")
-        if bench_helper.seed_tokens(srv.port, "bench", TOKENS, 3) != 0:
-            raise RuntimeError("token seeding failed")
+        start_with_tokens(srv)
         seed(srv, bins, 0, args.small)
         expect = known_data(srv.port)
         res["hwm_seeded_kb"] = vm(srv.proc.pid, "VmHWM")
