@@ -55,7 +55,7 @@ static const struct opt opts[] = {
     {"data-dir", OPT_PATH, F(data_dir), 0, 0, false, NULL, "./discoveryd-data",
      "directory for durable state (created if missing)"},
     {"snapshot-count", OPT_UINT, F(snapshot_count), 1, 1000000000, false, NULL, "10000",
-     "take a snapshot of the store every this many applied log entries"},
+     "take a snapshot of the store every this many applied log entries (at least)"},
     {"max-size", OPT_UINT, F(max_size), 1, 1000, false, NULL, "15", "largest cluster size /new accepts"},
     {"watch-timeout", OPT_DURATION, F(watch_timeout_ms), 100, 3600000, false, "from 100ms to 1h", "60s",
      "a parked watch is answered 200 with an empty body after this long"},

@@ -34,6 +34,10 @@ struct fileio {
     /* Calls fn for every entry of directory path except "." and ".." (any order); a non-zero return
      * of fn stops the listing and is returned. */
     int (*list_dir)(void *ctx, const char *path, int (*fn)(void *arg, const char *name), void *arg);
+    /* Optional (NULL: skip): a hint that [off, off+len) is written and may go to the device now; it
+     * waits until what was handed over before off is written, so a long sequential writer keeps its
+     * dirty pages bounded. Durability still needs fsync. */
+    int (*writeback)(void *ctx, int fd, off_t off, off_t len);
     void *ctx;
 };
 

@@ -163,6 +163,7 @@ static int load_snapshot(struct node *n, const struct wal_replay *rep, struct ra
     out->meta.term = m.term;
     out->meta.conf = m.conf;
     d->snap_index = m.index;
+    d->snap_nodes = kv_nnodes(n->kv);
     node_apply_restore(n, m.index, m.term);
     return 0;
 }

@@ -393,6 +393,7 @@ int node_peers_install_snapshot(struct node *n, const struct raft_snapshot *s, c
     pthread_rwlock_unlock(&n->rw);
     node_apply_restore(n, m.index, m.term);
     d->snap_index = m.index;
+    d->snap_nodes = kv_nnodes(kv);
     watch_hub_free(old_hub);
     kv_free(old_kv);
     return 0;

@@ -217,6 +217,33 @@ static void count_wal(struct node *n)
     __atomic_store_n(&n->st_wal_bytes, ws.bytes, __ATOMIC_RELAXED);
 }
 
+/* Older snapshot files go on libuv's thread pool: an unlink of a big file (extents freed, maybe
+ * discarded) must not hold up the store thread. One at a time; a later marker's prune catches up. */
+static void prune_work(uv_work_t *w)
+{
+    struct node_raft *d = w->data;
+    d->prune_rv = snap_prune(fileio_posix(), d->snap_dir, d->prune_keep);
+}
+
+static void prune_done(uv_work_t *w, int status)
+{
+    struct node_raft *d = w->data;
+    d->prune_out = false;
+    if (status == 0 && d->prune_rv != 0)
+        fprintf(stderr, "discoveryd: removing old snapshots in %s: %s\n", d->snap_dir, strerror(-d->prune_rv));
+}
+
+static void prune_snapshots(struct node *n)
+{
+    struct node_raft *d = n->drv;
+    if (d->prune_out)
+        return;
+    d->prune.data = d;
+    d->prune_keep = d->marker.index;
+    if (uv_queue_work(&n->loop, &d->prune, prune_work, prune_done) == 0)
+        d->prune_out = true;
+}
+
 /* The marker is durable: drop the core's log and older snapshot files. */
 static void marker_durable(struct node *n)
 {
@@ -227,9 +254,7 @@ static void marker_durable(struct node *n)
     d->marker_out = false;
     d->snap_index = d->marker.index;
     d->compact_at = d->marker.index;
-    int rv = snap_prune(fileio_posix(), d->snap_dir, d->marker.index);
-    if (rv != 0)
-        fprintf(stderr, "discoveryd: removing old snapshots in %s: %s\n", d->snap_dir, strerror(-rv));
+    prune_snapshots(n);
 }
 
 static void maybe_snapshot(struct node *n)
@@ -241,7 +266,13 @@ static void maybe_snapshot(struct node *n)
             raft_compact(d->raft, d->compact_at, NULL, 0, COMPACT_TRAILING, NULL);
         d->compact_at = 0;
     }
+    /* Writing a snapshot costs its size, so a big tree is not rewritten whole every few thousand
+     * entries: the log since the last one must also reach half that snapshot's node count. Snapshot
+     * writing stays within ~2 nodes per applied entry, and a restart replays at most that many
+     * entries beyond the snapshot it loads. */
     uint64_t every = n->cfg.snapshot_count ? n->cfg.snapshot_count : SNAPSHOT_COUNT_DEFAULT;
+    if (every < d->snap_nodes / SNAPSHOT_NODES_DIVISOR)
+        every = d->snap_nodes / SNAPSHOT_NODES_DIVISOR;
     if (applied - d->snap_index < every || d->poisoned)
         return;
     if (!d->snap_dir[0]) {
@@ -249,7 +280,7 @@ static void maybe_snapshot(struct node *n)
         d->snap_index = applied;
         return;
     }
-    if (d->marker_out || node_snap_running(n))
+    if (d->marker_out || d->prune_out || node_snap_running(n)) /* the prune removes *.tmp files */
         return;
     struct snap_meta m = {
         .index = __atomic_load_n(&n->applied_index, __ATOMIC_RELAXED),
@@ -259,6 +290,8 @@ static void maybe_snapshot(struct node *n)
         .conf = *raft_configuration(d->raft),
     };
     int rv = node_snap_begin(n, d->snap_dir, &m, on_snap_written);
+    if (rv == 0)
+        d->snap_nodes = kv_nnodes(n->kv);
     if (rv != 0) {
         fprintf(stderr, "discoveryd: cannot start a snapshot: %s\n", strerror(-rv));
         d->snap_index = applied;

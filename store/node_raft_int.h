@@ -13,7 +13,8 @@
 #define TICK_MS 100                  /* one raft tick */
 #define ELECTION_TICKS 10            /* 1 s: etcd's default election timeout */
 #define HEARTBEAT_TICKS 1            /* 100 ms */
-#define SNAPSHOT_COUNT_DEFAULT 10000 /* applied entries between snapshots */
+#define SNAPSHOT_COUNT_DEFAULT 10000 /* applied entries between snapshots (at least) */
+#define SNAPSHOT_NODES_DIVISOR 2     /* ... and at least 1/2 as many as the last snapshot held nodes */
 #define COMPACT_TRAILING 1000        /* entries the core keeps behind a snapshot (a slow follower's grace) */
 
 struct opq {
@@ -50,12 +51,17 @@ struct node_raft {
     /* snapshots */
     char snap_dir[4200]; /* "" without a data dir: the core's log is compacted without an image */
     uint64_t snap_index; /* the latest snapshot (or compaction) */
+    uint64_t snap_nodes; /* the nodes of the tree it holds (0: unknown) */
     bool marker_out;     /* a snapshot marker is with the WAL thread */
     struct wal_batch mbatch;
     struct snap_meta marker;
     bool marker_done;    /* under mu */
     int marker_err;      /* under mu */
     uint64_t compact_at; /* a compaction to do once no ready is out */
+    uv_work_t prune;     /* removing older snapshot files, on libuv's thread pool */
+    bool prune_out;
+    uint64_t prune_keep; /* ... all but this one's */
+    int prune_rv;
     /* a cluster (node_peers.c; NULL alone) */
     struct node_peers *peers;
     uv_async_t kick;      /* the transport queued something: drive() */

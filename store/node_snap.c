@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,6 +103,12 @@ int node_snap_begin(struct node *n, const char *dir, const struct snap_meta *m, 
          * dir's LOCK must not outlive a parent killed mid-snapshot (a restart could not bind or
          * lock), and a snapshot no parent will ever mark is pointless: die with the parent. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* Serving comes first: the writer yields the CPU to the service's threads (nice 10) and
+         * its I/O to the WAL's fdatasync (the idle I/O class; the block layer still lets it
+         * through when the device is free, and schedulers age it so it cannot starve forever). */
+        if (setpriority(PRIO_PROCESS, 0, 10) != 0 ||
+            syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, 3 << 13 /* IOPRIO_CLASS_IDLE */) != 0)
+            (void)0; /* a hint: a kernel without it writes the snapshot all the same */
         if (getppid() != parent)
             _exit(1);
         int out = fds[1] == 3 ? 3 : dup2(fds[1], 3);

@@ -23,10 +23,12 @@ void snap_name(char *buf, size_t cap, uint64_t index, uint64_t term)
 
 /* ---------------------------------------------------------------- writing */
 
+#define SNAP_WRITEBACK_STEP (4 << 20)
+
 struct wbuf {
     const struct fileio *io;
     int fd;
-    off_t off;
+    off_t off, handed; /* written; handed to the device (writeback) */
     uint32_t crc;
     int err;
     size_t len;
@@ -42,6 +44,12 @@ static void wflush(struct wbuf *w)
     w->err = fileio_pwrite_all(w->io, w->fd, w->b, w->len, w->off);
     w->off += (off_t)w->len;
     w->len = 0;
+    /* Hand the file to the device in steps as it grows: the final fsync then flushes one step, not
+     * hundreds of MiB at once in front of the WAL's fdatasync. */
+    if (!w->err && w->io->writeback && w->off - w->handed >= SNAP_WRITEBACK_STEP) {
+        w->err = w->io->writeback(w->io->ctx, w->fd, w->handed, w->off - w->handed);
+        w->handed = w->off;
+    }
 }
 
 static void wput(struct wbuf *w, const void *p, size_t n)

@@ -254,11 +254,60 @@ static void test_snapshots_are_taken_and_a_restart_starts_from_one(void **state)
     pthread_cond_destroy(&w.cv);
 }
 
+/* A snapshot rewrites the whole tree, so snapshots of a growing tree come further apart: after one
+ * of N nodes the next waits for max(snapshot_count, N/2) entries. Every write adds a node here, so
+ * a snapshot at index i held at least i - 2 nodes. */
+static void test_snapshots_of_a_bigger_tree_come_further_apart(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/dd-node-snapgap-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char err[512];
+    snapshot_count = 20;
+    struct node *n = start(dir, err, sizeof(err));
+    assert_non_null(n);
+    struct waiter w = {.c = {post}};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    enum { WRITES = 600 };
+    uint64_t seen[64];
+    size_t n_seen = 0;
+    for (int i = 0; i < WRITES; i++) {
+        char key[48];
+        snprintf(key, sizeof(key), "/discovery/G%d/k%04d", i % 7, i);
+        struct node_op op;
+        set_op(&op, &w, NODE_OP_WRITE, key, "v");
+        node_submit(n, &op);
+        assert_int_equal(wait_for(&w, i + 1), i + 1);
+        assert_int_equal(op.status, 0);
+        release(&op);
+        struct node_stats st;
+        node_stats(n, &st);
+        if (st.snapshot_index && (n_seen == 0 || seen[n_seen - 1] != st.snapshot_index) && n_seen < 64)
+            seen[n_seen++] = st.snapshot_index;
+    }
+    node_free(n);
+    assert_true(n_seen >= 3);
+    for (size_t k = 1; k < n_seen; k++) {
+        uint64_t gap = seen[k] - seen[k - 1];
+        assert_true(gap >= 20);
+        assert_true(2 * gap + 4 >= seen[k - 1]); /* without the rule: every ~20 entries */
+    }
+    assert_true(n_seen < 15); /* 600 entries 20 apart would be ~30 snapshots */
+    snapshot_count = 0;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writes_survive_a_restart_and_reads_never_stall),
         cmocka_unit_test(test_snapshots_are_taken_and_a_restart_starts_from_one),
+        cmocka_unit_test(test_snapshots_of_a_bigger_tree_come_further_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
