@@ -313,6 +313,8 @@ void node_raft_free(struct node *n)
         wal_thread_stop(d->wt);
     if (d->wal)
         wal_close(d->wal);
+    /* a marker that became durable while stopping: its segments go now (the marker covers them) */
+    wal_remove_detached(fileio_posix(), &d->mbatch.detached, NULL, 0);
     node_peers_free(n);
     raft_free(d->raft);
     node_snap_free(n);

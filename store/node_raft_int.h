@@ -58,10 +58,12 @@ struct node_raft {
     bool marker_done;    /* under mu */
     int marker_err;      /* under mu */
     uint64_t compact_at; /* a compaction to do once no ready is out */
-    uv_work_t prune;     /* removing older snapshot files, on libuv's thread pool */
-    bool prune_out;
-    uint64_t prune_keep; /* ... all but this one's */
-    int prune_rv;
+    uv_work_t prune;     /* removing released WAL segments and older snapshot files, on libuv's */
+    bool prune_out;      /* thread pool */
+    struct wal_detached prune_segs;
+    uint64_t prune_keep; /* the snapshot to keep */
+    int prune_rv, prune_segs_rv;
+    char prune_why[600];
     /* a cluster (node_peers.c; NULL alone) */
     struct node_peers *peers;
     uv_async_t kick;      /* the transport queued something: drive() */

@@ -118,8 +118,24 @@ int wal_snapshot(struct wal *w, uint64_t index, uint64_t term, bool replaces_log
 /* Write everything buffered and fdatasync it. 0 = durable. */
 int wal_sync(struct wal *w);
 /* Remove the segments whose entries are all <= index, oldest first, then fsync the directory.
- * index must not exceed the latest SYNCED snapshot marker (-EINVAL). The newest segment stays. */
+ * index must not exceed the latest SYNCED snapshot marker (-EINVAL). The newest segment stays.
+ * = wal_detach_before + wal_remove_detached; a failed removal poisons the WAL. */
 int wal_release_before(struct wal *w, uint64_t index);
+
+/* The same in two steps, so that the slow part (unlinking 64 MiB files, maybe discarded by the file
+ * system) can run off the writer's thread: detach forgets the covered segments (fast; same checks,
+ * *out lists their paths, caller-owned); wal_remove_detached unlinks them and fsyncs the directory,
+ * on any thread, and frees the list. A crash in between leaves covered segments, which the next
+ * open replays and the next release removes. */
+struct wal_detached {
+    char **paths;
+    size_t n;
+    char *dir;
+};
+int wal_detach_before(struct wal *w, uint64_t index, struct wal_detached *out);
+/* 0, or -errno with err saying what failed on which file (no errno text; the rest are still tried).
+ * Always frees d's contents. */
+int wal_remove_detached(const struct fileio *io, struct wal_detached *d, char *err, size_t errlen);
 
 /* The poison error (0 if healthy) and a line saying which file and what failed. */
 int wal_error(const struct wal *w, const char **msg);

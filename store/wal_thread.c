@@ -49,10 +49,10 @@ static void *run(void *arg)
         for (struct wal_batch *b = list; b != NULL; b = b->next, n++)
             b->rv = buffer_batch(t->w, b);
         int sync_rv = wal_sync(t->w);
-        /* segments a now-durable snapshot marker covers; a failed removal poisons like any I/O error */
+        /* segments a now-durable snapshot marker covers (their files go on the caller's side) */
         for (struct wal_batch *b = list; sync_rv == 0 && b != NULL; b = b->next)
             if (b->rv == 0 && b->release_before)
-                b->rv = wal_release_before(t->w, b->release_before);
+                b->rv = wal_detach_before(t->w, b->release_before, &b->detached);
         const char *wmsg = NULL;
         int poison = wal_error(t->w, &wmsg);
 

@@ -24,7 +24,9 @@ struct wal_batch {
     const struct raft_entry *entries;
     size_t n_entries;
     const struct raft_hard_state *hard_state; /* NULL: unchanged */
-    uint64_t release_before; /* after the round is durable: wal_release_before(this) (0: no) */
+    uint64_t release_before; /* after the round is durable: wal_detach_before(this) (0: no) ... */
+    struct wal_detached detached; /* ... out: the segments it detached; the caller removes them
+                                   * with wal_remove_detached, off the WAL thread */
     /* err: 0 = durable; -EINVAL = the batch does not follow the log (a caller bug; a snapshot marker
      * it carried may have been logged); otherwise the poison -errno, with msg naming file and error. */
     void (*done)(void *arg, int err, const char *msg);

@@ -427,8 +427,9 @@ int wal_sync(struct wal *w)
 
 /* ---- release ---- */
 
-int wal_release_before(struct wal *w, uint64_t index)
+int wal_detach_before(struct wal *w, uint64_t index, struct wal_detached *out)
 {
+    memset(out, 0, sizeof(*out));
     if (w->poison)
         return w->poison;
     if (!w->durable.has_snap || index > w->durable.snap_index)
@@ -440,26 +441,58 @@ int wal_release_before(struct wal *w, uint64_t index)
         k++;
     if (k == 0)
         return 0;
-    int rv = 0;
-    size_t done = 0;
-    for (; done < k; done++) {
+    if ((out->paths = calloc(k, sizeof(*out->paths))) == NULL || (out->dir = strdup(w->dir)) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < k; i++) {
         char name[WAL_NAME_LEN + 1], path[4096];
-        wal_seg_name(name, sizeof(name), w->segs[done].seq, w->segs[done].first);
+        wal_seg_name(name, sizeof(name), w->segs[i].seq, w->segs[i].first);
         wal_path(w, path, sizeof(path), name);
-        rv = w->io->unlink(w->io->ctx, path);
-        if (rv != 0 && rv != -ENOENT) {
-            snprintf(w->msg, sizeof(w->msg), "WAL %s: cannot remove %s: %s", w->dir, name, strerror(-rv));
-            break;
-        }
-        rv = 0;
-        atomic_fetch_add(&w->n_removed, 1);
+        if ((out->paths[i] = strdup(path)) == NULL)
+            goto nomem;
+        out->n = i + 1;
     }
-    memmove(w->segs, w->segs + done, (w->n_segs - done) * sizeof(*w->segs));
-    w->n_segs -= done;
-    int srv = count_sync(w, w->io->sync_dir(w->io->ctx, w->dir));
-    if (srv != 0)
-        return poison(w, srv, "WAL %s: fsync of the directory after removing segments failed", w->dir);
+    memmove(w->segs, w->segs + k, (w->n_segs - k) * sizeof(*w->segs));
+    w->n_segs -= k;
+    atomic_fetch_add(&w->n_removed, k);
+    return 0;
+nomem:
+    wal_remove_detached(w->io, &(struct wal_detached){out->paths, out->n, NULL}, NULL, 0); /* frees */
+    free(out->dir);
+    memset(out, 0, sizeof(*out));
+    return -ENOMEM; /* nothing detached: a later release tries again */
+}
+
+int wal_remove_detached(const struct fileio *io, struct wal_detached *d, char *err, size_t errlen)
+{
+    int rv = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        int r = d->dir ? io->unlink(io->ctx, d->paths[i]) : 0; /* no dir: only free */
+        if (r != 0 && r != -ENOENT && rv == 0) {
+            rv = r;
+            if (err && errlen)
+                snprintf(err, errlen, "WAL %s: cannot remove %s", d->dir, d->paths[i]);
+        }
+        free(d->paths[i]);
+    }
+    if (d->dir && d->n && rv == 0 && (rv = io->sync_dir(io->ctx, d->dir)) != 0 && err && errlen)
+        snprintf(err, errlen, "WAL %s: fsync of the directory after removing segments failed", d->dir);
+    free(d->paths);
+    free(d->dir);
+    memset(d, 0, sizeof(*d));
     return rv;
+}
+
+int wal_release_before(struct wal *w, uint64_t index)
+{
+    struct wal_detached d;
+    int rv = wal_detach_before(w, index, &d);
+    if (rv != 0 || d.n == 0)
+        return rv;
+    char why[600];
+    atomic_fetch_add(&w->n_fsyncs, 1); /* the directory's */
+    if ((rv = wal_remove_detached(w->io, &d, why, sizeof(why))) != 0)
+        return poison(w, rv, "%s", why);
+    return 0;
 }
 
 /* ---- introspection ---- */

@@ -472,6 +472,50 @@ static void test_short_writes_are_completed(void **state)
     fake_fs_free(fs);
 }
 
+/* The two-step release: detach forgets the covered segments but leaves the files (a crash then
+ * replays them and the marker drops what they hold); wal_remove_detached removes them. */
+static void test_detached_segments_are_removed_later_and_harmless_until_then(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.segment_size = 1024;
+    open_ok(f);
+    append_range(f->w, 1, 200, 1);
+    assert_int_equal(wal_snapshot(f->w, 150, 1, false), 0);
+    assert_int_equal(wal_sync(f->w), 0);
+    size_t before = count_segments(f->dir);
+    struct wal_detached d;
+    assert_int_equal(wal_detach_before(f->w, 151, &d), -EINVAL); /* beyond the marker */
+    assert_int_equal(d.n, 0);
+    assert_int_equal(wal_detach_before(f->w, 150, &d), 0);
+    assert_true(d.n >= 3);
+    assert_int_equal(count_segments(f->dir), before); /* nothing unlinked yet */
+    /* a second detach finds nothing more to forget */
+    struct wal_detached again;
+    assert_int_equal(wal_detach_before(f->w, 150, &again), 0);
+    assert_int_equal(again.n, 0);
+    /* "crash" here: the covered segments are still on disk, and the log replays as it should */
+    append_range(f->w, 201, 205, 1);
+    assert_int_equal(wal_sync(f->w), 0);
+    wal_close(f->w);
+    f->w = NULL;
+    struct wal *w2 = NULL;
+    struct wal_replay r2;
+    assert_int_equal(wal_open(&w2, &f->cfg, &r2, f->err, sizeof(f->err)), 0);
+    assert_int_equal(r2.snapshot_index, 150);
+    expect_entries(&r2, 151, 205);
+    wal_replay_free(&r2);
+    wal_close(w2);
+    /* and the removal, whenever it runs, leaves only what the marker does not cover */
+    char why[256] = "";
+    size_t n_detached = d.n, now = count_segments(f->dir);
+    assert_int_equal(wal_remove_detached(fileio_posix(), &d, why, sizeof(why)), 0);
+    assert_int_equal(count_segments(f->dir), now - n_detached);
+    assert_null(d.paths);
+    open_ok(f);
+    assert_int_equal(f->r.snapshot_index, 150);
+    expect_entries(&f->r, 151, 205);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -486,6 +530,7 @@ int main(void)
         T(test_append_refuses_gaps_and_indexes_under_the_snapshot),
         T(test_compaction_marker_keeps_the_tail_received_snapshot_drops_all),
         T(test_release_before_removes_only_covered_segments),
+        T(test_detached_segments_are_removed_later_and_harmless_until_then),
         T(test_wal_of_another_member_is_refused),
         T(test_interrupted_segment_creation_is_cleaned_up),
         T(test_missing_segment_in_the_middle_is_refused),
