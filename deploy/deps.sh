@@ -17,10 +17,14 @@ run_pkgs=(
 # Tests and benchmarks (DISCOVERYD_TESTS=ON): cmocka for unit tests, python3 for the integration
 # tests, real etcd 3.4 members, a real PostgreSQL 15 (the shared rate limiter's tests start their own
 # cluster in a temp dir; postgresql brings initdb, postgres, pg_ctl and psql), openssl to mint test
-# certificates, wrk and linux-perf (fsync counts) for tests/bench, gcovr for the coverage build;
-# chromium and a font for tests/e2e (the web pages in a real headless browser, never downloaded).
+# certificates, wrk and linux-perf (fsync counts, --profile) for tests/bench, with the GET benchmark's
+# two peers: h2o (the same bytes as a static file) and etcd-discovery (the upstream discovery
+# server, discovery.etcd.io), and valgrind (instructions per GET, tests/bench/get_instr.sh); gcovr
+# for the coverage build; chromium and a font for tests/e2e (the web pages in a real headless
+# browser, never downloaded).
 test_pkgs=(
   libcmocka-dev python3 etcd-server etcd-client postgresql openssl procps iproute2 wrk linux-perf gcovr
+  h2o etcd-discovery valgrind
   chromium fonts-dejavu-core
 )
 # tests/e2e also needs node and npm (playwright-core and axe-core from its package-lock.json). A
