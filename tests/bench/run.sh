@@ -405,11 +405,11 @@ run_one() {
             echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), discoveryd ${dd_bin#"$root"/}; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
             echo "# top symbols by self time: perf report --stdio --no-children -g none --sort dso,symbol"
             perf report -i "$dir/perf.data" --stdio --no-children -g none --sort dso,symbol 2>/dev/null |
-                awk '!/^#/ && NF && n++ < 30' || true
+                awk '!/^#/ && NF && n++ < 30 {sub(/[ \t-]+$/, ""); print}' || true
             echo
             echo "# top symbols including their callees: perf report --stdio --children -g none --sort symbol"
             perf report -i "$dir/perf.data" --stdio --children -g none --sort symbol 2>/dev/null |
-                awk '!/^#/ && NF && n++ < 30' || true
+                awk '!/^#/ && NF && n++ < 30 {sub(/[ \t-]+$/, ""); print}' || true
         } >"$pf"
         log "  profile: ${pf#"$root"/}"
     fi
