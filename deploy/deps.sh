@@ -49,3 +49,12 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# h2o and etcd-discovery are only the GET benchmark's peers, started by tests/bench/run.sh itself;
+# their packages enable system services (h2o on :80, etcd-discovery on :8087, discoveryd's own
+# default port). Stop and disable the ones this run just installed.
+if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+  for svc in h2o etcd-discovery; do
+    [[ " ${missing[*]} " == *" $svc "* ]] && { $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true; }
+  done
+fi
