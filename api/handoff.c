@@ -6,6 +6,8 @@
  */
 #include "api/handoff.h"
 
+#include "api/getcache.h"
+
 #include <stdlib.h>
 
 /* A question out to the limiter. op is NULL once the timeout decided without it: the answer is
@@ -56,6 +58,7 @@ int api_thread_init(struct api_thread *t, struct api *api, h2o_context_t *ctx)
     p->client.post = client_post;
     h2o_multithread_register_receiver(p->queue, &p->rate_receiver, on_rate_messages);
     h2o_timeout_init(ctx->loop, &p->rate_timeout, api->cfg.rate_timeout_ms ? api->cfg.rate_timeout_ms : 200);
+    p->getcache = api_getcache_new(); /* without it (ENOMEM) reads are rendered every time */
     return 0;
 }
 
@@ -68,6 +71,7 @@ void api_thread_dispose(struct api_thread *t)
     h2o_multithread_unregister_receiver(p->queue, &p->rate_receiver);
     h2o_timeout_dispose(t->ctx->loop, &p->rate_timeout);
     h2o_multithread_destroy_queue(p->queue);
+    api_getcache_free(p->getcache);
     free(p);
     t->priv = NULL;
 }

@@ -19,6 +19,7 @@ struct api_thread_priv {
     struct node_client client;
     h2o_multithread_receiver_t rate_receiver; /* limiter answers (request.c) */
     h2o_timeout_t rate_timeout;               /* cfg.rate_timeout_ms */
+    struct api_getcache *getcache;            /* this thread's copies of GET answers (getcache.h; NULL: none) */
 };
 
 /* One bucket a request must pass (request.h). */

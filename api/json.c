@@ -63,6 +63,34 @@ void api_buf_printf(struct api_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+size_t api_fmt_u64(char out[API_U64_DIGITS], uint64_t v)
+{
+    char d[API_U64_DIGITS];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    memcpy(out, d + i, sizeof(d) - i);
+    return sizeof(d) - i;
+}
+
+void api_buf_u64(struct api_buf *b, uint64_t v)
+{
+    char d[API_U64_DIGITS];
+    api_buf_put(b, d, api_fmt_u64(d, v));
+}
+
+void api_buf_i64(struct api_buf *b, int64_t v)
+{
+    if (v < 0) {
+        api_buf_put(b, "-", 1);
+        api_buf_u64(b, (uint64_t)0 - (uint64_t)v);
+        return;
+    }
+    api_buf_u64(b, (uint64_t)v);
+}
+
 void api_json_str(struct api_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -155,23 +183,36 @@ int64_t api_ttl_seconds(int64_t expire_ms, int64_t now_ms)
     return ttl;
 }
 
-static void expiry(struct api_buf *b, int64_t expire_ms, int64_t now_ms)
+/* until (may be NULL): lowered to the first instant after now_ms at which this TTL renders
+ * differently (ttl = ceil(rem / 1 s) drops by one when rem reaches the next lower whole second). */
+static void expiry(struct api_buf *b, int64_t expire_ms, int64_t now_ms, int64_t *until)
 {
     if (expire_ms == 0)
         return;
     api_buf_puts(b, ",\"expiration\":");
     api_json_time(b, expire_ms);
     int64_t ttl = api_ttl_seconds(expire_ms, now_ms);
-    if (ttl != 0)
-        api_buf_printf(b, ",\"ttl\":%lld", (long long)ttl);
+    if (ttl != 0) {
+        api_buf_puts(b, ",\"ttl\":");
+        api_buf_i64(b, ttl);
+    }
+    if (until != NULL) {
+        int64_t next = expire_ms - (ttl - 1) * 1000;
+        if (next < *until)
+            *until = next;
+    }
 }
 
 static void indexes(struct api_buf *b, uint64_t modified, uint64_t created)
 {
-    if (modified)
-        api_buf_printf(b, ",\"modifiedIndex\":%llu", (unsigned long long)modified);
-    if (created)
-        api_buf_printf(b, ",\"createdIndex\":%llu", (unsigned long long)created);
+    if (modified) {
+        api_buf_puts(b, ",\"modifiedIndex\":");
+        api_buf_u64(b, modified);
+    }
+    if (created) {
+        api_buf_puts(b, ",\"createdIndex\":");
+        api_buf_u64(b, created);
+    }
 }
 
 static void enode(struct api_buf *b, const struct kv_enode *n, int64_t now_ms)
@@ -185,7 +226,7 @@ static void enode(struct api_buf *b, const struct kv_enode *n, int64_t now_ms)
     }
     if (n->dir)
         api_buf_puts(b, ",\"dir\":true");
-    expiry(b, n->expire_ms, now_ms);
+    expiry(b, n->expire_ms, now_ms, NULL);
     indexes(b, n->modified_index, n->created_index);
     api_buf_puts(b, "}");
 }
@@ -217,7 +258,7 @@ static int cmp_key(const void *a, const void *b)
 /* A tree node; list: render its visible children (always at the top of a GET, and at every
  * level when recursive). */
 static void tnode(struct api_buf *b, const struct kv_node *n, bool list, bool recursive, bool sorted,
-                  int64_t now_ms)
+                  int64_t now_ms, int64_t *until)
 {
     api_buf_puts(b, "{\"key\":");
     api_json_str(b, n->key, n->key_len);
@@ -227,7 +268,7 @@ static void tnode(struct api_buf *b, const struct kv_node *n, bool list, bool re
     }
     if (n->dir)
         api_buf_puts(b, ",\"dir\":true");
-    expiry(b, n->expire_ms, now_ms);
+    expiry(b, n->expire_ms, now_ms, until);
     if (n->dir && list && n->nvisible > 0) {
         const struct kv_node *stackv[64];
         const struct kv_node **v = stackv;
@@ -252,14 +293,14 @@ static void tnode(struct api_buf *b, const struct kv_node *n, bool list, bool re
             if (!first)
                 api_buf_puts(b, ",");
             first = false;
-            tnode(b, c, recursive, recursive, sorted, now_ms);
+            tnode(b, c, recursive, recursive, sorted, now_ms, until);
         }
         if (sorted) {
             qsort(v, cnt, sizeof(*v), cmp_key);
             for (size_t i = 0; i < cnt; i++) {
                 if (i)
                     api_buf_puts(b, ",");
-                tnode(b, v[i], recursive, recursive, sorted, now_ms);
+                tnode(b, v[i], recursive, recursive, sorted, now_ms, until);
             }
             if (v != stackv)
                 free(v);
@@ -270,20 +311,32 @@ static void tnode(struct api_buf *b, const struct kv_node *n, bool list, bool re
     api_buf_puts(b, "}");
 }
 
+void api_json_get_until(struct api_buf *b, const struct kv_node *n, bool recursive, bool sorted, int64_t now_ms,
+                        int64_t *until)
+{
+    if (until != NULL)
+        *until = INT64_MAX;
+    api_buf_puts(b, "{\"action\":\"get\",\"node\":");
+    tnode(b, n, true, recursive, sorted, now_ms, until);
+    api_buf_puts(b, "}\n");
+}
+
 void api_json_get(struct api_buf *b, const struct kv_node *n, bool recursive, bool sorted, int64_t now_ms)
 {
-    api_buf_puts(b, "{\"action\":\"get\",\"node\":");
-    tnode(b, n, true, recursive, sorted, now_ms);
-    api_buf_puts(b, "}\n");
+    api_json_get_until(b, n, recursive, sorted, now_ms, NULL);
 }
 
 void api_json_error(struct api_buf *b, int code, const char *message, const char *cause, uint64_t index)
 {
-    api_buf_printf(b, "{\"errorCode\":%d,\"message\":", code);
+    api_buf_puts(b, "{\"errorCode\":");
+    api_buf_i64(b, code);
+    api_buf_puts(b, ",\"message\":");
     api_json_str(b, message, strlen(message));
     if (cause != NULL && cause[0] != 0) {
         api_buf_puts(b, ",\"cause\":");
         api_json_str(b, cause, strlen(cause));
     }
-    api_buf_printf(b, ",\"index\":%llu}\n", (unsigned long long)index);
+    api_buf_puts(b, ",\"index\":");
+    api_buf_u64(b, index);
+    api_buf_puts(b, "}\n");
 }

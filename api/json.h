@@ -24,6 +24,12 @@ void api_buf_free(struct api_buf *b);
 void api_buf_put(struct api_buf *b, const void *s, size_t n);
 void api_buf_puts(struct api_buf *b, const char *s);
 void api_buf_printf(struct api_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A number in decimal, as %llu / %lld would write it (without printf's cost on the GET path);
+ * api_fmt_u64 writes it into out (no NUL) and returns its length. */
+#define API_U64_DIGITS 20
+size_t api_fmt_u64(char out[API_U64_DIGITS], uint64_t v);
+void api_buf_u64(struct api_buf *b, uint64_t v);
+void api_buf_i64(struct api_buf *b, int64_t v);
 
 /* A JSON string (quotes included). */
 void api_json_str(struct api_buf *b, const char *s, size_t n);
@@ -38,6 +44,11 @@ void api_json_event(struct api_buf *b, const struct kv_event *ev, int64_t now_ms
 /* {"action":"get","node":{…}}\n for a GET of n: a dir lists its visible children (their own
  * children only when recursive), in creation order or sorted by key. */
 void api_json_get(struct api_buf *b, const struct kv_node *n, bool recursive, bool sorted, int64_t now_ms);
+/* The same, and *until = the first Unix ms after now_ms at which the same tree would render
+ * differently because a TTL's remaining seconds changed (INT64_MAX when no node rendered has a TTL):
+ * how long a copy of these bytes stays right if the tree does not change. */
+void api_json_get_until(struct api_buf *b, const struct kv_node *n, bool recursive, bool sorted, int64_t now_ms,
+                        int64_t *until);
 /* {"errorCode":N,"message":"…","cause":"…","index":I}\n; cause omitted when NULL or empty. */
 void api_json_error(struct api_buf *b, int code, const char *message, const char *cause, uint64_t index);
 

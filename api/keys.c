@@ -7,10 +7,12 @@
 #include <stdio.h>
 
 #include "api/addr.h"
+#include "api/getcache.h"
 #include "api/handlers.h"
 #include "api/handoff.h"
 #include "api/reply.h"
 #include "api/request.h"
+#include "store/node_view.h"
 
 /* The keys route's common error path: JSON error with the keys headers. */
 static void send_err(struct api_thread *t, h2o_req_t *req, const struct api_route *r, int code,
@@ -39,20 +41,60 @@ static void answer_event(struct api_op *op, h2o_req_t *req, const struct node_op
     api_send_buf(op->t, req, API_ROUTE_KEYS, status, "application/json", &b);
 }
 
-/* A read of applied state (plain GET/HEAD, or after a quorum barrier). */
+/* A GET of a key in a token answered from this thread's copy (getcache.h) when the token has not
+ * changed since it was rendered: no read lock, no rendering. False when there is no usable copy. */
+static bool read_copy(struct api_thread *t, h2o_req_t *req, const char *key, size_t key_len, const char *token,
+                      size_t token_len, const struct api_keys_req *k, int64_t now, uint64_t raft_index,
+                      uint64_t raft_term)
+{
+    struct api_getcache *gc = ((struct api_thread_priv *)t->priv)->getcache;
+    struct node *node = t->api->node;
+    struct node_view v;
+    if (gc == NULL || token_len == 0 || !node_view_begin(node, &v))
+        return false;
+    const struct api_getcache_entry *e = api_getcache_get(gc, key, key_len, k->recursive, k->sorted);
+    if (e == NULL || now >= e->until_ms || node_view_stamp(node, token, token_len) != e->stamp ||
+        !node_view_end(node, &v))
+        return false;
+    if (raft_index == 0 && raft_term == 0) { /* the raft position of the state the copy shows */
+        raft_index = v.raft_index;
+        raft_term = v.raft_term;
+    }
+    api_discovery_headers(req, &e->tok);
+    api_etcd_headers(t, req, v.etcd_index, true, raft_index, raft_term);
+    api_send(t, req, API_ROUTE_KEYS, 200, "application/json", e->body, e->body_len);
+    return true;
+}
+
+/* A read of applied state (plain GET/HEAD, or after a quorum barrier): from this thread's copy if
+ * it is still right, else rendered under the read lock (and kept when it lies in the token). */
 static void do_read(struct api_thread *t, h2o_req_t *req, const char *key, size_t key_len, const char *token,
                     size_t token_len, const struct api_keys_req *k, uint64_t raft_index, uint64_t raft_term)
 {
+    int64_t now = node_wall_ms();
+    if (read_copy(t, req, key, key_len, token, token_len, k, now, raft_index, raft_term))
+        return;
     struct node *node = t->api->node;
     struct api_buf b = {0};
     struct kv_error err = {0};
     const struct kv_node *n;
+    struct api_getcache_entry e = {0};
+    bool keep = false;
     node_rdlock(node);
     const struct kv *kv = node_kv(node);
     uint64_t index = kv_index(kv);
     int rc = kv_get(kv, key, key_len, &n, &err);
-    if (rc == 0)
-        api_json_get(&b, n, k->recursive, k->sorted, node_wall_ms());
+    if (rc == 0) {
+        api_json_get_until(&b, n, k->recursive, k->sorted, now, &e.until_ms);
+        /* keep a copy only when the node read lies in the very token the request names (the
+         * stamp and X-Discovery-* are that token's) */
+        const char *nt;
+        size_t ntl;
+        keep = token_len > 0 && kv_key_token(n->key, n->key_len, &nt, &ntl) && ntl == token_len &&
+               memcmp(nt, token, ntl) == 0;
+        if (keep)
+            e.stamp = node_view_stamp(node, token, token_len);
+    }
     struct kv_token_info tok;
     kv_token_info(kv, token, token_len, &tok);
     if (raft_index == 0 && raft_term == 0) /* the raft position of the state just read */
@@ -68,7 +110,15 @@ static void do_read(struct api_thread *t, h2o_req_t *req, const char *key, size_
         return;
     }
     api_etcd_headers(t, req, index, true, raft_index, raft_term);
-    api_send_buf(t, req, API_ROUTE_KEYS, 200, "application/json", &b);
+    struct api_getcache *gc = ((struct api_thread_priv *)t->priv)->getcache;
+    if (!keep || gc == NULL || b.oom) {
+        api_send_buf(t, req, API_ROUTE_KEYS, 200, "application/json", &b);
+        return;
+    }
+    api_send(t, req, API_ROUTE_KEYS, 200, "application/json", b.p, b.len); /* h2o copies the body */
+    e.tok = tok;
+    e.body_len = b.len;
+    api_getcache_put(gc, key, key_len, k->recursive, k->sorted, &e, b.p);
 }
 
 static const char *op_key(const struct api_op *op)

@@ -4,7 +4,6 @@
  */
 #include "api/reply.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <sys/time.h>
 
@@ -105,11 +104,9 @@ void api_send_buf(struct api_thread *t, h2o_req_t *req, enum api_route_kind rout
         api_send_text(t, req, route, 500, "out of memory");
         return;
     }
-    char *body = h2o_mem_alloc_pool(&req->pool, b->len ? b->len : 1);
-    memcpy(body, b->p, b->len);
-    size_t len = b->len;
+    /* h2o_send_inline copies the body into the request's pool */
+    api_send(t, req, route, status, content_type, b->p != NULL ? b->p : "", b->len);
     api_buf_free(b);
-    api_send(t, req, route, status, content_type, body, len);
 }
 
 void api_send_405(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, const char *allow)
@@ -127,17 +124,19 @@ void api_header(h2o_req_t *req, const char *name, const char *orig, const char *
 
 void api_header_u64(h2o_req_t *req, const char *name, const char *orig, uint64_t v)
 {
-    char s[24];
-    int n = snprintf(s, sizeof(s), "%" PRIu64, v);
-    api_header(req, name, orig, s, (size_t)n);
+    char d[API_U64_DIGITS];
+    api_header(req, name, orig, d, api_fmt_u64(d, v));
 }
 
 void api_etcd_headers(struct api_thread *t, h2o_req_t *req, uint64_t etcd_index, bool raft,
                       uint64_t raft_index, uint64_t raft_term)
 {
-    char id[24];
-    int n = snprintf(id, sizeof(id), "%016" PRIx64, node_cluster_id(t->api->node));
-    api_header(req, "x-etcd-cluster-id", "X-Etcd-Cluster-Id", id, (size_t)n);
+    static const char hex[] = "0123456789abcdef";
+    char id[16]; /* %016x */
+    uint64_t cid = node_cluster_id(t->api->node);
+    for (int i = 15; i >= 0; i--, cid >>= 4)
+        id[i] = hex[cid & 15];
+    api_header(req, "x-etcd-cluster-id", "X-Etcd-Cluster-Id", id, sizeof(id));
     api_header_u64(req, "x-etcd-index", "X-Etcd-Index", etcd_index);
     if (raft) {
         if (raft_index == 0 && raft_term == 0)

@@ -17,10 +17,14 @@ run_pkgs=(
 # Tests and benchmarks (DISCOVERYD_TESTS=ON): cmocka for unit tests, python3 for the integration
 # tests, real etcd 3.4 members, a real PostgreSQL 15 (the shared rate limiter's tests start their own
 # cluster in a temp dir; postgresql brings initdb, postgres, pg_ctl and psql), openssl to mint test
-# certificates, wrk and linux-perf (fsync counts) for tests/bench, gcovr for the coverage build;
-# chromium and a font for tests/e2e (the web pages in a real headless browser, never downloaded).
+# certificates, wrk and linux-perf (fsync counts, --profile) for tests/bench, with the GET benchmark's
+# two peers: h2o (the same bytes as a static file) and etcd-discovery (the upstream discovery
+# server, discovery.etcd.io), and valgrind (instructions per GET, tests/bench/get_instr.sh); gcovr
+# for the coverage build; chromium and a font for tests/e2e (the web pages in a real headless
+# browser, never downloaded).
 test_pkgs=(
   libcmocka-dev python3 etcd-server etcd-client postgresql openssl procps iproute2 wrk linux-perf gcovr
+  h2o etcd-discovery valgrind
   chromium fonts-dejavu-core
 )
 # tests/e2e also needs node and npm (playwright-core and axe-core from its package-lock.json). A
@@ -45,3 +49,12 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# h2o and etcd-discovery are only the GET benchmark's peers, started by tests/bench/run.sh itself;
+# their packages enable system services (h2o on :80, etcd-discovery on :8087, discoveryd's own
+# default port). Stop and disable the ones this run just installed.
+if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+  for svc in h2o etcd-discovery; do
+    [[ " ${missing[*]} " == *" $svc "* ]] && { $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true; }
+  done
+fi

@@ -14,6 +14,7 @@
 #include "store/kv_map.h"
 #include "store/node.h"
 #include "store/watch.h"
+#include "store/node_view.h"
 
 /* A client address's count of parked watches (node_watch.c). */
 struct nclient {
@@ -40,6 +41,15 @@ struct node_arena {
     size_t len, cap;
 };
 
+/* The change stamps and the published view (node_view.h; node_view.c). */
+#define NODE_VIEW_SLOTS 4096 /* a power of two; 32 KiB of stamps */
+struct node_stamps {
+    uint64_t seq;        /* (atomic) odd while the apply seam changes the store */
+    uint64_t etcd_index; /* (atomic) kv_index() as the seam last left it */
+    uint64_t next;       /* store thread: the last stamp handed out */
+    uint64_t slot[NODE_VIEW_SLOTS]; /* (atomic) a token's stamp, by the hash of its name */
+};
+
 struct node {
     struct node_config cfg;
     pthread_t thread;
@@ -55,6 +65,7 @@ struct node {
     struct kv *kv;
     struct watch_hub *hub;
     uint64_t applied_index, applied_term; /* (atomic) the last applied log entry */
+    struct node_stamps stamps;            /* written by the apply seam only (node_view.c) */
     uint64_t st_applied, st_expired;      /* (atomic) */
     uint64_t st_sweeps, st_sweeps_chained; /* (atomic) SWEEPs proposed; of those, proposed at once
                                               after the previous one because more was due */
@@ -120,5 +131,14 @@ struct node_entry {
 void node_apply(struct node *n, const struct node_entry *e, size_t count);
 /* A snapshot was loaded into the tree and hub at start-up: record the log position it stands for. */
 void node_apply_restore(struct node *n, uint64_t index, uint64_t term);
+
+/* node_view.c: the writer's side of node_view.h, called by the apply seam only, with the node's
+ * write lock held: open a change, stamp the token of each changed key (every token when the key
+ * lies in none), or every token, then close it (publishing kv_index and the applied raft position
+ * written in between). */
+void node_view_write_begin(struct node *n);
+void node_view_touch(struct node *n, const char *key, size_t key_len);
+void node_view_touch_all(struct node *n);
+void node_view_write_end(struct node *n);
 
 #endif

@@ -170,6 +170,28 @@ def seed_members(port, token):
     return 0
 
 
+def seed_upstream(port):
+    """The upstream discovery server: a token from its /new?size=3 and three members registered through
+    it (PUT /<token>/<id>, as etcd's discovery client does). Prints the token."""
+    c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+    c.request("GET", "/new?size=3")
+    r = c.getresponse()
+    url = r.read().decode().strip()
+    c.close()
+    if r.status != 200 or "/" not in url:
+        print("upstream /new?size=3: %d %r" % (r.status, url[:200]), file=sys.stderr)
+        return 1
+    tok = url.rsplit("/", 1)[1]
+    reqs = [("/%s/%016x?prevExist=false" % (tok, 0xfc594def544cce00 + i),
+             "value=m%d%%3Dhttp%%3A%%2F%%2F127.0.0.1%%3A%d2380" % (i + 1, i + 1)) for i in range(3)]
+    counts = put_all(port, reqs, 1)
+    if counts.get(201, 0) != 3:
+        print("registering 3 members through the upstream server failed: %r" % counts, file=sys.stderr)
+        return 1
+    print(tok)
+    return 0
+
+
 def to_ms(text):
     for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3), ("m", 60e3)):
         if text.endswith(unit):
@@ -209,13 +231,21 @@ def parse_wrk(path):
 WORKLOADS = {
     "get": ("(a) GET of a 3-member token dir",
             "`GET /v2/keys/discovery/<tok>?quorum=false&recursive=false&sorted=false` (what every member "
-            "sends twice), one token holding `_config/size`=3 and three members."),
+            "sends twice), one token holding `_config/size`=3 and three members. Two peers run in the same "
+            "alternation: **h2o** serving, as a static file (`application/json`), the very bytes discoveryd "
+            "answered in that round — the limit of an HTTP/1.1 server on this machine — and **upstream**, "
+            "the original discovery server (Debian `etcd-discovery`) proxying `GET /<tok>?…` to its own etcd 3.4, "
+            "with a token from its `/new?size=3` and three members registered through it (its peak RSS and CPU "
+            "are the proxy's and its etcd's together)."),
     "put": ("(b) member registrations",
             "`PUT /v2/keys/discovery/<tok>/<unique id>?prevExist=false`, body "
             "`value=name%3Dhttp%3A%2F%2F127.0.0.1%3A2380`, `Content-Type: application/x-www-form-urlencoded`; "
             "ids unique per request (`tests/bench/put.lua`), spread over TOKENS tokens whose `_config/size`=3 "
             "was written beforehand on both targets. Fresh server and data dir for every run."),
 }
+
+
+TARGETS = ["etcd", "discoveryd", "h2o", "upstream"]
 
 
 def fmt(v, unit="", nd=0):
@@ -309,8 +339,16 @@ def report(results, meta_path, out):
     L.append("- etcd: %s, started with `--enable-v2=true`, defaults otherwise (fsync on, snapshot-count 100000), "
              "fresh data dir in a temp dir, loopback" % meta.get("etcd_version"))
     L.append("- discoveryd: %s, `%s`" % (meta.get("dd_version"), meta.get("dd_args")))
-    L.append("- Load: `%s` from the same machine; wrk, etcd and discoveryd share the CPUs. Targets alternate "
-             "(etcd, discoveryd, etcd, discoveryd, …); each run starts a fresh server process. Tables show the "
+    L.append("- etcd command: `%s`" % meta.get("etcd_cmd", ""))
+    if "get" in meta.get("workloads", "get put").split():
+        L.append("- h2o (GET only): %s, `%s`" % (meta.get("h2o_version", ""), meta.get("h2o_cmd", "")))
+        L.append("- upstream (GET only): %s, `%s`" % (meta.get("upstream_version", ""), meta.get("upstream_cmd", "")))
+    if meta.get("profile"):
+        L.append("- Profiles of the discoveryd runs (`--profile`: `perf record -e cpu-clock -g`, top symbols by "
+                 "`perf report --stdio`): `%s`" % meta["profile"])
+    L.append("- Load: `%s` from the same machine; wrk and the servers share the CPUs. Targets alternate "
+             "(etcd, discoveryd[, h2o, upstream], etcd, discoveryd, …); each run starts a fresh server process. "
+             "Numbers on this shared 2-core machine vary run to run: compare ratios within one run. Tables show the "
              "**median of %s round(s)**; per-round values are listed below each table." % (meta.get("wrk_cmd"), meta.get("rounds")))
     L.append("- Peak RSS = `VmHWM` from `/proc/<pid>/status` of the server at the end of the run (a fresh process per "
              "run, so it is the peak of that workload plus start-up). Server CPU = (utime+stime) during the wrk run / "
@@ -327,6 +365,9 @@ def report(results, meta_path, out):
     for wl in ("get", "put"):
         title, desc = WORKLOADS[wl]
         wrows = [r for r in rows if r["wl"] == wl]
+        if not wrows:
+            continue
+        targets = [t for t in TARGETS if any(r["target"] == t for r in wrows)]
         L.append("## %s" % title)
         L.append("")
         L.append(desc.replace("TOKENS", meta.get("tokens", "10000")))
@@ -335,16 +376,16 @@ def report(results, meta_path, out):
             L.append(durability_note(wrows))
         L.append("")
         fs = wl == "put"
-        L.append("| target | req/s | p50 | p99 | peak RSS | server CPU |%s non-2xx | socket errors | runs |"
+        L.append("| target | req/s | spread max/min | p50 | p99 | peak RSS | server CPU |%s non-2xx | socket errors | runs |"
                  % (" fsync/s | PUTs per fsync |" if fs else ""))
-        L.append("|---|---:|---:|---:|---:|---:|%s---:|---:|---|" % ("---:|---:|" if fs else ""))
+        L.append("|---|---:|---:|---:|---:|---:|---:|%s---:|---:|---|" % ("---:|---:|" if fs else ""))
         med = {}
-        for target in ("etcd", "discoveryd"):
+        for target in targets:
             trs = [r for r in wrows if r["target"] == target]
             okrs = [r for r in trs if r["status"] == "ok"]
             if not okrs:
                 why = trs[0]["status"] if trs else "not run"
-                L.append("| %s | %s | | | | | | | |" % (target, why))
+                L.append("| %s | %s | | | | | | | | |" % (target, why))
                 continue
             m = dict(rps=median([r["rps"] for r in okrs]), p50=median([r["p50"] for r in okrs]),
                      p99=median([r["p99"] for r in okrs]), hwm=median([r["hwm"] for r in okrs]),
@@ -354,23 +395,32 @@ def report(results, meta_path, out):
             bad = sum(r["non2xx"] for r in okrs)
             serr = sum(r["sockerr"] for r in okrs)
             flag = " ⚠" if bad or serr else ""
-            L.append("| %s%s | %s | %s | %s | %s | %s |%s %d | %d | %d |" % (
-                target, flag, fmt(m["rps"]), fmt(m["p50"], " ms", 2), fmt(m["p99"], " ms", 2),
+            rpss = [r["rps"] for r in okrs if r["rps"]]
+            m["spread"] = max(rpss) / min(rpss) if rpss else None
+            L.append("| %s%s | %s | %s | %s | %s | %s | %s |%s %d | %d | %d |" % (
+                target, flag, fmt(m["rps"]), fmt(m["spread"], "", 2), fmt(m["p50"], " ms", 2), fmt(m["p99"], " ms", 2),
                 fmt(m["hwm"] / 1024 if m["hwm"] else None, " MiB", 1), fmt(m["cpu"], "", 2),
                 (" %s | %s |" % (fmt(m["fsps"]), fmt(m["per_fsync"], "", 1))) if fs else "", bad, serr, len(okrs)))
-        if "etcd" in med and "discoveryd" in med:
-            e, d = med["etcd"], med["discoveryd"]
+        errs = sum(r["non2xx"] + r["sockerr"] for r in wrows if r["status"] == "ok")
 
-            def ratio(a, b):
-                return "%.2f×" % (a / b) if a and b else "–"
-            errs = sum(r["non2xx"] + r["sockerr"] for r in wrows if r["status"] == "ok")
-            L.append("| **discoveryd / etcd**%s | **%s** | %s | %s | %s | %s |%s | | |" % (
-                " ⚠" if errs else "",
-                ratio(d["rps"], e["rps"]), ratio(d["p50"], e["p50"]), ratio(d["p99"], e["p99"]),
-                ratio(d["hwm"], e["hwm"]), ratio(d["cpu"], e["cpu"]),
+        def ratio(a, b):
+            return "%.2f×" % (a / b) if a and b else "–"
+        shown = False
+        for peer in [t for t in targets if t != "discoveryd"]:
+            if "discoveryd" not in med or peer not in med:
+                continue
+            e, d = med[peer], med["discoveryd"]
+            shown = True
+            L.append("| **discoveryd / %s**%s | **%s** | %s | %s | %s | %s | %s |%s | | |" % (
+                peer, " ⚠" if errs else "",
+                ratio(d["rps"], e["rps"]), ratio(d["spread"], e["spread"]), ratio(d["p50"], e["p50"]),
+                ratio(d["p99"], e["p99"]), ratio(d["hwm"], e["hwm"]), ratio(d["cpu"], e["cpu"]),
                 (" %s | %s |" % (ratio(d["fsps"], e["fsps"]), ratio(d["per_fsync"], e["per_fsync"]))) if fs else ""))
+        if shown:
             L.append("")
-            L.append("Ratio: req/s higher is better for discoveryd; p50, p99, RSS and CPU lower is better.")
+            L.append("Ratio: req/s higher is better for discoveryd; spread (the fastest round's req/s over the "
+                     "slowest's, per system), p50, p99, RSS and CPU lower is better. Medians of one run; only "
+                     "ratios within one run are compared.")
             if errs:
                 L.append("")
                 L.append("⚠ **Not a valid comparison**: %d replies in these runs were non-2xx or failed at the "
@@ -384,7 +434,7 @@ def report(results, meta_path, out):
         L.append("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s" % ("---:|---:|---:|---:|" if fs else ""))
         L[-2] += " machine |"
         L[-1] += "---|"
-        for r in sorted(wrows, key=lambda r: (r["round"], r["target"] != "etcd")):
+        for r in sorted(wrows, key=lambda r: (r["round"], TARGETS.index(r["target"]) if r["target"] in TARGETS else 9)):
             extra = ""
             if fs:
                 extra = " %s | %s | %s | %s |" % (fmt(r["fsyncs"]), fmt(r["fsps"]), fmt(r["fsync_metric"]),
@@ -425,6 +475,8 @@ def main(argv):
         return seed_tokens(argv[2], argv[3], argv[4], argv[5])
     if cmd == "seed-members":
         return seed_members(argv[2], argv[3])
+    if cmd == "seed-upstream":
+        return seed_upstream(argv[2])
     if cmd == "wait-quiet":
         return wait_quiet(argv[2], argv[3])
     if cmd == "foreign":
@@ -435,7 +487,7 @@ def main(argv):
     if cmd == "report":
         return report(argv[2], argv[3], argv[4])
     print("usage: bench_helper.py freeport | wait PORT PATH TIMEOUT | seed-tokens PORT PREFIX N SIZE | "
-          "seed-members PORT TOKEN | wait-quiet MYPID MAXWAIT | foreign MYPID | parse-wrk FILE | report RESULTS META OUT", file=sys.stderr)
+          "seed-members PORT TOKEN | seed-upstream PORT | wait-quiet MYPID MAXWAIT | foreign MYPID | parse-wrk FILE | report RESULTS META OUT", file=sys.stderr)
     return 2
 
 

@@ -10,6 +10,8 @@
  * with body value=name%3Dhttp%3A%2F%2F127.0.0.1%3A2380. Stops after count requests or seconds.
  * stdout, one line: sent done ok2xx non2xx unanswered elapsed_s req_per_s p50_ms p99_ms max_ms
  * --lat FILE: one line per answered request, "start_epoch_us latency_us status".
+ * --get PATH: every request is instead GET PATH (with an etcd member's User-Agent and Accept-Encoding),
+ *             e.g. the token-dir read, for counting a server's instructions per GET under callgrind.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -54,7 +56,7 @@ static uint64_t now_ns(clockid_t c)
 static int port, nconns = 64, ntokens = 10000;
 static long long count, first;
 static double seconds = 120;
-static const char *prefix = "bench", *lat_path;
+static const char *prefix = "bench", *lat_path, *get_path;
 static long long next_k, sent, done, ok2xx, non2xx;
 static struct rec *recs;
 static uint64_t mono0, real0;
@@ -81,7 +83,14 @@ static bool start_req(struct conn *c)
         return false;
     long long k = next_k++;
     static const char body[] = "value=name%3Dhttp%3A%2F%2F127.0.0.1%3A2380";
-    int n = snprintf(c->req, sizeof(c->req),
+    int n;
+    if (get_path != NULL)
+        n = snprintf(c->req, sizeof(c->req),
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: Go-http-client/1.1\r\n"
+                     "Accept-Encoding: gzip\r\n\r\n",
+                     get_path, port);
+    else
+        n = snprintf(c->req, sizeof(c->req),
                      "PUT /v2/keys/discovery/%s-%lld/m%lld?prevExist=false HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
                      "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n%s",
                      prefix, k % ntokens, k, port, sizeof(body) - 1, body);
@@ -169,15 +178,21 @@ int main(int argc, char **argv)
             first = atoll(v);
         else if (!strcmp(k, "--lat"))
             lat_path = v;
+        else if (!strcmp(k, "--get"))
+            get_path = v;
         else {
             fprintf(stderr, "bench_load: unknown option %s\n", k);
             return 2;
         }
     }
+    if (get_path != NULL && (get_path[0] != '/' || strlen(get_path) > 400)) {
+        fprintf(stderr, "bench_load: --get wants an absolute path of at most 400 bytes\n");
+        return 2;
+    }
     if (port <= 0 || nconns <= 0 || nconns > 1024 || count <= 0 || count > 100000000 || ntokens <= 0 ||
         seconds <= 0 || seconds > 3600) {
         fprintf(stderr, "usage: bench_load --port P --count N [--conns 1..1024] [--seconds S<=3600] "
-                        "[--tokens N] [--prefix P] [--first K] [--lat FILE]\n");
+                        "[--tokens N] [--prefix P] [--first K] [--lat FILE] [--get PATH]\n");
         return 2;
     }
     recs = calloc((size_t)count, sizeof(*recs));

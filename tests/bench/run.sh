@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh — side-by-side benchmark of discoveryd and etcd 3.4 (v2 API) on this machine:
 # the same wrk workloads against both, alternating, medians and ratios written to BENCHMARKS.md.
+# The token-dir GET also runs against two peers in the same alternation: h2o (Debian `h2o`) serving
+# the bytes discoveryd answered as a static file (the limit of an HTTP server on this machine), and
+# the upstream discovery server (Debian `etcd-discovery`, the original discovery.etcd.io code) on
+# its own etcd 3.4, which it proxies to. --profile records perf (cpu-clock, -g) of every discoveryd
+# run and writes the top symbols beside the report (tests/bench/out/profile-*.txt).
 # The registration workload also counts each server's fdatasync/fsync syscalls (perf stat on the
 # syscall tracepoints; needs root or perf_event_paranoid <= -1, else the column says so).
 # Installs nothing (run deploy/deps.sh first). Usage: tests/bench/run.sh [--rounds N] [--duration S] [--quick]
+#     [--profile] [--get-only]
 # The durable-store benchmarks (snapshot under load, restart) are tests/bench/durable.py.
 set -euo pipefail
 
@@ -20,6 +26,9 @@ build=1
 wrk_threads=2
 wrk_conns=64
 quiet_wait=${BENCH_QUIET_WAIT:-90}
+profile=0
+workloads=(get put)
+profile_dir="$root/tests/bench/out"
 invocation="tests/bench/run.sh${*:+ $*}"
 
 usage() {
@@ -31,6 +40,9 @@ usage: tests/bench/run.sh [options]
   --tokens N      tokens the registration workload spreads over (default 10000)
   --out FILE      report file (default BENCHMARKS.md at the repo root)
   --no-build      use build-bench/discoveryd as it is
+  --profile       perf record -g (cpu-clock) of every discoveryd run; the top symbols go to
+                  tests/bench/out/profile-<workload>-r<round>.txt (perf report --stdio)
+  --get-only      only the token-dir GET workload (etcd, discoveryd, h2o, upstream)
 Env: DISCOVERYD_BIN=path uses that binary instead of building build-bench (it is named in the report);
      DISCOVERYD_BENCH_ARGS adds flags to discoveryd; BENCH_NOTE adds a line to the report;
      BENCH_QUIET_WAIT=S: before each run wait up to S s (default 90) until no other test runner,
@@ -46,6 +58,8 @@ while (($#)); do
     --tokens) tokens=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --no-build) build=0; shift ;;
+    --profile) profile=1; shift ;;
+    --get-only) workloads=(get); shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -57,22 +71,40 @@ done
 for tool in etcd wrk python3 cmake curl; do
     command -v "$tool" >/dev/null || { echo "missing $tool: run deploy/deps.sh first" >&2; exit 1; }
 done
+# the GET's peers: a target whose program is missing is reported as such, not skipped silently
+have_h2o=1 have_upstream=1
+command -v h2o >/dev/null || { have_h2o=0; echo "h2o missing (deploy/deps.sh installs it): no h2o column" >&2; }
+command -v discovery.etcd.io >/dev/null ||
+    { have_upstream=0; echo "discovery.etcd.io missing (deploy/deps.sh installs etcd-discovery): no upstream column" >&2; }
+if ((profile)); then
+    perf record -e cpu-clock -g -o /dev/null -- true >/dev/null 2>&1 ||
+        { echo "--profile: perf record does not work here (linux-perf installed? root or perf_event_paranoid <= 1?)" >&2; exit 1; }
+    mkdir -p "$profile_dir"
+fi
 
 tmp=$(mktemp -d /tmp/dd-bench.XXXXXX)
+chmod 755 "$tmp" # h2o serves files from here
 server_pid=""
+aux_pid="" # a second process of the target (the upstream discovery server's etcd)
 
-stop_server() {
-    [[ -n $server_pid ]] || return 0
-    if kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
+stop_pid() {
+    local pid=$1
+    [[ -n $pid ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 100); do # at most 10 s
-            kill -0 "$server_pid" 2>/dev/null || break
+            kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -KILL "$server_pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
     fi
-    wait "$server_pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+stop_server() {
+    stop_pid "$server_pid"
     server_pid=""
+    stop_pid "$aux_pid"
+    aux_pid=""
 }
 cleanup() {
     stop_server
@@ -123,18 +155,70 @@ dd_args+=(${DISCOVERYD_BENCH_ARGS:-})
 # ---------------------------------------------------------------------------------------------
 # servers: start_<target> DIR sets server_pid and server_port
 
-start_etcd() {
-    local dir=$1 cport pport
+# the exact commands, for the report (PORT, DIR stand for the per-run values)
+etcd_cmd="etcd --name bench --data-dir DIR/etcd.data --enable-v2=true --listen-client-urls http://127.0.0.1:PORT --advertise-client-urls http://127.0.0.1:PORT --listen-peer-urls http://127.0.0.1:PEER --initial-advertise-peer-urls http://127.0.0.1:PEER --initial-cluster bench=http://127.0.0.1:PEER --initial-cluster-state new"
+h2o_threads=$(nproc)
+h2o_cmd="h2o -c DIR/h2o.conf (listen 127.0.0.1:PORT, num-threads: $h2o_threads, file.dir: DIR/h2o-root, file.etag: OFF, file.mime.setdefaulttype: application/json; the file is the body discoveryd answered in the same round)"
+upstream_cmd="discovery.etcd.io --addr 127.0.0.1:PORT --etcd http://127.0.0.1:ETCDPORT --host http://127.0.0.1:PORT, on its own etcd started as the etcd column's"
+
+# launch_etcd DIR LOG: an etcd 3.4 member alone; sets etcd_launched_pid and etcd_launched_port
+launch_etcd() {
+    local dir=$1 log=$2 cport pport
     cport=$("${helper[@]}" freeport)
     pport=$("${helper[@]}" freeport)
     etcd --name bench --data-dir "$dir/etcd.data" --enable-v2=true \
         --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
         --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
         --initial-cluster "bench=http://127.0.0.1:$pport" --initial-cluster-state new \
-        >"$dir/server.log" 2>&1 &
-    server_pid=$!
-    server_port=$cport
+        >"$log" 2>&1 &
+    etcd_launched_pid=$!
+    etcd_launched_port=$cport
+}
+
+start_etcd() {
+    local dir=$1
+    launch_etcd "$dir" "$dir/server.log"
+    server_pid=$etcd_launched_pid
+    server_port=$etcd_launched_port
     "${helper[@]}" wait "$server_port" /v2/keys/ 30 "$server_pid"
+}
+
+# h2o serving DIR/h2o-root, where run_one put the body discoveryd answered this round
+start_h2o() {
+    local dir=$1 port
+    port=$("${helper[@]}" freeport)
+    {
+        echo "listen:"
+        echo "  host: 127.0.0.1"
+        echo "  port: $port"
+        echo "num-threads: $h2o_threads"
+        [[ $(id -u) -eq 0 ]] && echo "user: root"
+        echo "file.etag: OFF"
+        echo "file.mime.setdefaulttype: application/json"
+        echo "hosts:"
+        echo "  default:"
+        echo "    paths:"
+        echo "      /:"
+        echo "        file.dir: $dir/h2o-root"
+    } >"$dir/h2o.conf"
+    h2o -c "$dir/h2o.conf" >"$dir/server.log" 2>&1 &
+    server_pid=$!
+    server_port=$port
+    "${helper[@]}" wait "$server_port" "/v2/keys/discovery/$h2o_token" 30 "$server_pid"
+}
+
+# the upstream discovery server on its own etcd (aux_pid), both stopped by stop_server
+start_upstream() {
+    local dir=$1 port
+    launch_etcd "$dir" "$dir/etcd.log"
+    aux_pid=$etcd_launched_pid
+    "${helper[@]}" wait "$etcd_launched_port" /v2/keys/ 30 "$aux_pid" || return 1
+    port=$("${helper[@]}" freeport)
+    discovery.etcd.io --addr "127.0.0.1:$port" --etcd "http://127.0.0.1:$etcd_launched_port" \
+        --host "http://127.0.0.1:$port" >"$dir/server.log" 2>&1 &
+    server_pid=$!
+    server_port=$port
+    "${helper[@]}" wait "$server_port" /robots.txt 30 "$server_pid"
 }
 
 start_discoveryd() {
@@ -156,7 +240,7 @@ foreign_running() {
     for n in etcd discoveryd wrk; do
         for p in $(pgrep -x "$n"); do
             # ours: the server, wrk, and the server's children (discoveryd's snapshot writers)
-            [[ $p == "$server_pid" || $p == "${wrk_pid:-}" ]] && continue
+            [[ $p == "$server_pid" || $p == "${wrk_pid:-}" || $p == "${aux_pid:-}" ]] && continue
             [[ $(awk '{print $4}' "/proc/$p/stat" 2>/dev/null) == "$server_pid" ]] && continue
             return 0
         done
@@ -164,9 +248,27 @@ foreign_running() {
     return 1
 }
 
-# cpu ticks (utime+stime) of a pid
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || true; }
+# cpu ticks (utime+stime) of the pids given (a target of two processes is summed)
+cpu_ticks() {
+    local p s=0 v
+    for p in "$@"; do
+        [[ -n $p ]] || continue
+        v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
+        s=$((s + ${v:-0}))
+    done
+    echo "$s"
+}
+# a /proc/PID/status field in kB, summed over the pids given (empty when none could be read)
+status_kb() {
+    local key=$1 p v s="" 
+    shift
+    for p in "$@"; do
+        [[ -n $p ]] || continue
+        v=$(awk -v k="$key:" '$1 == k {print $2}' "/proc/$p/status" 2>/dev/null || true)
+        [[ -n $v ]] && s=$((${s:-0} + v))
+    done
+    echo "$s"
+}
 
 results="$tmp/results.tsv"
 printf 'round\twl\ttarget\tstatus\trps\tp50\tp99\tnon2xx\tsockerr\trequests\thwm_kb\tcpu\tdata_kb\tfsyncs\tfsync_metric\twal_segs\tsecs\tstart\tcontended\n' >"$results"
@@ -193,8 +295,27 @@ run_one() {
     local round=$1 wl=$2 target=$3
     local dir="$tmp/r$round-$wl-$target"
     mkdir -p "$dir"
-    if [[ $target == discoveryd && $dd_status != ok ]]; then
-        printf '%s\t%s\t%s\t%s\t\t\t\t0\t0\t0\t\t\n' "$round" "$wl" "$target" "$dd_status" >>"$results"
+    local skip=""
+    [[ $target == discoveryd && $dd_status != ok ]] && skip=$dd_status
+    [[ $target == h2o ]] && ((!have_h2o)) && skip="h2o not installed"
+    [[ $target == upstream ]] && ((!have_upstream)) && skip="etcd-discovery not installed"
+    if [[ $target == h2o && -z $skip ]]; then
+        # the same bytes discoveryd answered this round (etcd's when discoveryd did not run)
+        local src=""
+        for f in "$tmp/body-$round-discoveryd.json" "$tmp/body-$round-etcd.json"; do
+            [[ -s $f ]] && { src=$f; break; }
+        done
+        if [[ -z $src ]]; then
+            skip="no body to serve (neither discoveryd nor etcd answered this round)"
+        else
+            h2o_token="bench-get-$round"
+            mkdir -p "$dir/h2o-root/v2/keys/discovery"
+            cp "$src" "$dir/h2o-root/v2/keys/discovery/$h2o_token"
+            chmod -R a+rX "$dir"
+        fi
+    fi
+    if [[ -n $skip ]]; then
+        printf '%s\t%s\t%s\t%s\t\t\t\t0\t0\t0\t\t\n' "$round" "$wl" "$target" "$skip" >>"$results"
         return 0
     fi
     # the machine is shared: wait (bounded) for other people's test runs to end, note what was seen
@@ -210,9 +331,26 @@ run_one() {
     fi
     local url args=()
     if [[ $wl == get ]]; then
-        local tok="bench-get-$round"
-        "${helper[@]}" seed-members "$server_port" "$tok" || { stop_server; printf '%s\t%s\t%s\tseed failed\t\t\t\t0\t0\t0\t\t\n' "$round" "$wl" "$target" >>"$results"; return 0; }
-        url="http://127.0.0.1:$server_port/v2/keys/discovery/$tok?quorum=false&recursive=false&sorted=false"
+        local tok="bench-get-$round" q="quorum=false&recursive=false&sorted=false" seeded=1
+        case $target in
+        etcd | discoveryd)
+            "${helper[@]}" seed-members "$server_port" "$tok" || seeded=0
+            url="http://127.0.0.1:$server_port/v2/keys/discovery/$tok?$q"
+            # the body h2o serves in this round
+            curl -sf "$url" -o "$tmp/body-$round-$target.json" || seeded=0
+            ;;
+        h2o) url="http://127.0.0.1:$server_port/v2/keys/discovery/$tok?$q" ;;
+        upstream)
+            # a token from its /new, three members registered through it, as a cluster would
+            tok=$("${helper[@]}" seed-upstream "$server_port") || seeded=0
+            url="http://127.0.0.1:$server_port/$tok?$q"
+            ;;
+        esac
+        if ((!seeded)); then
+            stop_server
+            printf '%s\t%s\t%s\tseed failed\t\t\t\t0\t0\t0\t\t\n' "$round" "$wl" "$target" >>"$results"
+            return 0
+        fi
         args=(-s "$here/get.lua")
     else
         log "seeding $tokens tokens"
@@ -232,8 +370,15 @@ run_one() {
         fi
         [[ $target == etcd ]] && m0=$(etcd_fsyncs "$server_port")
     fi
+    # --profile: where discoveryd's time goes during the load (sampled, all threads)
+    local prof_pid=""
+    if ((profile)) && [[ $target == discoveryd ]]; then
+        perf record -e cpu-clock -g -p "$server_pid" -o "$dir/perf.data" >/dev/null 2>&1 &
+        prof_pid=$!
+        sleep 0.3 # perf attaches before the load starts
+    fi
     local t0 t1 c0 c1
-    c0=$(cpu_ticks "$server_pid")
+    c0=$(cpu_ticks "$server_pid" "$aux_pid")
     t0=$(date +%s.%N)
     BENCH_TOKENS=$tokens BENCH_TOKEN_PREFIX=bench \
         wrk -t"$wrk_threads" -c"$wrk_conns" -d"${duration}s" --latency "${args[@]}" "$url" >"$dir/wrk.txt" 2>&1 &
@@ -241,7 +386,7 @@ run_one() {
     local peak=0 rss i=0 contended=0
     for _ in $(seq 1 $(((duration + 30) * 5))); do # bounded: wrk ends after duration (+ its 2 s timeout)
         kill -0 "$wrk_pid" 2>/dev/null || break
-        rss=$(status_kb "$server_pid" VmRSS)
+        rss=$(status_kb VmRSS "$server_pid" "$aux_pid")
         [[ -n $rss && $rss -gt $peak ]] && peak=$rss
         if ((i++ % 5 == 0)) && foreign_running; then contended=$((contended + 1)); fi
         sleep 0.2
@@ -250,7 +395,24 @@ run_one() {
     wait "$wrk_pid" 2>/dev/null || true
     wrk_pid=""
     t1=$(date +%s.%N)
-    c1=$(cpu_ticks "$server_pid")
+    c1=$(cpu_ticks "$server_pid" "$aux_pid")
+    if [[ -n $prof_pid ]]; then
+        kill -INT "$prof_pid" 2>/dev/null || true
+        wait "$prof_pid" 2>/dev/null || true
+        local pf="$profile_dir/profile-$wl-r$round.txt"
+        {
+            echo "# perf record -e cpu-clock -g -p <discoveryd> during: wrk -t$wrk_threads -c$wrk_conns -d${duration}s ($wl, round $round)"
+            echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), discoveryd ${dd_bin#"$root"/}; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+            echo "# top symbols by self time: perf report --stdio --no-children -g none --sort dso,symbol"
+            perf report -i "$dir/perf.data" --stdio --no-children -g none --sort dso,symbol 2>/dev/null |
+                awk '!/^#/ && NF && n++ < 30 {sub(/[ \t-]+$/, ""); print}' || true
+            echo
+            echo "# top symbols including their callees: perf report --stdio --children -g none --sort symbol"
+            perf report -i "$dir/perf.data" --stdio --children -g none --sort symbol 2>/dev/null |
+                awk '!/^#/ && NF && n++ < 30 {sub(/[ \t-]+$/, ""); print}' || true
+        } >"$pf"
+        log "  profile: ${pf#"$root"/}"
+    fi
     local fsyncs="" fsync_metric="" wal_segs=""
     if [[ -n $perf_pid ]]; then
         kill -INT "$perf_pid" 2>/dev/null || true
@@ -266,12 +428,12 @@ run_one() {
         wal_segs=$(find "$dir/dd.data/wal" -maxdepth 1 -name '*.wal' -size +0 2>/dev/null | wc -l)
     fi
     local hwm
-    hwm=$(status_kb "$server_pid" VmHWM)
+    hwm=$(status_kb VmHWM "$server_pid" "$aux_pid")
     [[ -n $hwm ]] || hwm=$peak
     local status=ok
     kill -0 "$server_pid" 2>/dev/null || status="server died"
     local data_kb
-    data_kb=$(du -sk "$dir"/*.data 2>/dev/null | awk '{s += $1} END {print s + 0}')
+    data_kb=$({ du -sk "$dir"/*.data 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}') # h2o has none
     local parsed
     parsed=$("${helper[@]}" parse-wrk "$dir/wrk.txt") || status="wrk output unparsable"
     local cpu
@@ -290,10 +452,14 @@ run_one() {
     stop_server
 }
 
-for wl in get put; do
+for wl in "${workloads[@]}"; do
     for round in $(seq 1 "$rounds"); do
         run_one "$round" "$wl" etcd
         run_one "$round" "$wl" discoveryd
+        if [[ $wl == get ]]; then
+            run_one "$round" "$wl" h2o
+            run_one "$round" "$wl" upstream
+        fi
     done
 done
 
@@ -314,6 +480,13 @@ fi
     echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
     echo "kernel=$(uname -r)"
     echo "etcd_version=etcd $(etcd --version | awk '/^etcd Version/ {print $3}')"
+    echo "h2o_version=$( ((have_h2o)) && h2o --version 2>/dev/null | sed -n 1p || echo "not installed")"
+    echo "upstream_version=$(dpkg-query -W -f='etcd-discovery ${Version}' etcd-discovery 2>/dev/null || echo "not installed")"
+    echo "etcd_cmd=$etcd_cmd"
+    echo "h2o_cmd=$h2o_cmd"
+    echo "upstream_cmd=$upstream_cmd"
+    echo "profile=$( ((profile)) && echo "${profile_dir#"$root"/}/profile-*.txt" || true)"
+    echo "workloads=${workloads[*]}"
     echo "dd_version=$dd_version, $dd_origin"
     echo "dd_args=discoveryd --listen 127.0.0.1:PORT --data-dir DIR --public-url URL ${dd_args[*]}"
     echo "wrk_cmd=wrk -t$wrk_threads -c$wrk_conns -d${duration}s --latency"
