@@ -14,7 +14,7 @@ alternating targets, fresh clusters and data dirs per run:
               restarted: time until its applied index reaches the leader's commit index, and whether it
               caught up by snapshot or by log.
 
-One command: tests/bench/cluster.py [--rounds 3] [--duration 10] [--trials 20] [--catchup 100000]
+One command: tests/bench/cluster.py [--rounds 3] [--duration 10] [--trials 20] [--catchup 100000,5000]
              [--quick] [--out BENCHMARKS.md] [--json FILE] [--report-from JSON...] [--no-build]
 Writes the <!-- cluster:begin --> ... <!-- cluster:end --> section of BENCHMARKS.md (cluster_report.py;
 run.sh keeps it).
@@ -557,9 +557,9 @@ def snap_files(cl, i):
     return sorted(out)
 
 
-def run_catchup(target, args, bins, tmp):
+def run_catchup(target, args, writes, bins, tmp):
     cl = Cluster(target, tmp, "catchup", bins)
-    res = {"target": target, "writes": args.catchup}
+    res = {"target": target, "writes": writes}
     try:
         cl.start_all()
         L = cl.leader()
@@ -571,10 +571,10 @@ def run_catchup(target, args, bins, tmp):
         res["follower_applied_at_kill"] = cl.indexes(F)[0]
         res["follower_snap_before"] = snap_metrics(cl, F)
         cl.kill9(F)
-        r = run_load(bins, cl.cports[L], 0, args.catchup, 600, args.tokens)
+        r = run_load(bins, cl.cports[L], 0, writes, 600, args.tokens)
         res["load"] = r
-        if "error" in r or r["ok"] != args.catchup:
-            raise RuntimeError("the %d writes through the leader did not all succeed: %r" % (args.catchup, r))
+        if "error" in r or r["ok"] != writes:
+            raise RuntimeError("the %d writes through the leader did not all succeed: %r" % (writes, r))
         time.sleep(0.5)
         if cl.leader() != L:
             res["note"] = "leadership moved during the writes"
@@ -591,8 +591,9 @@ def run_catchup(target, args, bins, tmp):
         end = t0 + 300
         while time.monotonic() < end:
             if not cl.alive(F):
-                res["error"] = "the restarted follower %s %s after %.2f s; its log ends: %s" % (
-                    cl.names[F], exit_how(cl.procs[F].returncode), time.monotonic() - t0, cl.tail(F))
+                res["error"] = "the restarted follower %s %s %.2f s after its start" % (
+                    cl.names[F], exit_how(cl.procs[F].returncode), time.monotonic() - t0)
+                log("  %s; its log ends: %s" % (res["error"], cl.tail(F)))
                 break
             a = cl.indexes(F, 2)[0]
             now = time.monotonic() - t0
@@ -617,7 +618,7 @@ def run_catchup(target, args, bins, tmp):
         res["samples"] = len(trace)
         res["how"] = catchup_how(cl, res)
         log("  %s catch-up of %s after %d writes: %s (applied index %s -> %s; %s)" % (
-            target, cl.names[F], args.catchup, "%.2f s" % done if done is not None else
+            target, cl.names[F], writes, "%.2f s" % done if done is not None else
             "FAILED: %s" % res.get("error", "not within 300 s"),
             res["follower_applied_at_kill"], target_idx, res["how"]))
     finally:
@@ -644,6 +645,9 @@ def catchup_how(cl, r):
         return "unknown (no metrics)"
     jump = r.get("max_jump") or 0
     got = sorted(set(r.get("leader_snap_files") or []) & set(r.get("follower_snap_files") or []))
+    if ls > fa and r.get("secs") is None:
+        return ("not caught up; a snapshot was due: the leader's last snapshot, index %d, is past the follower's "
+                "applied index %d, so the entries between were no longer in the leader's log" % (ls, fa))
     if ls > fa:
         return ("snapshot (the leader's last snapshot, index %d, is past the follower's applied index %d, so the "
                 "entries between were no longer in its log; %s; largest applied-index step seen: %d)" % (
@@ -662,7 +666,9 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds per throughput run (default 10)")
     ap.add_argument("--tokens", type=int, default=10000, help="tokens the PUTs spread over (default 10000)")
     ap.add_argument("--trials", type=int, default=20, help="failover trials per target (default 20)")
-    ap.add_argument("--catchup", type=int, default=100000, help="writes while the follower is down (default 100000)")
+    ap.add_argument("--catchup", default="100000,5000",
+                    help="writes while the follower is down, one catch-up run per comma-separated count (default "
+                    "100000,5000: issue 8's 100k, and a count below discoveryd's snapshot interval)")
     ap.add_argument("--write-timeout", type=float, default=0.5,
                     help="failover client's timeout per write in s (default 0.5)")
     ap.add_argument("--only", default="throughput,failover,catchup", help="comma-separated parts to run")
@@ -678,9 +684,13 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     if args.quick:
-        args.rounds, args.duration, args.trials, args.catchup, args.tokens = 1, 3, 3, 20000, 2000
-    if not (1 <= args.rounds <= 20 and 1 <= args.duration <= 300 and 1 <= args.trials <= 200
-            and 1000 <= args.catchup <= 2000000 and 100 <= args.tokens <= 1000000):
+        args.rounds, args.duration, args.trials, args.catchup, args.tokens = 1, 3, 3, "20000,2000", 2000
+    try:
+        args.catchup = [int(x) for x in str(args.catchup).split(",") if x]
+    except ValueError:
+        ap.error("--catchup: comma-separated counts")
+    if not (1 <= args.rounds <= 20 and 1 <= args.duration <= 300 and 1 <= args.trials <= 200 and args.catchup
+            and all(1000 <= c <= 2000000 for c in args.catchup) and 100 <= args.tokens <= 1000000):
         ap.error("--rounds 1..20, --duration 1..300, --trials 1..200, --catchup 1000..2000000, --tokens 100..1000000")
     parts = set(args.only.split(","))
     if parts - {"throughput", "failover", "catchup"}:
@@ -758,9 +768,10 @@ def main():
                 log("%s: %d failover trials" % (t, args.trials))
                 fo.append(measured(run_failover, "failover", t, args, bins, tmp))
         if "catchup" in parts:
-            for t in targets:
-                log("%s: catch-up after %d writes" % (t, args.catchup))
-                cu.append(measured(run_catchup, "catch-up", t, args, bins, tmp))
+            for writes in args.catchup:
+                for t in targets:
+                    log("%s: catch-up after %d writes" % (t, writes))
+                    cu.append(measured(run_catchup, "catch-up", t, args, writes, bins, tmp))
     except KeyboardInterrupt:
         log("interrupted: stopping every server this script started; no report written")
         kill_all()

@@ -211,15 +211,20 @@ def section(meta, tput, failover, catchup, dd_flags):
               "write." % format(meta["tokens"], ","), "",
               "| target | writes while down | write rate meanwhile | applied index at kill → leader's commit | restart "
               "→ caught up | restart → /health 200 | how | machine |", "|---|---:|---:|---|---:|---:|---|---|"]
-        for r in sorted(catchup, key=lambda r: r["target"] != "etcd"):
-            if r.get("error") and r.get("secs") is None:
+        for r in sorted(catchup, key=lambda r: (-r.get("writes", 0), r["target"] != "etcd")):
+            if r.get("error") and not r.get("load"):
                 L.append("| %s | %s | | | failed: %s | | | %s |" % (r["target"], fmt_int(r.get("writes")),
                                                                    r["error"][:200], machine_note(r)))
                 continue
             ld = r.get("load") or {}
+            if r.get("secs") is None:
+                r = dict(r, secs=None)
+                done = "⚠ **failed**: %s" % (r.get("error") or "not caught up within 300 s")
+            else:
+                done = "%.2f s" % r["secs"]
             L.append("| %s | %s | %s req/s | %s → %s | %s | %s | %s | %s |" % (
                 r["target"], fmt_int(r["writes"]), fmt_int(ld.get("rps")), fmt_int(r.get("follower_applied_at_kill")),
-                fmt_int(r.get("leader_commit")), "%.2f s" % r["secs"] if r.get("secs") is not None else "not in 300 s",
+                fmt_int(r.get("leader_commit")), done,
                 "%.2f s" % r["healthy_secs"] if r.get("healthy_secs") is not None else "–", r.get("how", "–"),
                 machine_note(r)))
         L.append("")
