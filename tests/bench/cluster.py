@@ -21,6 +21,9 @@ run.sh keeps it).
 Builds build-bench (Release: discoveryd, bench_load) unless --no-build. Not a test: nothing is asserted;
 every loop is bounded in count and time; every process it starts is killed on exit, Ctrl-C included.
 Python 3 standard library; needs etcd, wrk and cmake on PATH (deploy/deps.sh installs them).
+Env: DISCOVERYD_BIN=path runs that binary instead of build-bench's (named in the report, e.g. a sanitizer
+build to see why a member died); BENCH_NOTE=text adds a highlighted line to the section (also with
+--report-from). A failed run keeps its members' logs in /tmp/dd-cluster-failed-* and names the directory.
 """
 
 import argparse
@@ -716,6 +719,8 @@ def main():
         meta["date"] = ", ".join(m["date"] for m in metas)
         meta["load"] = ", ".join(m["load"] for m in metas)
         meta["quick"] = all(m.get("quick") for m in metas)
+        if os.environ.get("BENCH_NOTE"):
+            meta["busy_note"] = os.environ["BENCH_NOTE"]
         write_section(args.out, section(meta, tput, fo, cu, DD_FLAGS))
         log("wrote %s from %d recorded run(s)" % (args.out, len(metas)))
         return
