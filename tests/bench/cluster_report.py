@@ -161,7 +161,8 @@ def section(meta, tput, failover, catchup, dd_flags):
               "got a 2xx. Then the killed member is restarted on its data dir and the next trial waits until it "
               "answers `/health` 200 and its applied index reached the leader's commit index. Default timeouts on "
               "both (heartbeat 100 ms, election 1 s). Beside it, the time until a survivor first reported being "
-              "leader (polled every ~10 ms), which does not depend on the client's timeout: etcd 3.4 drops a "
+              "leader (polled every ~10 ms, one HTTP request per member, so on a busy machine it can trail the first ack by a "
+              "few ms), which does not depend on the client's timeout: etcd 3.4 drops a "
               "proposal made while its member knows no leader and the v2 request then waits for its own timeout, so "
               "an etcd client sees the new leader only with its next attempt; discoveryd holds such a write until "
               "there is a leader (at most 4 s). Target (issue 8): < 2 s." % meta.get("write_timeout", "?"), "",
