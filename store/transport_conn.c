@@ -137,9 +137,18 @@ static int header_check(struct tr_conn *c)
     uint8_t version = h[4], kind = h[5];
     uint64_t cluster = le_get64(h + 6), from = le_get64(h + 14), to = le_get64(h + 22);
     if (len < TR_HEADER_REST || len > TR_MAX_FRAME || version != TR_VERSION || kind < TR_RAFT ||
-        kind > TR_SNAP_END)
+        kind > TR_JOIN)
         return -1;
     size_t n = len - TR_HEADER_REST;
+    if (kind == TR_JOIN) {
+        /* a member starting to join asks who it is: it knows no IDs yet, so none are checked; one
+         * question per connection, before anything else */
+        if (c->bound_from != 0 || n == 0 || n > TR_JOIN_MAX || t->cfg.h.join == NULL)
+            return -1;
+        c->payload_len = n;
+        c->payload_got = 0;
+        return (c->payload = malloc(n)) == NULL ? -1 : 0;
+    }
     if (cluster != t->cfg.cluster_id || to != t->cfg.self_id || tr_peer_find(t, from) == NULL) {
         t->dropped_foreign++;
         c->skip = n;
@@ -148,7 +157,7 @@ static int header_check(struct tr_conn *c)
     if (c->bound_from != 0 && c->bound_from != from)
         return -1; /* one connection carries one member's frames */
     /* payload sizes fixed by the kind are checked before allocating too */
-    if ((kind == TR_FORWARD && n < 8) || (kind == TR_FORWARDED && n != 28) ||
+    if ((kind == TR_FORWARD && n < 8) || (kind == TR_FORWARD_CONF && (n < 17 || n > 17 + TR_JOIN_MAX)) || (kind == TR_FORWARDED && n != 28) ||
         (kind == TR_SNAP_END && n != 4) || (kind == TR_SNAP_DATA && n > TR_CHUNK))
         return -1;
     c->bound_from = from;
@@ -167,6 +176,8 @@ static int frame_dispatch(struct tr_conn *c, const uint8_t *p, size_t n)
     uint8_t kind = c->hdr[5];
     uint64_t from = le_get64(c->hdr + 14), to = le_get64(c->hdr + 22);
     t->received++;
+    if (kind == TR_JOIN)
+        t->received--; /* not a member's frame */
     switch (kind) {
     case TR_RAFT: {
         struct raft_message m;
@@ -186,6 +197,19 @@ static int frame_dispatch(struct tr_conn *c, const uint8_t *p, size_t n)
         if (h->forwarded != NULL)
             h->forwarded(h->arg, le_get64(p), le_get64(p + 8), le_get64(p + 16), (int32_t)le_get32(p + 24));
         return 0;
+    case TR_FORWARD_CONF:
+        if (h->forward_conf != NULL)
+            h->forward_conf(h->arg, from, le_get64(p), p[8], le_get64(p + 9), (const char *)p + 17, n - 17);
+        return 0;
+    case TR_JOIN: {
+        uint8_t *out = malloc(TRANSPORT_JOIN_REPLY_MAX);
+        size_t out_len = 0;
+        uint64_t id = out ? h->join(h->arg, (const char *)p, n, out, TRANSPORT_JOIN_REPLY_MAX, &out_len) : 0;
+        tr_conn_reply(c, id, out, id ? out_len : 0);
+        free(out);
+        c->bound_from = UINT64_MAX; /* nothing else on this connection */
+        return 0;
+    }
     case TR_SNAP:
         return snap_begin(c, from, p, n);
     case TR_SNAP_DATA:

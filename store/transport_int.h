@@ -27,7 +27,12 @@ enum tr_kind {
     TR_SNAP = 4,
     TR_SNAP_DATA = 5,
     TR_SNAP_END = 6,
+    TR_FORWARD_CONF = 7,
+    TR_JOIN = 8,
+    TR_JOINED = 9,
 };
+#define TR_KIND_MAX TR_JOINED
+#define TR_JOIN_MAX 512 /* a JOIN's payload (a peer URL) */
 
 /* One outgoing frame: queued on its peer until connected, then handed to uv_write. */
 struct tr_frame {
@@ -88,6 +93,7 @@ struct tr_peer {
     size_t queued_bytes;                    /* waiting + written but not completed */
     struct tr_snap_out snap;
     uint64_t sent, dropped, snapshots_sent;
+    bool removed; /* dropped from the membership: its slot is reused once idle (tr_peer_find skips it) */
 };
 
 struct transport {
@@ -120,6 +126,8 @@ void tr_conn_close(struct tr_conn *c);
 void tr_conn_read_outgoing(struct tr_conn *c);
 /* transport.c: the outgoing connection of p closed. */
 void tr_peer_disconnected(struct tr_peer *p);
+/* transport.c: answer a JOIN on the accepted connection c with a JOINED frame. */
+void tr_conn_reply(struct tr_conn *c, uint64_t to, const uint8_t *payload, size_t len);
 /* transport.c: the outgoing connection of p is up (and through its TLS handshake): send. */
 void tr_peer_ready(struct tr_peer *p);
 

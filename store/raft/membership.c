@@ -71,6 +71,12 @@ void raft_conf_recompute(struct raft *r)
 
 int raft_propose_conf_change(struct raft *r, enum raft_conf_op op, uint64_t id)
 {
+    return raft_propose_conf_change_ctx(r, op, id, NULL, 0);
+}
+
+int raft_propose_conf_change_ctx(struct raft *r, enum raft_conf_op op, uint64_t id, const void *ctx,
+                                 uint32_t ctx_len)
+{
     if (r->role != RAFT_LEADER)
         return RAFT_ERR(r, RAFT_ENOTLEADER, "not the leader");
     if (r->lead_transferee != 0)
@@ -97,9 +103,9 @@ int raft_propose_conf_change(struct raft *r, enum raft_conf_op op, uint64_t id)
     } else {
         return RAFT_ERR(r, RAFT_EINVAL, "unknown configuration operation");
     }
-    uint8_t buf[2 + 8 * RAFT_MAX_NODES];
+    uint8_t buf[2 + 8 * RAFT_MAX_NODES + 4 + RAFT_MAX_CONF_CTX];
     size_t len;
-    int rv = raft_conf_encode(&c, buf, sizeof(buf), &len);
+    int rv = raft_conf_encode_ctx(&c, ctx, ctx_len, buf, sizeof(buf), &len);
     if (rv != 0)
         return rv;
     struct raft_entry e = {.term = r->term,
