@@ -77,7 +77,11 @@ enum node_status {
 };
 #define NODE_STATUS_MIN NODE_EMEMBER_BADURL
 
-enum node_member_op { NODE_MEMBER_ADD = 1, NODE_MEMBER_REMOVE = 2 };
+enum node_member_op {
+    NODE_MEMBER_ADD = 1,
+    NODE_MEMBER_REMOVE = 2,
+    NODE_MEMBER_NAME = 3, /* the node's own: an added member publishes its --name once it has joined */
+};
 
 struct node_op {
     enum node_op_type type;
@@ -92,6 +96,7 @@ struct node_op {
     enum node_member_op member_op; /* MEMBER */
     uint64_t member_id;         /* MEMBER REMOVE */
     const char *peer_url;       /* MEMBER ADD: http://HOST:PORT (checked by the caller) */
+    const char *member_name;    /* MEMBER NAME: the name of member_id */
     struct node_client *client;
     void (*done)(struct node_op *op);
     void *data;                 /* the submitter's */

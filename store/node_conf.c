@@ -156,8 +156,8 @@ void node_conf_applied(struct node *n, const struct raft_entry *e, struct node_o
     if (!op)
         return;
     memset(&op->member, 0, sizeof(op->member));
-    const struct node_member *src = op->member_op == NODE_MEMBER_ADD ? ms : old;
-    size_t ns = op->member_op == NODE_MEMBER_ADD ? k : n_old;
+    const struct node_member *src = op->member_op == NODE_MEMBER_REMOVE ? old : ms;
+    size_t ns = op->member_op == NODE_MEMBER_REMOVE ? n_old : k;
     for (size_t i = 0; i < ns; i++)
         if (op->member_op == NODE_MEMBER_ADD ? strcmp(src[i].peer_url, op->peer_url) == 0
                                              : src[i].id == op->member_id)
@@ -236,6 +236,19 @@ int node_conf_propose(struct node *n, enum node_member_op op, uint64_t id, const
             m.id++;
         ms[k++] = m;
         id = m.id;
+    } else if (op == NODE_MEMBER_NAME) {
+        bool found = false;
+        for (size_t i = 0; i < k; i++) {
+            if (ms[i].id != id)
+                continue;
+            if (url_len == 0 || url_len >= sizeof(ms[i].name) || memchr(url, 0, url_len))
+                return NODE_EMEMBER_BADURL;
+            memset(ms[i].name, 0, sizeof(ms[i].name));
+            memcpy(ms[i].name, url, url_len);
+            found = true;
+        }
+        if (!found)
+            return NODE_EMEMBER_UNKNOWN;
     } else {
         if (!raft_conf_has(&conf, id))
             return NODE_EMEMBER_UNKNOWN;
@@ -251,8 +264,11 @@ int node_conf_propose(struct node *n, enum node_member_op op, uint64_t id, const
     size_t len = node_members_encode(ms, k, ctx, sizeof(ctx));
     if (len == 0)
         return NODE_EMEMBER_BADURL;
-    int rv = raft_propose_conf_change_ctx(d->raft, op == NODE_MEMBER_ADD ? RAFT_CONF_ADD : RAFT_CONF_REMOVE, id,
-                                          ctx, (uint32_t)len);
+    int rv = raft_propose_conf_change_ctx(d->raft,
+                                          op == NODE_MEMBER_ADD      ? RAFT_CONF_ADD
+                                          : op == NODE_MEMBER_REMOVE ? RAFT_CONF_REMOVE
+                                                                     : RAFT_CONF_UPDATE,
+                                          id, ctx, (uint32_t)len);
     if (rv == RAFT_EBUSY)
         return NODE_EMEMBER_BUSY;
     if (rv == RAFT_ENOMEM)
@@ -261,6 +277,39 @@ int node_conf_propose(struct node *n, enum node_member_op op, uint64_t id, const
         return NODE_EUNAVAILABLE;
     *index = raft_last_index(d->raft);
     return NODE_OK;
+}
+
+static void name_done(struct node_op *op)
+{
+    struct node *n = op->data;
+    n->drv->name_out = false; /* on failure the next tick tries again */
+}
+
+/* An added member joins with the name "" (etcd's add request carries none): once it is a committed
+ * member with a leader, it proposes its --name into the table, like etcd's member publishing its
+ * attributes when it starts. */
+static void publish_name(struct node *n)
+{
+    struct node_raft *d = n->drv;
+    const struct node_cluster *c = n->cfg.cluster;
+    if (d->name_out || d->removed || !d->peers || !c || c->self >= c->n || !c->members[c->self].name[0] ||
+        !raft_leader(d->raft) || !d->was_member)
+        return;
+    const struct node_member *me = NULL;
+    for (size_t i = 0; i < d->n_committed; i++)
+        if (d->committed[i].id == d->member_id)
+            me = &d->committed[i];
+    if (!me || me->name[0])
+        return;
+    memset(&d->name_op, 0, sizeof(d->name_op));
+    d->name_op.type = NODE_OP_MEMBER;
+    d->name_op.member_op = NODE_MEMBER_NAME;
+    d->name_op.member_id = d->member_id;
+    d->name_op.member_name = c->members[c->self].name;
+    d->name_op.done = name_done;
+    d->name_op.data = n;
+    d->name_out = true;
+    q_push(&d->mwaiting, &d->name_op);
 }
 
 void node_conf_submit(struct node *n, struct node_op *op)
@@ -275,6 +324,7 @@ void node_conf_drive(struct node *n)
         node_raft_fail(n, &d->mwaiting, !d->peers ? NODE_EMEMBER_ALONE : NODE_EUNAVAILABLE);
         return;
     }
+    publish_name(n);
     struct opq keep = {0};
     struct node_op *op;
     while ((op = q_pop(&d->mwaiting))) {
@@ -284,8 +334,8 @@ void node_conf_drive(struct node *n)
             continue;
         }
         uint64_t index = 0;
-        const char *url = op->peer_url ? op->peer_url : "";
-        int rv = node_conf_propose(n, op->member_op, op->member_id, url, strlen(url), &index);
+        const char *arg = op->member_op == NODE_MEMBER_NAME ? op->member_name : op->peer_url ? op->peer_url : "";
+        int rv = node_conf_propose(n, op->member_op, op->member_id, arg, strlen(arg), &index);
         if (rv == NODE_OK) {
             op->index_ = index;
             op->ctx_ = 0;

@@ -114,7 +114,7 @@ static void on_forward(void *arg, uint64_t from, uint64_t req, const uint8_t *cm
 static void on_forward_conf(void *arg, uint64_t from, uint64_t req, uint8_t op, uint64_t id, const char *url,
                             size_t len)
 {
-    if (op != NODE_MEMBER_ADD && op != NODE_MEMBER_REMOVE)
+    if (op != NODE_MEMBER_ADD && op != NODE_MEMBER_REMOVE && op != NODE_MEMBER_NAME)
         return;
     struct infwd *f = queue_forward(arg, from, req, (const uint8_t *)url, len);
     if (f) {
@@ -254,7 +254,7 @@ bool node_peers_forward_conf(struct node *n, struct node_op *op)
         return false;
     op->ctx_ = ++p->next_req;
     op->index_ = 0;
-    const char *url = op->peer_url ? op->peer_url : "";
+    const char *url = op->member_op == NODE_MEMBER_NAME ? op->member_name : op->peer_url ? op->peer_url : "";
     if (transport_forward_conf(p->tp, lead, op->ctx_, (uint8_t)op->member_op, op->member_id, url, strlen(url)) != 0)
         return false;
     q_push(&p->forwarded, op);

@@ -73,6 +73,8 @@ struct node_raft {
     struct opq mwaiting;       /* MEMBER ops not yet proposed or forwarded */
     bool was_member;           /* a committed configuration (or the snapshot loaded) had this member */
     bool removed;              /* ... and a later committed one left it out */
+    struct node_op name_op;    /* publishing our --name after joining (node_conf.c) */
+    bool name_out;             /* name_op is queued or in flight */
     /* proposal scratch */
     const void **datas;
     uint32_t *lens;

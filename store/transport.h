@@ -16,7 +16,8 @@
  *                    snapshot is never one buffer in memory on either side
  *   kind 5 SNAP_DATA payload = bytes of the file, in order
  *   kind 6 SNAP_END  payload = [u32 crc32c of the whole file]
- *   kind 7 FORWARD_CONF payload = [u64 req][u8 op (1 add, 2 remove)][u64 id][peer URL]: a follower's
+ *   kind 7 FORWARD_CONF payload = [u64 req][u8 op (1 add, 2 remove, 3 name)][u64 id][peer URL, or for
+ *                    3 the member's name]: a follower's
  *                    membership change for the leader, answered by a FORWARDED (status > 0: the
  *                    leader refused it for good, the value is minus a node_status)
  *   kind 8 JOIN      payload = [peer URL] with cluster_id, from and to all 0: a member starting with

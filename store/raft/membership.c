@@ -100,6 +100,9 @@ int raft_propose_conf_change_ctx(struct raft *r, enum raft_conf_op op, uint64_t 
             if (c.ids[i] != id)
                 c.ids[k++] = c.ids[i];
         c.n = k;
+    } else if (op == RAFT_CONF_UPDATE) {
+        if (!raft_conf_has(&c, id))
+            return RAFT_ERR(r, RAFT_EINVAL, "cannot update %llu", (unsigned long long)id);
     } else {
         return RAFT_ERR(r, RAFT_EINVAL, "unknown configuration operation");
     }

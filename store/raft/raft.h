@@ -191,7 +191,11 @@ int raft_propose_batch(struct raft *r, const void *const *datas, const uint32_t 
  * a quorum confirmed this leadership. Pending reads are dropped when leadership is lost (the ready
  * reports the role change; the caller fails them). */
 int raft_read_index(struct raft *r, uint64_t ctx);
-enum raft_conf_op { RAFT_CONF_ADD = 1, RAFT_CONF_REMOVE = 2 };
+enum raft_conf_op {
+    RAFT_CONF_ADD = 1,
+    RAFT_CONF_REMOVE = 2,
+    RAFT_CONF_UPDATE = 3, /* voter id stays: only the context changes (under the same rules) */
+};
 /* One server at a time; refused with RAFT_EBUSY while a previous change is uncommitted or before
  * this leader committed an entry of its term. Removing the leader is allowed: it steps down once
  * the change commits. */
