@@ -126,6 +126,30 @@ void node_conf_seen(struct node *n, const struct raft_entry *es, size_t count)
     }
 }
 
+static void set_removed(struct node *n, const char *how)
+{
+    struct node_raft *d = n->drv;
+    d->removed = true;
+    fprintf(stderr,
+            "discoveryd: this member (ID %llx) was removed from the cluster (%s); it stops serving writes and "
+            "will not rejoin under this ID (to come back: stop it, wipe --data-dir and add it again with POST "
+            "/v2/members)\n",
+            (unsigned long long)d->member_id, how);
+    node_raft_health(n, false, "this member was removed from the cluster: stop it");
+}
+
+void node_conf_removed(struct node *n, uint64_t from)
+{
+    struct node_raft *d = n->drv;
+    const struct raft_conf *conf = raft_configuration(d->raft);
+    if (d->removed || !raft_conf_has(conf, from))
+        return; /* only a member of our configuration is believed */
+    char how[64];
+    snprintf(how, sizeof(how), "member %llx says so", (unsigned long long)from);
+    set_removed(n, how);
+    uv_async_send(&d->kick); /* fail what waits */
+}
+
 void node_conf_applied(struct node *n, const struct raft_entry *e, struct node_op *op)
 {
     struct node_raft *d = n->drv;
@@ -142,16 +166,15 @@ void node_conf_applied(struct node *n, const struct raft_entry *e, struct node_o
         k = table_of(n, &conf, ms);
     set_table(d->committed, &d->n_committed, ms, k);
     node_conf_publish(n);
+    for (size_t i = 0; i < n_old; i++)
+        if (!raft_conf_has(&conf, old[i].id))
+            node_peers_gone(n, old[i].id);
     if (raft_conf_has(&conf, d->member_id)) {
         d->was_member = true; /* a joining member applies the configurations from before it too */
     } else if (d->was_member && !d->removed && d->peers) {
-        d->removed = true;
-        fprintf(stderr,
-                "discoveryd: this member (ID %llx) was removed from the cluster at index %llu; it stops "
-                "serving writes and will not rejoin under this ID (to come back: wipe --data-dir and add it "
-                "again with POST /v2/members)\n",
-                (unsigned long long)d->member_id, (unsigned long long)e->index);
-        node_raft_health(n, false, "this member was removed from the cluster");
+        char at[64];
+        snprintf(at, sizeof(at), "at index %llu", (unsigned long long)e->index);
+        set_removed(n, at);
     }
     if (!op)
         return;

@@ -128,6 +128,11 @@ static uint64_t on_join(void *arg, const char *url, size_t len, uint8_t *out, si
     return node_conf_join(arg, url, len, out, cap, out_len);
 }
 
+static void on_removed(void *arg, uint64_t from)
+{
+    node_conf_removed(arg, from);
+}
+
 static void on_forwarded(void *arg, uint64_t req, uint64_t index, uint64_t term, int status)
 {
     struct node *n = arg;
@@ -208,7 +213,7 @@ int node_peers_start(struct node *n, char *err, size_t errlen)
     tc.cert_file = c->cert;
     tc.key_file = c->key;
     tc.ca_file = c->ca;
-    tc.h = (struct transport_handlers){on_message, on_forward, on_forwarded, n, on_forward_conf, on_join};
+    tc.h = (struct transport_handlers){on_message, on_forward, on_forwarded, n, on_forward_conf, on_join, on_removed};
     char why[512];
     if (transport_start(&p->tp, &tc, why, sizeof(why)) != 0) {
         /* the transport names the address or the file; say which flag that comes from */
@@ -236,6 +241,12 @@ void node_peers_add(struct node *n, const struct node_member *m)
 void node_peers_remove(struct node *n, uint64_t id)
 {
     transport_remove_peer(n->drv->peers->tp, id);
+}
+
+void node_peers_gone(struct node *n, uint64_t id)
+{
+    if (n->drv->peers)
+        transport_peer_gone(n->drv->peers->tp, id);
 }
 
 bool node_peers_connected(struct node *n, uint64_t id)

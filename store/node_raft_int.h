@@ -132,6 +132,7 @@ uint64_t node_peers_best_follower(struct node *n); /* a connected member to hand
 bool node_peers_connected(struct node *n, uint64_t id); /* our link to member id is up */
 void node_peers_add(struct node *n, const struct node_member *m);
 void node_peers_remove(struct node *n, uint64_t id);
+void node_peers_gone(struct node *n, uint64_t id); /* its removal committed */
 bool node_peers_forward_conf(struct node *n, struct node_op *op);
 
 /* node_conf.c: the membership (see there) */
@@ -148,6 +149,7 @@ int node_conf_propose(struct node *n, enum node_member_op op, uint64_t id, const
 uint64_t node_conf_join(struct node *n, const char *url, size_t len, uint8_t *out, size_t cap, size_t *out_len);
 size_t node_conf_encode(struct node *n, uint8_t *buf, size_t cap);
 void node_conf_publish(struct node *n);
+void node_conf_removed(struct node *n, uint64_t from); /* a member told us we are no longer one */
 void node_peers_stop(struct node *n);
 void node_peers_free(struct node *n);
 

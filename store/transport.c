@@ -574,6 +574,21 @@ void transport_remove_peer(struct transport *t, uint64_t id)
         tr_conn_close(p->conn); /* frames being written complete (and are counted) on their own */
 }
 
+void transport_peer_gone(struct transport *t, uint64_t id)
+{
+    if (!tr_gone(t, id))
+        t->gone[t->n_gone++ % TR_GONE_MAX] = id;
+}
+
+bool tr_gone(const struct transport *t, uint64_t id)
+{
+    size_t n = t->n_gone < TR_GONE_MAX ? t->n_gone : TR_GONE_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (t->gone[i] == id && tr_peer_find((struct transport *)t, id) == NULL)
+            return true;
+    return false;
+}
+
 int transport_forward_conf(struct transport *t, uint64_t to, uint64_t req, uint8_t op, uint64_t id,
                            const char *url, size_t len)
 {
@@ -611,7 +626,7 @@ static void reply_cb(uv_write_t *req, int status)
     free(r);
 }
 
-void tr_conn_reply(struct tr_conn *c, uint64_t to, const uint8_t *payload, size_t len)
+void tr_conn_reply(struct tr_conn *c, uint8_t kind, uint64_t to, const uint8_t *payload, size_t len)
 {
     struct transport *t = c->t;
     struct tr_reply *r = calloc(1, sizeof(*r) + TR_HEADER + len);
@@ -619,7 +634,7 @@ void tr_conn_reply(struct tr_conn *c, uint64_t to, const uint8_t *payload, size_
         return; /* the joiner asks again */
     le_put32(r->data, (uint32_t)(TR_HEADER_REST + len));
     r->data[4] = TR_VERSION;
-    r->data[5] = TR_JOINED;
+    r->data[5] = kind;
     le_put64(r->data + 6, t->cfg.cluster_id);
     le_put64(r->data + 14, t->cfg.self_id);
     le_put64(r->data + 22, to);

@@ -27,6 +27,9 @@
  *                    else
  *   kind 9 JOINED    cluster_id = ours, from = us, to = the asker's member ID (0: that URL is no member),
  *                    payload = the member table (store/node_members.h encoding; empty if to is 0)
+ *   kind 10 REMOVED  no payload, to = a member removed from the membership that still sends to us:
+ *                    sent back once per connection on the connection it used (so it stops acting
+ *                    instead of campaigning in vain); its frames are dropped as foreign all the same
  * Lengths are checked against a cap (16 MiB) before anything is allocated; a malformed frame closes
  * the connection (the peer reconnects). A frame whose cluster_id is not ours, whose `from` is not a
  * configured peer, or whose `to` is not us is dropped and counted.
@@ -78,6 +81,8 @@ struct transport_handlers {
     /* a JOIN: the member ID that peer URL has (0: none) and the member table into out (at most cap
        bytes, *out_len set). NULL: JOINs close the connection. */
     uint64_t (*join)(void *arg, const char *url, size_t len, uint8_t *out, size_t cap, size_t *out_len);
+    /* a REMOVED from member `from`: the membership no longer has us. NULL: ignored. */
+    void (*removed)(void *arg, uint64_t from);
 };
 
 struct transport_config {
@@ -135,6 +140,8 @@ int transport_forward_conf(struct transport *t, uint64_t to, uint64_t req, uint8
  * or drop one: its queue is dropped, its connection closed, its frames are foreign from now on. */
 int transport_add_peer(struct transport *t, const struct transport_peer *p);
 void transport_remove_peer(struct transport *t, uint64_t id);
+/* id's removal is committed: if it still sends to us, tell it with a REMOVED (the last 64 are kept). */
+void transport_peer_gone(struct transport *t, uint64_t id);
 void transport_stats(const struct transport *t, struct transport_stats *out);
 /* Our connection to peer id is up now (false for an unknown id). */
 bool transport_connected(const struct transport *t, uint64_t id);

@@ -152,6 +152,10 @@ static int header_check(struct tr_conn *c)
     if (cluster != t->cfg.cluster_id || to != t->cfg.self_id || tr_peer_find(t, from) == NULL) {
         t->dropped_foreign++;
         c->skip = n;
+        if (cluster == t->cfg.cluster_id && to == t->cfg.self_id && !c->told_removed && tr_gone(t, from)) {
+            c->told_removed = true; /* a removed member still talking: tell it, once per connection */
+            tr_conn_reply(c, TR_REMOVED, from, NULL, 0);
+        }
         return 0;
     }
     if (c->bound_from != 0 && c->bound_from != from)
@@ -205,7 +209,7 @@ static int frame_dispatch(struct tr_conn *c, const uint8_t *p, size_t n)
         uint8_t *out = malloc(TRANSPORT_JOIN_REPLY_MAX);
         size_t out_len = 0;
         uint64_t id = out ? h->join(h->arg, (const char *)p, n, out, TRANSPORT_JOIN_REPLY_MAX, &out_len) : 0;
-        tr_conn_reply(c, id, out, id ? out_len : 0);
+        tr_conn_reply(c, TR_JOINED, id, out, id ? out_len : 0);
         free(out);
         c->bound_from = UINT64_MAX; /* nothing else on this connection */
         return 0;
@@ -284,21 +288,41 @@ void tr_conn_accepted(struct tr_conn *c)
         tr_conn_close(c);
 }
 
-static int refuse_plaintext(struct tr_conn *c, const uint8_t *p, size_t n)
+/* The one frame that comes back on an outgoing connection: REMOVED (no payload), the peer's word
+ * that we were removed from the membership. Anything else is a protocol error (-1: close). */
+static int outgoing_feed(struct tr_conn *c, const uint8_t *p, size_t n)
 {
-    return n > 0 ? -1 : 0;
+    struct transport *t = c->t;
+    while (n > 0) {
+        size_t k = min_size(TR_HEADER - c->hdr_got, n);
+        memcpy(c->hdr + c->hdr_got, p, k);
+        c->hdr_got += k;
+        p += k;
+        n -= k;
+        if (c->hdr_got < TR_HEADER)
+            return 0;
+        c->hdr_got = 0;
+        const uint8_t *h = c->hdr;
+        if (le_get32(h) != TR_HEADER_REST || h[4] != TR_VERSION || h[5] != TR_REMOVED ||
+            le_get64(h + 6) != t->cfg.cluster_id || le_get64(h + 14) != c->peer->cfg.id ||
+            le_get64(h + 22) != t->cfg.self_id)
+            return -1;
+        if (t->cfg.h.removed != NULL)
+            t->cfg.h.removed(t->cfg.h.arg, c->peer->cfg.id);
+    }
+    return 0;
 }
 
-/* Our outgoing connections carry no frames back: bytes from the peer (beyond the TLS handshake) are
- * a protocol error, EOF means it went away. Either way the connection closes and the peer
- * reconnects. */
+/* Our outgoing connections carry no frames back but REMOVED: other bytes from the peer (beyond the
+ * TLS handshake) are a protocol error, EOF means it went away. Either way the connection closes and
+ * the peer reconnects. */
 static void outgoing_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct tr_conn *c = (struct tr_conn *)s;
     if (nread == 0 || c->closing)
         return;
-    if (nread < 0 || c->ssl == NULL ||
-        tr_tls_recv(c, (const uint8_t *)buf->base, (size_t)nread, refuse_plaintext) != 0)
+    const uint8_t *p = (const uint8_t *)buf->base;
+    if (nread < 0 || (c->ssl ? tr_tls_recv(c, p, (size_t)nread, outgoing_feed) : outgoing_feed(c, p, (size_t)nread)) != 0)
         tr_conn_close(c);
 }
 

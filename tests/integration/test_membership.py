@@ -311,6 +311,10 @@ def steps(c, root, nodes, flag, live, load):
     h.wait_until(lambda: all(fid not in ids(x) for x in live), 10, 0.1,
                  "the removed follower is gone from every member's list")
     h.wait_until(lambda: not f.healthy(), 15, 0.1, "the removed member stops serving")
+    h.wait_until(lambda: "was removed from the cluster" in h.read_text(f.log), 15, 0.1,
+                 "the removed member learns it was removed (a member tells it)")
+    c.check("the removed member says why its /health is 503",
+            b"removed" in h.http_request(f.hostport, "GET", "/health", timeout=5).body)
     f.kill9()
     check_writes(c, "after removing follower %s" % f.name, load, live)
 
