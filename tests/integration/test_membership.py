@@ -7,7 +7,7 @@
 # with a new ID and catches up; refusals: a duplicate peer URL (409), an unknown ID (404), bad JSON (400),
 # and a removal that would lose quorum (412). After every step each acknowledged write is on every live
 # member with its createdIndex ("acknowledged writes lost: 0"); a restart takes the membership from the
-# data dir, not from --initial-cluster.
+# data dir, not from --initial-cluster; with peer mutual TLS a member joins over TLS.
 # Run: DISCOVERYD_BIN=build/discoveryd python3 tests/integration/test_membership.py
 
 import json
@@ -16,6 +16,7 @@ import random
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -28,8 +29,8 @@ SNAPSHOT_COUNT = "40"
 
 
 class Node:
-    def __init__(self, checks, root, name, cluster_flag, state="new"):
-        self.name = name
+    def __init__(self, checks, root, name, cluster_flag, state="new", extra=()):
+        self.name, self.extra = name, list(extra)
         self.port, self.peer_port = h.free_ports(2)
         self.hostport = "127.0.0.1:%d" % self.port
         self.peer_url = "http://127.0.0.1:%d" % self.peer_port
@@ -43,7 +44,7 @@ class Node:
     def argv(self):
         return [BIN, "--name", self.name, "--initial-cluster", self.cluster_flag,
                 "--initial-cluster-state", self.state, "--listen", self.hostport, "--data-dir", self.data_dir,
-                "--public-url", "http://" + self.hostport, "--snapshot-count", SNAPSHOT_COUNT] + \
+                "--public-url", "http://" + self.hostport, "--snapshot-count", SNAPSHOT_COUNT] + self.extra + \
             h.DiscoverydBackend.RELAXED_LIMITS + shlex.split(os.environ.get("DISCOVERYD_ITEST_ARGS", ""))
 
     def start(self):
@@ -399,9 +400,50 @@ def steps(c, root, nodes, flag, live, load):
           flush=True)
 
 
+def scenario_tls(c):
+    """With peer mutual TLS the joining member asks who it is over TLS too."""
+    root = h.tmpdir("membership-tls")
+    cert, key = os.path.join(root, "peer.pem"), os.path.join(root, "peer.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "1", "-subj", "/CN=discoveryd peers", "-keyout", key, "-out", cert], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    tls = ["--peer-cert-file", cert, "--peer-key-file", key, "--peer-trusted-ca-file", cert]
+    nodes = [Node(c, root, n, "", extra=tls) for n in ["t1", "t2", "t3"]]
+    flag = ",".join("%s=%s" % (x.name, x.peer_url) for x in nodes)
+    try:
+        for x in nodes:
+            x.cluster_flag = flag
+            x.start()
+        h.wait_until(lambda: all(x.healthy() for x in nodes), 30, 0.1, "every TLS member has a leader")
+        t4 = Node(c, root, "t4", "", state="existing", extra=tls)
+        nodes.append(t4)
+        r = add_member(c, nodes[0], t4.peer_url)
+        c.eq("adding a member to a cluster with peer TLS is 201", r.status, 201)
+        t4.cluster_flag = flag + ",t4=" + t4.peer_url
+        t4.start()
+        wait_healthy(t4, nodes[:3], "the TLS member joined")
+        c.eq("it joined under the ID the add gave it", t4.my_id(), r.json().get("id") if r.status == 201 else None)
+        r = h.http_request(t4.hostport, "GET", "/new?size=3", timeout=10)
+        c.eq("a token created through the joined TLS member", r.status, 200)
+        tok = r.text.rsplit("/", 1)[1]
+        w = h.http_request(t4.hostport, "PUT", "/%s/m1?prevExist=false" % tok, body="value=x", timeout=10)
+        c.eq("a registration through the joined TLS member is acknowledged", w.status, 201)
+    finally:
+        for x in nodes:
+            if x.alive():
+                x.proc.send_signal(15)
+        for x in nodes:
+            if x.proc is not None:
+                try:
+                    x.proc.wait(timeout=h.T(20))
+                except Exception:  # noqa: BLE001
+                    x.kill9()
+
+
 def main():
     c = h.Checks("membership changes at run time")
     c.run("add, remove a follower, remove the leader, replace a wiped member, refusals", scenario)
+    c.run("a member joins a cluster with peer mutual TLS", scenario_tls)
     c.finish()
 
 
