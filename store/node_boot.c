@@ -105,6 +105,30 @@ static bool wal_exists(const char *dir)
     return found;
 }
 
+/* A member that joined but was stopped before the leader sent it anything has its IDs on disk but no
+ * membership yet: it asks again (the members must still know it under the same IDs). */
+static int rejoin(struct node *n, const struct node_cluster *c, char *errbuf, size_t errlen)
+{
+    struct node_join_result *j = calloc(1, sizeof(*j));
+    int rv = j ? node_join(c, JOIN_TIMEOUT_MS, j, errbuf, errlen) : -1;
+    if (!j)
+        snprintf(errbuf, errlen, "out of memory");
+    else if (rv == 0 && (j->cluster_id != n->cluster_id || j->member_id != n->drv->member_id)) {
+        snprintf(errbuf, errlen,
+                 "--data-dir: it was made for member %llx of cluster %llx, but the members know this peer URL as "
+                 "member %llx of cluster %llx: move the data dir away to join afresh",
+                 (unsigned long long)n->drv->member_id, (unsigned long long)n->cluster_id,
+                 (unsigned long long)j->member_id, (unsigned long long)j->cluster_id);
+        rv = -1;
+    } else if (rv == 0) {
+        node_conf_founding(n, j->members, j->n);
+        fprintf(stderr, "discoveryd: the data dir holds no membership yet (stopped before the leader sent "
+                        "anything): asked the members again\n");
+    }
+    free(j);
+    return rv;
+}
+
 static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t errlen)
 {
     struct node_raft *d = n->drv;
@@ -164,6 +188,9 @@ static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t
     }
     n->cluster_id = rep->cluster_id;
     d->member_id = rep->member_id;
+    if (c && c->n > 0 && !fresh && c->existing && !rep->has_snapshot && rep->n_entries == 0 &&
+        n->cluster_id && d->member_id && rejoin(n, c, errbuf, errlen) != 0)
+        return -1;
     if (!n->cluster_id || !d->member_id) {
         snprintf(errbuf, errlen,
                  "--data-dir: %s records no cluster or member ID; it was not made by this "

@@ -16,6 +16,7 @@ import random
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -428,6 +429,24 @@ def scenario_tls(c):
         tok = r.text.rsplit("/", 1)[1]
         w = h.http_request(t4.hostport, "PUT", "/%s/m1?prevExist=false" % tok, body="value=x", timeout=10)
         c.eq("a registration through the joined TLS member is acknowledged", w.status, 201)
+        # a member stopped after it learned its ID but before the leader sent it anything asks again
+        t5 = Node(c, root, "t5", flag + ",t4=%s,t5=" % t4.peer_url, state="existing", extra=tls)
+        nodes.append(t5)
+        t5.cluster_flag += t5.peer_url
+        r = add_member(c, nodes[1], t5.peer_url)
+        c.eq("adding a fifth member is 201", r.status, 201)
+        L = h.wait_until(lambda: leader(nodes[:4]), 15, 0.1, "a leader")
+        L.proc.send_signal(signal.SIGSTOP)
+        try:
+            t5.start()
+            h.wait_until(lambda: "listening on" in h.read_text(t5.log), 15, 0.02, "t5 started")
+            t5.kill9()
+        finally:
+            L.proc.send_signal(signal.SIGCONT)
+        t5.start()
+        wait_healthy(t5, nodes[:4], "t5, restarted, joined")
+        c.check("... after asking the members again (its data dir held IDs but no membership)",
+                "asked the members again" in h.read_text(t5.log), h.tail(t5.log, 6))
     finally:
         for x in nodes:
             if x.alive():
