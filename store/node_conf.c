@@ -388,9 +388,9 @@ uint64_t node_conf_join(struct node *n, const char *url, size_t len, uint8_t *ou
     return 0;
 }
 
-size_t node_conf_encode(struct node *n, uint8_t *buf, size_t cap)
+size_t node_conf_encode(struct node *n, const struct raft_conf *conf, uint8_t *buf, size_t cap)
 {
     struct node_member ms[NODE_MAX_MEMBERS];
-    size_t k = table_of(n, raft_configuration(n->drv->raft), ms);
+    size_t k = table_of(n, conf, ms);
     return k ? node_members_encode(ms, k, buf, cap) : 0;
 }

@@ -264,9 +264,9 @@ static void maybe_snapshot(struct node *n)
         .term = __atomic_load_n(&n->applied_term, __ATOMIC_RELAXED),
         .cluster_id = n->cluster_id,
         .kv_index = kv_index(n->kv),
-        .conf = *raft_configuration(d->raft),
     };
-    m.members_len = (uint32_t)node_conf_encode(n, m.members, sizeof(m.members));
+    raft_configuration_at(d->raft, m.index, &m.conf); /* as of the image, not a later uncommitted one */
+    m.members_len = (uint32_t)node_conf_encode(n, &m.conf, m.members, sizeof(m.members));
     int rv = node_snap_begin(n, d->snap_dir, &m, on_snap_written);
     if (rv != 0) {
         fprintf(stderr, "discoveryd: cannot start a snapshot: %s\n", strerror(-rv));

@@ -147,7 +147,7 @@ void node_conf_drive(struct node *n);
 int node_conf_propose(struct node *n, enum node_member_op op, uint64_t id, const char *url, size_t url_len,
                       uint64_t *index);
 uint64_t node_conf_join(struct node *n, const char *url, size_t len, uint8_t *out, size_t cap, size_t *out_len);
-size_t node_conf_encode(struct node *n, uint8_t *buf, size_t cap);
+size_t node_conf_encode(struct node *n, const struct raft_conf *conf, uint8_t *buf, size_t cap);
 void node_conf_publish(struct node *n);
 void node_conf_removed(struct node *n, uint64_t from); /* a member told us we are no longer one */
 void node_peers_stop(struct node *n);

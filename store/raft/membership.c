@@ -53,6 +53,11 @@ int raft_conf_at(struct raft *r, uint64_t idx, struct raft_conf *out)
     return 0;
 }
 
+void raft_configuration_at(struct raft *r, uint64_t idx, struct raft_conf *out)
+{
+    raft_conf_at(r, idx, out);
+}
+
 void raft_conf_recompute(struct raft *r)
 {
     struct raft_conf c;

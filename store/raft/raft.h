@@ -228,6 +228,8 @@ uint64_t raft_last_index(const struct raft *r);
 uint64_t raft_first_index(const struct raft *r); /* first entry still in memory */
 uint64_t raft_snapshot_index(const struct raft *r);
 const struct raft_conf *raft_configuration(const struct raft *r); /* latest, maybe uncommitted */
+/* The configuration in force at log index idx (from the log in memory, else the snapshot's). */
+void raft_configuration_at(struct raft *r, uint64_t idx, struct raft_conf *out);
 /* Term of entry idx; 0 if it is not known (compacted beyond the snapshot or past the end). */
 uint64_t raft_entry_term(const struct raft *r, uint64_t idx);
 const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t idx); /* NULL if absent */

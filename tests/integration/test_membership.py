@@ -17,6 +17,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,10 +30,42 @@ BIN = os.environ.get("DISCOVERYD_BIN", "")
 SNAPSHOT_COUNT = "40"
 
 
+def stable_ports(n):
+    """n free loopback ports below the kernel's ephemeral range: a member restarted after kill -9 must
+    find its ports free, and one in the ephemeral range can meanwhile be taken by any outgoing
+    connection (the load's, the members')."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    if low <= 12000:
+        return h.free_ports(n)
+    rnd = random.Random()
+    socks, ports = [], []
+    try:
+        for _ in range(200 * n):
+            if len(ports) == n:
+                break
+            p = rnd.randrange(10000, low)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+            ports.append(p)
+    finally:
+        for s in socks:
+            s.close()
+    return ports if len(ports) == n else h.free_ports(n)
+
+
 class Node:
     def __init__(self, checks, root, name, cluster_flag, state="new", extra=()):
         self.name, self.extra = name, list(extra)
-        self.port, self.peer_port = h.free_ports(2)
+        self.port, self.peer_port = stable_ports(2)
         self.hostport = "127.0.0.1:%d" % self.port
         self.peer_url = "http://127.0.0.1:%d" % self.peer_port
         self.data_dir = os.path.join(root, name + ".data")
@@ -110,6 +143,14 @@ def wait_healthy(x, others, what):
     except Exception:
         dump(others + [x])
         raise
+
+
+def id_settles(x, want):
+    """x's own ID as it lists itself, once it applied the change that added it (bounded wait)."""
+    try:
+        return h.wait_until(lambda: x.my_id() == want and want, 10, 0.1, "%s lists itself" % x.name) and want
+    except Exception:  # noqa: BLE001
+        return x.my_id()
 
 
 def leader(nodes):
@@ -291,7 +332,7 @@ def steps(c, root, nodes, flag, live, load):
                  "the members compacted their logs past 1100 entries")
     d4.start()
     wait_healthy(d4, live, "the 4th member has a leader")
-    c.eq("the 4th member learned its ID from the members", d4.my_id(), m.get("id"))
+    c.eq("the 4th member learned its ID from the members", id_settles(d4, m.get("id")), m.get("id"))
     h.wait_until(lambda: all(ids(x).get(m.get("id"), {}).get("name") == "d4" for x in nodes + [d4]), 15, 0.1,
                  "the 4th member published its --name (every member lists it)")
     live.append(d4)
@@ -365,7 +406,7 @@ def steps(c, root, nodes, flag, live, load):
     w.state = "existing"
     w.start()
     wait_healthy(w, live, "the re-added member has a leader")
-    c.eq("the re-added member has its new ID", w.my_id(), new_id)
+    c.eq("the re-added member has its new ID", id_settles(w, new_id), new_id)
     live.append(w)
     load.set_live(live)
     time.sleep(1.0)
@@ -423,7 +464,8 @@ def scenario_tls(c):
         t4.cluster_flag = flag + ",t4=" + t4.peer_url
         t4.start()
         wait_healthy(t4, nodes[:3], "the TLS member joined")
-        c.eq("it joined under the ID the add gave it", t4.my_id(), r.json().get("id") if r.status == 201 else None)
+        want = r.json().get("id") if r.status == 201 else None
+        c.eq("it joined under the ID the add gave it", id_settles(t4, want), want)
         r = h.http_request(t4.hostport, "GET", "/new?size=3", timeout=10)
         c.eq("a token created through the joined TLS member", r.status, 200)
         tok = r.text.rsplit("/", 1)[1]
