@@ -1,6 +1,8 @@
 /* store/transport.c — the peer transport's members: the listening socket, one outgoing connection
- * per peer with reconnect backoff, the bounded per-peer send queue, snapshot streaming from a file,
- * and the counters. Framing and the receiving side are in transport_conn.c.
+ * per peer with reconnect backoff, peers added and removed at run time (a removed peer's slot is
+ * reused once nothing of it is in flight), the bounded per-peer send queue, snapshot streaming from
+ * a file, the answers sent back on an accepted connection (JOINED, REMOVED), and the counters.
+ * Framing and the receiving side are in transport_conn.c.
  */
 #include <errno.h>
 #include <fcntl.h>

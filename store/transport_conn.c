@@ -1,7 +1,8 @@
 /* store/transport_conn.c — one peer connection's reading side: the frame header (length cap,
  * version, kind, cluster, sender, recipient) checked before the payload is allocated, each frame
- * dispatched to the handlers, and snapshots received into a temp file that is delivered only when whole and
- * checked.
+ * dispatched to the handlers (a JOIN answered on its connection, a removed member still sending told
+ * so), snapshots received into a temp file that is delivered only when whole and checked, and the
+ * REMOVED notice read back on an outgoing connection.
  */
 #include <errno.h>
 #include <fcntl.h>
