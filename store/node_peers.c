@@ -2,8 +2,9 @@
  * brings in waits in inboxes until the core may take input (no ready out), then is stepped in;
  * the core's messages go out once their ready is durable; a follower forwards writes and quorum
  * reads to the leader and matches the leader's answers with the entries it applies; a snapshot
- * received from the leader replaces the tree (and the membership). Store thread only. node_raft.c calls in here; the
- * transport's handlers only queue and kick the loop, so nothing here calls back up.
+ * received from the leader replaces the tree (and the membership). Store thread only. node_raft.c
+ * calls in here; the transport's handlers only queue and kick the loop (a JOIN is answered from
+ * the membership as it stands, a REMOVED notice only sets a flag), so nothing here calls back up.
  */
 #include <errno.h>
 #include <stdio.h>
