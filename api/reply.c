@@ -14,6 +14,8 @@ static const char *reason_of(int status)
         return "OK";
     case 201:
         return "Created";
+    case 204:
+        return "No Content";
     case 303:
         return "See Other";
     case 304:
@@ -26,6 +28,8 @@ static const char *reason_of(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
     case 412:
         return "Precondition Failed";
     case 413:
@@ -34,6 +38,8 @@ static const char *reason_of(int status)
         return "Too Many Requests";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     default:

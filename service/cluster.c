@@ -1,8 +1,10 @@
 /* service/cluster.c — etcd's cluster flags (--name, --initial-cluster, --initial-cluster-state,
  * --listen-peer-urls, --initial-advertise-peer-urls, --heartbeat-interval, --election-timeout,
  * --peer-*-file) turned into the members the store replicates between, with every bad combination
- * stopped at start with a message naming the flag. Member and cluster IDs are derived from names
- * and peer URLs, so every member computes the same ones without talking first. Pure (no I/O).
+ * stopped at start with a message naming the flag. Founding member and cluster IDs are derived from
+ * names and peer URLs, so every member computes the same ones without talking first; a member that
+ * joins with --initial-cluster-state existing learns its ID and the cluster ID from the members when
+ * it starts (store/node_join.c), and a restart takes all of them from the data dir. Pure (no I/O).
  */
 #include "service/cluster.h"
 
@@ -12,56 +14,12 @@
 #include <string.h>
 
 #include "store/hash.h"
+#include "store/node_members.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
 {
     snprintf(err, errlen, fmt, a, b);
     return -1;
-}
-
-/* "http://HOST:PORT" (or https), HOST a name, IPv4 or [IPv6]; no path. 0 or -1. */
-static int split_url(const char *url, size_t len, char *host, size_t hostcap, uint16_t *port)
-{
-    const char *p = url, *end = url + len;
-    if (len > 7 && strncmp(p, "http://", 7) == 0)
-        p += 7;
-    else if (len > 8 && strncmp(p, "https://", 8) == 0)
-        p += 8;
-    else
-        return -1;
-    const char *hs = p, *he;
-    if (*p == '[') {
-        he = memchr(p, ']', (size_t)(end - p));
-        if (!he)
-            return -1;
-        hs = p + 1;
-        p = he + 1;
-    } else {
-        while (p < end && *p != ':')
-            p++;
-        he = p;
-    }
-    size_t hl = (size_t)(he - hs);
-    if (hl == 0 || hl >= hostcap || p >= end || *p != ':')
-        return -1;
-    for (const char *c = hs; c < he; c++)
-        if (!(isalnum((unsigned char)*c) || *c == '.' || *c == '-' || *c == ':' || *c == '_'))
-            return -1;
-    memcpy(host, hs, hl);
-    host[hl] = '\0';
-    p++;
-    unsigned long v = 0;
-    if (p >= end || end - p > 5)
-        return -1;
-    for (; p < end; p++) {
-        if (!isdigit((unsigned char)*p))
-            return -1;
-        v = v * 10 + (unsigned long)(*p - '0');
-    }
-    if (v == 0 || v > 65535)
-        return -1;
-    *port = (uint16_t)v;
-    return 0;
 }
 
 static bool valid_name(const char *s, size_t n)
@@ -101,7 +59,7 @@ static int parse_members(const char *list, struct node_cluster *c, char *err, si
             return fail(err, errlen,
                         "--initial-cluster: \"%s\" is not NAME=URL (NAME: letters, digits, - _ .)%s", item,
                         "");
-        if (ul >= sizeof(m->peer_url) || split_url(eq + 1, ul, m->host, sizeof(m->host), &m->port) != 0)
+        if (ul >= sizeof(m->peer_url) || node_member_parse_url(eq + 1, ul, m->host, sizeof(m->host), &m->port) != 0)
             return fail(err, errlen, "--initial-cluster: \"%s\" has no http://HOST:PORT peer URL%s", item,
                         "");
         memcpy(m->name, p, nl);
@@ -113,11 +71,7 @@ static int parse_members(const char *list, struct node_cluster *c, char *err, si
                 return fail(err, errlen, "--initial-cluster: the URL \"%s\" appears twice%s", m->peer_url,
                             "");
         }
-        char key[sizeof(m->name) + sizeof(m->peer_url) + 1];
-        int kl = snprintf(key, sizeof(key), "%s%c%s", m->name, 0, m->peer_url);
-        m->id = hash_of(HASH_INIT, key, (size_t)kl);
-        if (m->id == 0)
-            m->id = 1;
+        m->id = node_member_founding_id(m->name, m->peer_url);
         c->n++;
         if (!e)
             break;
@@ -162,7 +116,7 @@ int svc_cluster_from_config(const struct svc_config *cfg, struct node_cluster *c
                     cfg->initial_cluster_state, "");
     if (cfg->listen_peer_urls) {
         const char *u = cfg->listen_peer_urls;
-        if (split_url(u, strlen(u), c->listen_host, sizeof(c->listen_host), &c->listen_port) != 0)
+        if (node_member_parse_url(u, strlen(u), c->listen_host, sizeof(c->listen_host), &c->listen_port) != 0)
             return fail(err, errlen, "--listen-peer-urls: \"%s\" is not http://ADDR:PORT%s", u, "");
     } else {
         snprintf(c->listen_host, sizeof(c->listen_host), "%s", me->host);

@@ -92,10 +92,11 @@ uint64_t node_cluster_id(struct node *n)
     return n->cluster_id;
 }
 
-const struct node_cluster *node_cluster(struct node *n)
+void node_cluster(struct node *n, struct node_cluster *out)
 {
-    static const struct node_cluster alone;
-    return n->cfg.cluster ? n->cfg.cluster : &alone;
+    pthread_mutex_lock(&n->mmu);
+    *out = n->pub;
+    pthread_mutex_unlock(&n->mmu);
 }
 
 bool node_healthy(struct node *n, char *reason, size_t len)

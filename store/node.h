@@ -24,6 +24,19 @@
 struct node;
 struct node_op;
 
+/* A member of a cluster of several discoveryd (service/cluster.c fills these from etcd's flags). */
+struct node_member {
+    uint64_t id;          /* a founding member's: derived from name and peer URL (the same on every
+                             member); an added member's: from its peer URL and the log index of its
+                             addition (store/node_members.h) */
+    char name[64];        /* "" for an added member that has not started yet */
+    char peer_url[256];   /* http://HOST:PORT as the other members reach it */
+    char host[256];       /* ... split */
+    uint16_t port;
+};
+
+#define NODE_MAX_MEMBERS 16
+
 /* Implemented by the submitter: deliver op to its thread, then call op->done(op) there. */
 struct node_client {
     void (*post)(struct node_client *self, struct node_op *op);
@@ -36,6 +49,9 @@ enum node_op_type {
                        committed before it; then the caller reads under node_rdlock() */
     NODE_OP_HANDOVER, /* if this member leads a cluster: hand leadership to another member; completes once it
                          has (NODE_OK) or after the op's wait_index milliseconds (NODE_ETIMEOUT) */
+    NODE_OP_MEMBER, /* a membership change (member_op): ADD peer_url, or REMOVE member_id, through a Raft
+                       configuration change (forwarded to the leader); completes once it committed, with
+                       the member in op->member, or with a NODE_E* refusal */
     NODE_OP_CANCEL, /* target: a WATCH submitted earlier whose client hung up: if it is still parked it
                        completes at once with NODE_ECANCELED (freeing its slot); then this op completes.
                        The target must stay valid until this op's done has run. */
@@ -49,6 +65,22 @@ enum node_status {
     NODE_ETOOMANYWATCHES = -3,/* WATCH: parked-watch cap (per client or total): answer 429 */
     NODE_ENOMEM = -4,         /* answer 500 */
     NODE_ECANCELED = -5,      /* WATCH: cancelled by a NODE_OP_CANCEL (its client is gone) */
+    /* MEMBER refusals (decided by the leader; nothing changed) */
+    NODE_EMEMBER_EXISTS = -6,   /* ADD: the peer URL is already a member's: 409 */
+    NODE_EMEMBER_UNKNOWN = -7,  /* REMOVE: no member has this ID: 404 */
+    NODE_EMEMBER_QUORUM = -8,   /* REMOVE: the members left that the leader reaches would be no quorum: 412 */
+    NODE_EMEMBER_BUSY = -9,     /* another change is not committed yet, or a new leader has not committed
+                                   an entry yet: 503 (retry) */
+    NODE_EMEMBER_FULL = -10,    /* ADD: the cluster already has NODE_MAX_MEMBERS members: 409 */
+    NODE_EMEMBER_ALONE = -11,   /* this node was not started as a cluster member (--initial-cluster): 409 */
+    NODE_EMEMBER_BADURL = -12,  /* ADD: the peer URL is not http://HOST:PORT: 400 */
+};
+#define NODE_STATUS_MIN NODE_EMEMBER_BADURL
+
+enum node_member_op {
+    NODE_MEMBER_ADD = 1,
+    NODE_MEMBER_REMOVE = 2,
+    NODE_MEMBER_NAME = 3, /* the node's own: an added member publishes its --name once it has joined */
 };
 
 struct node_op {
@@ -61,6 +93,10 @@ struct node_op {
     uint64_t wait_index;        /* WATCH: 0 = next event */
     uint8_t client_addr[16];    /* WATCH: the client's address key for the per-client cap */
     struct node_op *target;     /* CANCEL: the watch to cancel */
+    enum node_member_op member_op; /* MEMBER */
+    uint64_t member_id;         /* MEMBER REMOVE */
+    const char *peer_url;       /* MEMBER ADD: http://HOST:PORT (checked by the caller) */
+    const char *member_name;    /* MEMBER NAME: the name of member_id */
     struct node_client *client;
     void (*done)(struct node_op *op);
     void *data;                 /* the submitter's */
@@ -73,6 +109,7 @@ struct node_op {
     uint64_t etcd_index;        /* X-Etcd-Index: the index after the write / when the watch started */
     uint64_t raft_index;        /* X-Raft-Index: the last applied log entry at completion */
     uint64_t raft_term;         /* X-Raft-Term: its term */
+    struct node_member member;  /* MEMBER: the member added or removed */
     /* ---- node-private ---- */
     struct node_op *next_;
     void *priv_;
@@ -82,22 +119,14 @@ struct node_op {
     uint64_t deadline_; /* WRITE, QUORUM on a cluster member: uv_now() ms after which it gets 503 */
 };
 
-/* A member of a cluster of several discoveryd (service/cluster.c fills these from etcd's flags). */
-struct node_member {
-    uint64_t id;          /* derived from name and peer URL: the same on every member */
-    char name[64];
-    char peer_url[256];   /* http://HOST:PORT as the other members reach it */
-    char host[256];       /* ... split */
-    uint16_t port;
-};
-
-#define NODE_MAX_MEMBERS 16
 
 struct node_cluster {
     struct node_member members[NODE_MAX_MEMBERS];
     size_t n;             /* 0: a one-member cluster of this node alone */
     size_t self;          /* index of this member */
-    bool existing;        /* join a running cluster instead of forming a new one */
+    bool existing;        /* join a running cluster instead of forming a new one (an empty data dir:
+                             ask the members for our ID, store/node_join.c); a data dir that is not
+                             empty is used as it is, whatever the flags say */
     uint64_t cluster_id;  /* derived from the member IDs: the same on every member */
     char listen_host[256];
     uint16_t listen_port;
@@ -150,9 +179,10 @@ const struct kv *node_kv(struct node *n);
  * applied log entry, as the apply seam recorded it. Under node_rdlock() it matches node_kv(). */
 void node_raft_state(struct node *n, uint64_t *index, uint64_t *term);
 uint64_t node_cluster_id(struct node *n);
-/* The members of this node's cluster (the --initial-cluster it started with: membership does not
- * change at run time yet); n == 0 for a node alone. Any thread: it never changes. */
-const struct node_cluster *node_cluster(struct node *n);
+/* The committed membership of this node's cluster now, copied into *out (members, n, self, cluster_id;
+ * self == n if this node is no longer a member); n == 0 for a node alone. Any thread (a copy taken
+ * under a lock the store thread holds only to publish a new membership). */
+void node_cluster(struct node *n, struct node_cluster *out);
 
 /* The wall clock (Unix ms) the proposer stamps commands with; the api renders TTLs against the same
  * clock. Any thread. */

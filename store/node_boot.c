@@ -1,5 +1,6 @@
 /* store/node_boot.c — the log driver's start-up and shutdown: take the data dir's lock, open the
- * WAL (checking the cluster and member it belongs to), load the snapshot its latest marker names,
+ * WAL (checking the cluster and member it belongs to; a member joining a running cluster asks the
+ * members who it is first), load the snapshot its latest marker names (and the membership with it),
  * build the Raft core from what is durable, replay it through the apply seam, become leader at
  * once as a lone voter, then start the WAL thread and the tick; and undo all that at the end.
  */
@@ -15,8 +16,18 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "store/node_join.h"
+#include "store/node_members.h"
 #include "store/node_raft_int.h"
 #include "store/node_snap.h"
+
+#define JOIN_TIMEOUT_MS 10000 /* --initial-cluster-state existing: how long to ask the members */
+
+static int member_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct node_member *)a)->id, y = ((const struct node_member *)b)->id;
+    return x < y ? -1 : x > y;
+}
 
 /* One ready, persisted synchronously (start-up, before the WAL thread runs). */
 static int sync_ready(struct node *n, char *errbuf, size_t errlen)
@@ -94,6 +105,30 @@ static bool wal_exists(const char *dir)
     return found;
 }
 
+/* A member that joined but was stopped before the leader sent it anything has its IDs on disk but no
+ * membership yet: it asks again (the members must still know it under the same IDs). */
+static int rejoin(struct node *n, const struct node_cluster *c, char *errbuf, size_t errlen)
+{
+    struct node_join_result *j = calloc(1, sizeof(*j));
+    int rv = j ? node_join(c, JOIN_TIMEOUT_MS, j, errbuf, errlen) : -1;
+    if (!j)
+        snprintf(errbuf, errlen, "out of memory");
+    else if (rv == 0 && (j->cluster_id != n->cluster_id || j->member_id != n->drv->member_id)) {
+        snprintf(errbuf, errlen,
+                 "--data-dir: it was made for member %llx of cluster %llx, but the members know this peer URL as "
+                 "member %llx of cluster %llx: move the data dir away to join afresh",
+                 (unsigned long long)n->drv->member_id, (unsigned long long)n->cluster_id,
+                 (unsigned long long)j->member_id, (unsigned long long)j->cluster_id);
+        rv = -1;
+    } else if (rv == 0) {
+        node_conf_founding(n, j->members, j->n);
+        fprintf(stderr, "discoveryd: the data dir holds no membership yet (stopped before the leader sent "
+                        "anything): asked the members again\n");
+    }
+    free(j);
+    return rv;
+}
+
 static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t errlen)
 {
     struct node_raft *d = n->drv;
@@ -108,13 +143,34 @@ static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t
     wc.log = wal_log;
     const struct node_cluster *c = n->cfg.cluster;
     bool fresh = !wal_exists(dir);
-    if (c && c->n > 0) {
-        /* a cluster member: its IDs come from the flags, and a data dir made for another cluster or
+    if (c && c->n > 0 && fresh && c->existing) {
+        /* joining a running cluster: the members tell us our ID, the cluster's and the membership */
+        struct node_join_result *j = calloc(1, sizeof(*j));
+        if (!j || node_join(c, JOIN_TIMEOUT_MS, j, errbuf, errlen) != 0) {
+            if (!j)
+                snprintf(errbuf, errlen, "out of memory");
+            free(j);
+            return -1;
+        }
+        n->cluster_id = wc.cluster_id = j->cluster_id;
+        d->member_id = wc.member_id = j->member_id;
+        node_conf_founding(n, j->members, j->n);
+        fprintf(stderr, "discoveryd: joining cluster %llx as member %llx (%zu members)\n",
+                (unsigned long long)j->cluster_id, (unsigned long long)j->member_id, j->n);
+        free(j);
+    } else if (c && c->n > 0 && !fresh && c->existing) {
+        fprintf(stderr, "discoveryd: --data-dir %s is not empty: its cluster, member ID and membership are "
+                        "used; --initial-cluster is ignored\n", dir);
+    } else if (c && c->n > 0) {
+        /* a founding member: its IDs come from the flags, and a data dir made for another cluster or
          * member is refused by wal_open */
         n->cluster_id = c->cluster_id;
         d->member_id = c->members[c->self].id;
         wc.cluster_id = n->cluster_id;
         wc.member_id = d->member_id;
+        if (!fresh)
+            fprintf(stderr, "discoveryd: --data-dir %s is not empty: the membership is the one it holds, "
+                            "not --initial-cluster's\n", dir);
     } else if (fresh) {
         if (node_draw_id(&n->cluster_id, errbuf, errlen) != 0 ||
             node_draw_id(&d->member_id, errbuf, errlen) != 0)
@@ -126,11 +182,15 @@ static int open_wal(struct node *n, struct wal_replay *rep, char *errbuf, size_t
     int rv = wal_open(&d->wal, &wc, rep, err, sizeof(err));
     if (rv != 0) {
         snprintf(errbuf, errlen, "--data-dir: %s%s", err,
-                 rv == -EINVAL && c && c->n > 0 ? " (check --name and --initial-cluster)" : "");
+                 rv == -EINVAL && c && c->n > 0 ? " (check --name, --initial-cluster and --initial-cluster-state)"
+                                                : "");
         return -1;
     }
     n->cluster_id = rep->cluster_id;
     d->member_id = rep->member_id;
+    if (c && c->n > 0 && !fresh && c->existing && !rep->has_snapshot && rep->n_entries == 0 &&
+        n->cluster_id && d->member_id && rejoin(n, c, errbuf, errlen) != 0)
+        return -1;
     if (!n->cluster_id || !d->member_id) {
         snprintf(errbuf, errlen,
                  "--data-dir: %s records no cluster or member ID; it was not made by this "
@@ -164,6 +224,10 @@ static int load_snapshot(struct node *n, const struct wal_replay *rep, struct ra
     out->meta.conf = m.conf;
     d->snap_index = m.index;
     d->snap_nodes = kv_nnodes(n->kv);
+    if (node_conf_load(n, &m.conf, m.members, m.members_len, err, sizeof(err)) != 0) {
+        snprintf(errbuf, errlen, "--data-dir: the snapshot in %s: %s", d->snap_dir, err);
+        return -1;
+    }
     node_apply_restore(n, m.index, m.term);
     return 0;
 }
@@ -183,17 +247,14 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "--initial-cluster: a cluster member needs a data dir");
         return -1;
     }
-    if (c && c->existing) {
-        snprintf(errbuf, errlen,
-                 "--initial-cluster-state existing: joining a running cluster needs adding "
-                 "members at run time (/v2/members), which is not built yet");
-        return -1;
-    }
+    uint8_t *boot_ctx = NULL;
     struct wal_replay rep;
     memset(&rep, 0, sizeof(rep));
     struct raft_persisted st, *stp = NULL;
     struct raft_snapshot snap;
     memset(&snap, 0, sizeof(snap));
+    if (c) /* until the data dir or the members say otherwise (a data dir older than member tables) */
+        node_conf_founding(n, c->members, c->n);
     if (n->cfg.data_dir) {
         if (open_wal(n, &rep, errbuf, errlen) != 0)
             goto fail;
@@ -206,6 +267,7 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
             goto fail;
         }
         stp = &st;
+        node_conf_seen(n, st.entries, st.n_entries); /* the newest table in the log */
     } else if (node_draw_id(&d->member_id, errbuf, errlen) != 0) {
         goto fail;
     }
@@ -218,10 +280,21 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
     rc.check_quorum = true;
     rc.seed = d->member_id ^ (uint64_t)node_wall_ms();
     bool fresh = !stp || (stp->n_entries == 0 && stp->hard_state.term == 0 && !stp->snapshot);
-    if (fresh && c && !c->existing) { /* a new cluster: every member starts from the same voters */
+    if (fresh && c && !c->existing) {
+        /* a new cluster: every member starts from the same voters and the same member table (sorted
+         * by ID, so the first entry is the same bytes everywhere) */
+        struct node_member sorted[NODE_MAX_MEMBERS];
+        memcpy(sorted, c->members, c->n * sizeof(sorted[0]));
+        qsort(sorted, c->n, sizeof(sorted[0]), member_cmp);
         rc.bootstrap.n = (uint32_t)c->n;
         for (size_t i = 0; i < c->n; i++)
-            rc.bootstrap.ids[i] = c->members[i].id;
+            rc.bootstrap.ids[i] = sorted[i].id;
+        if (!(boot_ctx = malloc(NODE_MEMBERS_MAX_BYTES))) {
+            snprintf(errbuf, errlen, "out of memory");
+            goto fail;
+        }
+        rc.bootstrap_ctx = boot_ctx;
+        rc.bootstrap_ctx_len = (uint32_t)node_members_encode(sorted, c->n, boot_ctx, NODE_MEMBERS_MAX_BYTES);
     } else if (fresh && !c) {
         rc.bootstrap.n = 1;
         rc.bootstrap.ids[0] = d->member_id;
@@ -232,6 +305,8 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "--data-dir: the log cannot be restored: %s", m);
         goto fail;
     }
+    free(boot_ctx);
+    boot_ctx = NULL;
     wal_replay_free(&rep);
     /* Replay what the log holds and, as the only voter, become leader now: the election timeout
      * only matters when there is someone to wait for. */
@@ -265,8 +340,10 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen)
     __atomic_store_n(&n->st_term, raft_term(d->raft), __ATOMIC_RELAXED);
     __atomic_store_n(&n->st_commit, raft_commit_index(d->raft), __ATOMIC_RELAXED);
     node_raft_health(n, raft_leader(d->raft) != 0, "no leader yet: waiting for the other members");
+    node_conf_publish(n);
     return 0;
 fail:
+    free(boot_ctx);
     wal_replay_free(&rep);
     return -1;
 }
@@ -288,6 +365,7 @@ void node_raft_stop(struct node *n)
     node_raft_fail(n, &d->proposed, NODE_EUNAVAILABLE);
     node_raft_fail(n, &d->reads, NODE_EUNAVAILABLE);
     node_raft_fail(n, &d->unasked, NODE_EUNAVAILABLE);
+    node_raft_fail(n, &d->mwaiting, NODE_EUNAVAILABLE);
     if (d->handover) {
         node_complete(n, d->handover, NODE_EUNAVAILABLE);
         d->handover = NULL;

@@ -1,5 +1,5 @@
 /* store/node_int.h — private to the store thread's rooms (node.c, node_loop.c, node_watch.c,
- * node_expiry.c, node_apply.c, node_raft.c): the node's state and the calls between those rooms. Nothing
+ * node_expiry.c, node_apply.c, node_raft.c, node_boot.c, node_peers.c, node_conf.c, node_snap.c): the node's state and the calls between those rooms. Nothing
  * outside store/node*.c includes it; everyone else talks to store/node.h.
  *
  * Who runs where: every function declared here runs on the store thread, except where a comment
@@ -88,6 +88,8 @@ struct node {
     struct node_arena arena;
     /* identity and health */
     uint64_t cluster_id;
+    pthread_mutex_t mmu;            /* guards pub: the store thread publishes, HTTP threads copy */
+    struct node_cluster pub;        /* the committed membership (node_cluster()) */
     int can_commit;            /* (atomic) 1 while a write can commit */
     const char *health_reason; /* (atomic) why not, when can_commit is 0 */
 };

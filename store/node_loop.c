@@ -62,6 +62,8 @@ static void on_async(uv_async_t *a)
             node_raft_read(n, op);
         else if (op->type == NODE_OP_HANDOVER)
             node_raft_handover(n, op);
+        else if (op->type == NODE_OP_MEMBER)
+            node_raft_member(n, op);
         else if (op->type == NODE_OP_CANCEL)
             node_complete(n, op, (node_watch_cancel(n, op->target), NODE_OK));
         else
@@ -87,6 +89,7 @@ static void node_destroy(struct node *n)
     kv_free(n->kv);
     pthread_rwlock_destroy(&n->rw);
     pthread_mutex_destroy(&n->qmu);
+    pthread_mutex_destroy(&n->mmu);
     free(n);
 }
 
@@ -112,6 +115,7 @@ int node_start(struct node **out, const struct node_config *cfg, char *errbuf, s
     if (!n->cfg.history_per_token)
         n->cfg.history_per_token = 1000;
     pthread_mutex_init(&n->qmu, NULL);
+    pthread_mutex_init(&n->mmu, NULL);
     /* glibc's default rwlock lets a steady stream of readers starve the writer; GET load must
      * not stall registrations, so writers go first. */
     pthread_rwlockattr_t ra;

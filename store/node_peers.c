@@ -2,8 +2,9 @@
  * brings in waits in inboxes until the core may take input (no ready out), then is stepped in;
  * the core's messages go out once their ready is durable; a follower forwards writes and quorum
  * reads to the leader and matches the leader's answers with the entries it applies; a snapshot
- * received from the leader replaces the tree. Store thread only. node_raft.c calls in here; the
- * transport's handlers only queue and kick the loop, so nothing here calls back up.
+ * received from the leader replaces the tree (and the membership). Store thread only. node_raft.c
+ * calls in here; the transport's handlers only queue and kick the loop (a JOIN is answered from
+ * the membership as it stands, a REMOVED notice only sets a flag), so nothing here calls back up.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@ struct inmsg {
 struct infwd {
     struct infwd *next;
     uint64_t from, req;
+    uint8_t conf_op;  /* a membership change (cmd holds the peer URL), or 0 */
+    uint64_t conf_id;
     size_t len;    /* 0: a read-index request */
     uint8_t cmd[]; /* an encoded kv_cmd */
 };
@@ -56,6 +59,13 @@ static void on_message(void *arg, const struct raft_message *m, const char *snap
 {
     struct node *n = arg;
     struct node_peers *p = n->drv->peers;
+    struct raft_message meta;
+    if (m->type == RAFT_MSG_SNAPSHOT) { /* the image is the file at snap_path, not bytes in m */
+        meta = *m;
+        meta.snapshot.len = 0;
+        meta.snapshot.data = NULL;
+        m = &meta;
+    }
     size_t len = raft_msg_size(m);
     struct inmsg *im = malloc(sizeof(*im) + len);
     if (!im)
@@ -75,16 +85,17 @@ static void on_message(void *arg, const struct raft_message *m, const char *snap
     kick(n);
 }
 
-static void on_forward(void *arg, uint64_t from, uint64_t req, const uint8_t *cmd, size_t len)
+static struct infwd *queue_forward(struct node *n, uint64_t from, uint64_t req, const uint8_t *cmd, size_t len)
 {
-    struct node *n = arg;
     struct node_peers *p = n->drv->peers;
     struct infwd *f = malloc(sizeof(*f) + len);
     if (!f)
-        return; /* the follower's request times out: 503 */
+        return NULL; /* the follower's request times out: 503 */
     f->next = NULL;
     f->from = from;
     f->req = req;
+    f->conf_op = 0;
+    f->conf_id = 0;
     f->len = len;
     memcpy(f->cmd, cmd, len);
     if (p->fw_tail)
@@ -93,6 +104,34 @@ static void on_forward(void *arg, uint64_t from, uint64_t req, const uint8_t *cm
         p->fw_head = f;
     p->fw_tail = f;
     kick(n);
+    return f;
+}
+
+static void on_forward(void *arg, uint64_t from, uint64_t req, const uint8_t *cmd, size_t len)
+{
+    queue_forward(arg, from, req, cmd, len);
+}
+
+static void on_forward_conf(void *arg, uint64_t from, uint64_t req, uint8_t op, uint64_t id, const char *url,
+                            size_t len)
+{
+    if (op != NODE_MEMBER_ADD && op != NODE_MEMBER_REMOVE && op != NODE_MEMBER_NAME)
+        return;
+    struct infwd *f = queue_forward(arg, from, req, (const uint8_t *)url, len);
+    if (f) {
+        f->conf_op = op;
+        f->conf_id = id;
+    }
+}
+
+static uint64_t on_join(void *arg, const char *url, size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    return node_conf_join(arg, url, len, out, cap, out_len);
+}
+
+static void on_removed(void *arg, uint64_t from)
+{
+    node_conf_removed(arg, from);
 }
 
 static void on_forwarded(void *arg, uint64_t req, uint64_t index, uint64_t term, int status)
@@ -111,11 +150,18 @@ static void on_forwarded(void *arg, uint64_t req, uint64_t index, uint64_t term,
     p->forwarded = keep;
     if (!found)
         return; /* timed out already */
+    if (status > 0 && status <= -NODE_STATUS_MIN) {
+        node_complete(n, found, -status); /* the leader refused a membership change for good */
+        return;
+    }
     if (status != 0) {
         /* the leader did not take it (it stopped leading, or hands over): it was not proposed, so
          * it may go again to the next leader, within its deadline */
         found->index_ = found->ctx_ = 0;
-        q_push(found->type == NODE_OP_QUORUM ? &d->unasked : &d->waiting, found);
+        q_push(found->type == NODE_OP_QUORUM    ? &d->unasked
+               : found->type == NODE_OP_MEMBER ? &d->mwaiting
+                                                : &d->waiting,
+               found);
         kick(n);
         return;
     }
@@ -161,29 +207,70 @@ int node_peers_start(struct node *n, char *err, size_t errlen)
     tc.self_id = d->member_id;
     tc.cluster_id = n->cluster_id;
     snprintf(tc.listen_host, sizeof(tc.listen_host), "%s", c->listen_host);
-    tc.listen_port = c->listen_port;
-    for (size_t i = 0; i < c->n; i++) {
-        if (i == c->self)
-            continue;
-        struct transport_peer *tp = &tc.peers[tc.n_peers++];
-        tp->id = c->members[i].id;
-        snprintf(tp->host, sizeof(tp->host), "%s", c->members[i].host);
-        tp->port = c->members[i].port;
-    }
+    tc.listen_port = c->listen_port; /* the peers come from the membership (node_conf_sync) */
     char recv_dir[4300];
     snprintf(recv_dir, sizeof(recv_dir), "%s/snap.recv", n->cfg.data_dir);
     tc.snap_recv_dir = recv_dir;
     tc.cert_file = c->cert;
     tc.key_file = c->key;
     tc.ca_file = c->ca;
-    tc.h = (struct transport_handlers){on_message, on_forward, on_forwarded, n};
+    tc.h = (struct transport_handlers){on_message, on_forward, on_forwarded, n, on_forward_conf, on_join, on_removed};
     char why[512];
     if (transport_start(&p->tp, &tc, why, sizeof(why)) != 0) {
         /* the transport names the address or the file; say which flag that comes from */
         snprintf(err, errlen, "%s: %s", c->cert ? "--listen-peer-urls or --peer-*-file" : "--listen-peer-urls", why);
         return -1;
     }
+    node_conf_sync(n);
     return 0;
+}
+
+void node_peers_add(struct node *n, const struct node_member *m)
+{
+    struct node_peers *p = n->drv->peers;
+    struct transport_peer tp;
+    memset(&tp, 0, sizeof(tp));
+    tp.id = m->id;
+    snprintf(tp.host, sizeof(tp.host), "%s", m->host);
+    tp.port = m->port;
+    int rv = transport_add_peer(p->tp, &tp);
+    if (rv != 0 && rv != -EEXIST)
+        fprintf(stderr, "discoveryd: cannot add peer %llx (%s): %s\n", (unsigned long long)m->id, m->peer_url,
+                strerror(-rv));
+}
+
+void node_peers_remove(struct node *n, uint64_t id)
+{
+    transport_remove_peer(n->drv->peers->tp, id);
+}
+
+void node_peers_gone(struct node *n, uint64_t id)
+{
+    if (n->drv->peers)
+        transport_peer_gone(n->drv->peers->tp, id);
+}
+
+bool node_peers_connected(struct node *n, uint64_t id)
+{
+    struct node_peers *p = n->drv->peers;
+    return p && transport_connected(p->tp, id);
+}
+
+/* On a follower: hand a membership change to the leader. false: no leader known now. */
+bool node_peers_forward_conf(struct node *n, struct node_op *op)
+{
+    struct node_raft *d = n->drv;
+    struct node_peers *p = d->peers;
+    uint64_t lead = raft_leader(d->raft);
+    if (!p || lead == 0 || lead == d->member_id || !transport_connected(p->tp, lead))
+        return false;
+    op->ctx_ = ++p->next_req;
+    op->index_ = 0;
+    const char *url = op->member_op == NODE_MEMBER_NAME ? op->member_name : op->peer_url ? op->peer_url : "";
+    if (transport_forward_conf(p->tp, lead, op->ctx_, (uint8_t)op->member_op, op->member_id, url, strlen(url)) != 0)
+        return false;
+    q_push(&p->forwarded, op);
+    return true;
 }
 
 /* Step what arrived into the core (no ready is out). A received snapshot's file is remembered
@@ -232,6 +319,9 @@ void node_peers_serve(struct node *n)
         uint64_t index = 0, term = raft_term(d->raft);
         if (d->poisoned) {
             status = -1;
+        } else if (f->conf_op) {
+            int rv = node_conf_propose(n, f->conf_op, f->conf_id, (const char *)f->cmd, f->len, &index);
+            status = rv == NODE_OK ? 0 : rv == NODE_EUNAVAILABLE ? -1 : -rv;
         } else if (f->len == 0) { /* a read: answered when the read index is confirmed */
             struct remote_read *rr = malloc(sizeof(*rr));
             if (rr) {
@@ -301,8 +391,8 @@ void node_peers_expire(struct node *n)
     if (!p)
         return;
     uint64_t now = uv_now(&n->loop);
-    struct opq *qs[3] = {&d->waiting, &d->unasked, &p->forwarded};
-    for (int i = 0; i < 3; i++) {
+    struct opq *qs[4] = {&d->waiting, &d->unasked, &p->forwarded, &d->mwaiting};
+    for (int i = 0; i < 4; i++) {
         struct opq keep = {0};
         struct node_op *op;
         while ((op = q_pop(qs[i]))) {
@@ -394,6 +484,11 @@ int node_peers_install_snapshot(struct node *n, const struct raft_snapshot *s, c
     node_apply_restore(n, m.index, m.term);
     d->snap_index = m.index;
     d->snap_nodes = kv_nnodes(kv);
+    __atomic_store_n(&n->st_snap_index, m.index, __ATOMIC_RELAXED);
+    fprintf(stderr, "discoveryd: installed the leader's snapshot at index %llu\n", (unsigned long long)m.index);
+    if (node_conf_load(n, &m.conf, m.members, m.members_len, why, sizeof(why)) != 0)
+        fprintf(stderr, "discoveryd: the leader's snapshot: %s (keeping the membership known)\n", why);
+    node_conf_publish(n);
     watch_hub_free(old_hub);
     kv_free(old_kv);
     return 0;

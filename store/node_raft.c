@@ -19,8 +19,8 @@
  * covers, the core drops its log up to it (keeping a trailing few), and older snapshot files go.
  * A restart loads the snapshot the WAL's latest marker names and replays only the entries after.
  *
- * Not yet here (the replicated store comes next): peers (store/transport.h), so a member that is
- * not the leader refuses writes, and the core keeps no snapshot image to send.
+ * A cluster's side (peers, forwarding, received snapshots) is node_peers.c; its membership (who the
+ * peers are, changes at run time) is node_conf.c.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -64,6 +64,7 @@ static void poison(struct node *n, const char *what)
     fprintf(stderr, "discoveryd: %s\n", d->reason);
     node_raft_fail(n, &d->waiting, NODE_EUNAVAILABLE);
     node_raft_fail(n, &d->proposed, NODE_EUNAVAILABLE);
+    node_raft_fail(n, &d->mwaiting, NODE_EUNAVAILABLE);
     /* reads go on from what was applied (all of it durable, one member) */
     struct opq *rq[2] = {&d->unasked, &d->reads};
     for (int i = 0; i < 2; i++) {
@@ -77,33 +78,40 @@ static void poison(struct node *n, const char *what)
 
 /* ---------------------------------------------------------------- applying */
 
-/* Hand committed entries to the seam, each with the op that proposed it here (if any). */
+/* Hand committed entries to the seam, each with the op that proposed it here (if any); a
+ * configuration entry goes to the seam too (it moves the applied index), then to node_conf.c. */
 void node_raft_apply(struct node *n, const struct raft_entry *es, size_t count)
 {
     struct node_raft *d = n->drv;
     struct node_entry stackv[64];
-    size_t done = 0;
-    while (done < count) {
-        size_t k = count - done < 64 ? count - done : 64;
-        for (size_t i = 0; i < k; i++) {
-            const struct raft_entry *e = &es[done + i];
-            struct node_entry *ne = &stackv[i];
-            ne->index = e->index;
-            ne->term = e->term;
-            ne->data = e->type == RAFT_ENTRY_NORMAL ? e->data : NULL;
-            ne->len = e->type == RAFT_ENTRY_NORMAL ? e->len : 0;
-            ne->op = NULL;
-            /* proposals left behind by a lost leadership never commit at their index */
-            while (d->proposed.head && d->proposed.head->index_ < e->index)
-                node_complete(n, q_pop(&d->proposed), NODE_EUNAVAILABLE);
-            struct node_op *h = d->proposed.head;
-            if (h && h->index_ == e->index && h->ctx_ && h->ctx_ != e->term)
-                node_complete(n, q_pop(&d->proposed), NODE_EUNAVAILABLE); /* overwritten: it never happened */
-            else if (h && h->index_ == e->index && e->type == RAFT_ENTRY_NORMAL)
-                ne->op = q_pop(&d->proposed);
+    size_t k = 0;
+    for (size_t i = 0; i < count; i++) {
+        const struct raft_entry *e = &es[i];
+        struct node_entry *ne = &stackv[k++];
+        ne->index = e->index;
+        ne->term = e->term;
+        ne->data = e->type == RAFT_ENTRY_NORMAL ? e->data : NULL;
+        ne->len = e->type == RAFT_ENTRY_NORMAL ? e->len : 0;
+        ne->op = NULL;
+        /* proposals left behind by a lost leadership never commit at their index */
+        while (d->proposed.head && d->proposed.head->index_ < e->index)
+            node_complete(n, q_pop(&d->proposed), NODE_EUNAVAILABLE);
+        struct node_op *h = d->proposed.head, *conf_op = NULL;
+        bool member = h && h->type == NODE_OP_MEMBER;
+        if (h && h->index_ == e->index && h->ctx_ && h->ctx_ != e->term)
+            node_complete(n, q_pop(&d->proposed), NODE_EUNAVAILABLE); /* overwritten: it never happened */
+        else if (h && h->index_ == e->index && e->type == RAFT_ENTRY_NORMAL && !member)
+            ne->op = q_pop(&d->proposed);
+        else if (h && h->index_ == e->index && e->type == RAFT_ENTRY_CONF && member)
+            conf_op = q_pop(&d->proposed);
+        if (k == 64 || e->type == RAFT_ENTRY_CONF || i + 1 == count) {
+            node_apply(n, stackv, k);
+            k = 0;
         }
-        node_apply(n, stackv, k);
-        done += k;
+        if (e->type == RAFT_ENTRY_CONF)
+            node_conf_applied(n, e, conf_op);
+        else if (h && h == d->proposed.head && h->index_ == e->index)
+            node_complete(n, q_pop(&d->proposed), NODE_EUNAVAILABLE); /* an op of the wrong kind here */
     }
 }
 
@@ -304,8 +312,9 @@ static void maybe_snapshot(struct node *n)
         .term = __atomic_load_n(&n->applied_term, __ATOMIC_RELAXED),
         .cluster_id = n->cluster_id,
         .kv_index = kv_index(n->kv),
-        .conf = *raft_configuration(d->raft),
     };
+    raft_configuration_at(d->raft, m.index, &m.conf); /* as of the image, not a later uncommitted one */
+    m.members_len = (uint32_t)node_conf_encode(n, &m.conf, m.members, sizeof(m.members));
     int rv = node_snap_begin(n, d->snap_dir, &m, on_snap_written);
     if (rv == 0)
         d->snap_nodes = kv_nnodes(n->kv);
@@ -326,6 +335,7 @@ static void finish_ready(struct node *n)
             poison(n, why);
             return;
         }
+        node_conf_sync(n); /* the snapshot's membership */
     }
     raft_advance(d->raft, &d->rd);
     d->rd_out = false;
@@ -484,9 +494,12 @@ static void ask_reads(struct node *n)
 static void drive(struct node *n)
 {
     struct node_raft *d = n->drv;
-    if (d->poisoned) {
+    if (d->poisoned || d->removed) {
         node_raft_fail(n, &d->waiting, NODE_EUNAVAILABLE);
-        return;
+        node_raft_fail(n, &d->unasked, NODE_EUNAVAILABLE);
+        node_raft_fail(n, &d->mwaiting, NODE_EUNAVAILABLE);
+        if (d->poisoned)
+            return;
     }
     if (d->rd_out)
         return; /* the core takes no input until the ready that is out is advanced */
@@ -502,11 +515,14 @@ static void drive(struct node *n)
     node_peers_serve(n);
     ask_reads(n);
     propose_waiting(n);
+    node_conf_drive(n);
     serve_reads(n); /* a follower's reads whose read index came back */
     if (!raft_has_ready(d->raft))
         return;
     raft_ready(d->raft, &d->rd);
     d->rd_out = true;
+    node_conf_seen(n, d->rd.entries, d->rd.n_entries);
+    node_conf_sync(n); /* a configuration takes effect when appended: its new member gets this ready's messages */
     if (d->rd.n_committed)
         node_raft_apply(n, d->rd.committed, d->rd.n_committed);
     note_read_states(n, &d->rd);
@@ -585,6 +601,12 @@ void node_raft_propose(struct node *n, struct node_op *first, struct node_op *st
         q_push(&d->waiting, op);
         op = next;
     }
+    drive(n);
+}
+
+void node_raft_member(struct node *n, struct node_op *op)
+{
+    node_conf_submit(n, op);
     drive(n);
 }
 

@@ -23,6 +23,8 @@ int node_raft_start(struct node *n, char *errbuf, size_t errlen);
 /* Propose the WRITE ops [first, stop) (linked by next_), in order. */
 void node_raft_propose(struct node *n, struct node_op *first, struct node_op *stop);
 void node_raft_read(struct node *n, struct node_op *op);
+/* NODE_OP_MEMBER (see node.h; node_conf.c). */
+void node_raft_member(struct node *n, struct node_op *op);
 /* NODE_OP_HANDOVER (see node.h). */
 void node_raft_handover(struct node *n, struct node_op *op);
 /* This member leads (only the leader proposes token expiry). */

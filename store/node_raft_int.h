@@ -72,6 +72,17 @@ struct node_raft {
     struct node_op *handover;   /* a NODE_OP_HANDOVER in progress */
     bool handover_asked;        /* the core was told to transfer */
     uint64_t handover_deadline; /* uv_now() ms */
+    /* membership (node_conf.c) */
+    struct node_member latest[NODE_MAX_MEMBERS]; /* the newest member table in the log (maybe uncommitted) */
+    size_t n_latest;
+    struct node_member committed[NODE_MAX_MEMBERS]; /* the committed one (published to HTTP threads) */
+    size_t n_committed;
+    struct raft_conf tp_conf;  /* the voters the transport's peers were last synced to */
+    struct opq mwaiting;       /* MEMBER ops not yet proposed or forwarded */
+    bool was_member;           /* a committed configuration (or the snapshot loaded) had this member */
+    bool removed;              /* ... and a later committed one left it out */
+    struct node_op name_op;    /* publishing our --name after joining (node_conf.c) */
+    bool name_out;             /* name_op is queued or in flight */
     /* proposal scratch */
     const void **datas;
     uint32_t *lens;
@@ -126,6 +137,27 @@ void node_peers_send(struct node *n, const struct raft_ready *rd);
 int node_peers_persist_snapshot(struct node *n, const struct raft_snapshot *s, char *err, size_t errlen);
 int node_peers_install_snapshot(struct node *n, const struct raft_snapshot *s, char *err, size_t errlen);
 uint64_t node_peers_best_follower(struct node *n); /* a connected member to hand leadership to, or 0 */
+bool node_peers_connected(struct node *n, uint64_t id); /* our link to member id is up */
+void node_peers_add(struct node *n, const struct node_member *m);
+void node_peers_remove(struct node *n, uint64_t id);
+void node_peers_gone(struct node *n, uint64_t id); /* its removal committed */
+bool node_peers_forward_conf(struct node *n, struct node_op *op);
+
+/* node_conf.c: the membership (see there) */
+void node_conf_founding(struct node *n, const struct node_member *m, size_t count);
+int node_conf_load(struct node *n, const struct raft_conf *conf, const uint8_t *table, size_t len, char *err,
+                   size_t errlen);
+void node_conf_seen(struct node *n, const struct raft_entry *es, size_t count);
+void node_conf_applied(struct node *n, const struct raft_entry *e, struct node_op *op);
+void node_conf_sync(struct node *n);
+void node_conf_submit(struct node *n, struct node_op *op);
+void node_conf_drive(struct node *n);
+int node_conf_propose(struct node *n, enum node_member_op op, uint64_t id, const char *url, size_t url_len,
+                      uint64_t *index);
+uint64_t node_conf_join(struct node *n, const char *url, size_t len, uint8_t *out, size_t cap, size_t *out_len);
+size_t node_conf_encode(struct node *n, const struct raft_conf *conf, uint8_t *buf, size_t cap);
+void node_conf_publish(struct node *n);
+void node_conf_removed(struct node *n, uint64_t from); /* a member told us we are no longer one */
 void node_peers_stop(struct node *n);
 void node_peers_free(struct node *n);
 

@@ -175,6 +175,8 @@ int snap_write(const struct fileio *io, const char *dir, const struct snap_meta 
     wu32(w, m->conf.n);
     for (uint32_t i = 0; i < m->conf.n; i++)
         wu64(w, m->conf.ids[i]);
+    wu32(w, m->members_len);
+    wput(w, m->members, m->members_len);
     const struct watch_dump_fns fns = {put_ring, put_event};
     if (!w->err && kv_dump(kv, put_node, w) == 0 && !w->err)
         watch_dump(hub, &fns, w);
@@ -310,7 +312,8 @@ int snap_parse(const uint8_t *buf, size_t len, struct snap_meta *m, struct kv *k
     if (crc32c(buf, len - 4) != want)
         return bad(err, errlen, len - 4, "checksum mismatch (the file is damaged)");
     struct rbuf r = {buf, len - 4, sizeof(MAGIC), false};
-    if (ru32(&r) != SNAP_VERSION)
+    uint32_t version = ru32(&r);
+    if (version != 1 && version != SNAP_VERSION)
         return bad(err, errlen, sizeof(MAGIC), "unknown snapshot version");
     memset(m, 0, sizeof(*m));
     m->index = ru64(&r);
@@ -322,6 +325,14 @@ int snap_parse(const uint8_t *buf, size_t len, struct snap_meta *m, struct kv *k
         return bad(err, errlen, r.off - 4, "too many voters");
     for (uint32_t i = 0; i < m->conf.n; i++)
         m->conf.ids[i] = ru64(&r);
+    if (version >= 2) {
+        size_t at = r.off;
+        m->members_len = ru32(&r);
+        const uint8_t *tab = r.bad || m->members_len > SNAP_MEMBERS_MAX ? NULL : rtake(&r, m->members_len);
+        if (!tab)
+            return bad(err, errlen, at, "a member table too long for the file");
+        memcpy(m->members, tab, m->members_len);
+    }
     uint64_t nodes = 0, events = 0;
     const char *ring = NULL; /* the ring 'V' records go to: token name, or NULL for the global one */
     uint32_t ring_len = 0, ring_left = 0;

@@ -6,8 +6,10 @@
  * only reads the tree and the hub (node_snap.c runs it in a forked child, which is why it needs no
  * lock); snap_load fills a fresh tree and hub at start-up. Any thread, one call at a time per dir.
  *
- * FORMAT (version 1, integers little-endian), file <index:016x>-<term:016x>.snap:
+ * FORMAT (version 2, integers little-endian), file <index:016x>-<term:016x>.snap:
  *   "DDSNAP01" u32 version u64 index u64 term u64 cluster_id u64 kv_index u32 n_voters u64 ids[n]
+ *   u32 members_len members[members_len] (the member table: IDs, names, peer URLs; version 1 files
+ *   end the header at ids)
  *   then records, each starting with a tag byte:
  *     'N' a tree node, parents before children, siblings in creation order:
  *         u32 key_len key u8 dir u32 value_len value u64 created_index u64 modified_index
@@ -32,13 +34,16 @@
 #include "store/raft/raft.h"
 #include "store/watch.h"
 
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2        /* written; version 1 (no member table) is still read */
+#define SNAP_MEMBERS_MAX 8192 /* the member table's bytes */
 
 struct snap_meta {
     uint64_t index, term; /* the last log entry the image covers */
     uint64_t cluster_id;
     uint64_t kv_index; /* the tree's global index */
     struct raft_conf conf;
+    uint32_t members_len;              /* the member table (store/node_members.h), opaque here; 0: none */
+    uint8_t members[SNAP_MEMBERS_MAX];
 };
 
 /* The file name of a snapshot (no directory). cap >= 40. */

@@ -1,6 +1,8 @@
 /* store/transport.c — the peer transport's members: the listening socket, one outgoing connection
- * per peer with reconnect backoff, the bounded per-peer send queue, snapshot streaming from a file,
- * and the counters. Framing and the receiving side are in transport_conn.c.
+ * per peer with reconnect backoff, peers added and removed at run time (a removed peer's slot is
+ * reused once nothing of it is in flight), the bounded per-peer send queue, snapshot streaming from
+ * a file, the answers sent back on an accepted connection (JOINED, REMOVED), and the counters.
+ * Framing and the receiving side are in transport_conn.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +17,7 @@
 struct tr_peer *tr_peer_find(struct transport *t, uint64_t id)
 {
     for (size_t i = 0; i < t->cfg.n_peers; i++)
-        if (t->peers[i].cfg.id == id)
+        if (t->peers[i].cfg.id == id && !t->peers[i].removed)
             return &t->peers[i];
     return NULL;
 }
@@ -126,7 +128,7 @@ static void peer_connect(struct tr_peer *p);
 static void backoff_cb(uv_timer_t *timer)
 {
     struct tr_peer *p = timer->data;
-    if (!p->t->stopping && p->conn == NULL && p->resolve == NULL)
+    if (!p->t->stopping && !p->removed && p->conn == NULL && p->resolve == NULL)
         peer_connect(p);
 }
 
@@ -135,7 +137,7 @@ void tr_peer_disconnected(struct tr_peer *p)
     p->conn = NULL;
     p->connected = false;
     snap_out_end(p); /* a stream does not survive its connection: the receiver drops its temp file */
-    if (p->t->stopping)
+    if (p->t->stopping || p->removed)
         return;
     uv_timer_start(&p->timer, backoff_cb, p->backoff_ms, 0);
     p->backoff_ms = p->backoff_ms * 2 > TR_BACKOFF_MAX_MS ? TR_BACKOFF_MAX_MS : p->backoff_ms * 2;
@@ -195,7 +197,7 @@ static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
     struct transport *t = p->t;
     p->resolve = NULL;
     t->resolving--;
-    if (!t->stopping) {
+    if (!t->stopping && !p->removed) {
         if (status != 0 || ai == NULL) {
             tr_peer_disconnected(p);
         } else {
@@ -520,15 +522,153 @@ int transport_send_snapshot(struct transport *t, const struct raft_message *m, c
     return 0;
 }
 
+/* ---- membership ---- */
+
+static void drop_waiting(struct tr_peer *p)
+{
+    while (p->wait_head != NULL) {
+        struct tr_frame *f = p->wait_head;
+        LIST_UNLINK_T(p->wait_head, p->wait_tail, f, prev, next);
+        p->queued_bytes -= f->len;
+        free(f);
+    }
+}
+
+int transport_add_peer(struct transport *t, const struct transport_peer *peer)
+{
+    if (peer->id == 0 || peer->id == t->cfg.self_id || memchr(peer->host, 0, sizeof(peer->host)) == NULL)
+        return -EINVAL;
+    if (tr_peer_find(t, peer->id) != NULL)
+        return -EEXIST;
+    struct tr_peer *p = NULL;
+    for (size_t i = 0; i < t->cfg.n_peers && p == NULL; i++) {
+        struct tr_peer *q = &t->peers[i];
+        /* a removed peer's slot once nothing of it is in flight (writes and resolves hold it) */
+        if (q->removed && q->conn == NULL && q->resolve == NULL && q->queued_bytes == 0 && !q->snap.active)
+            p = q;
+    }
+    if (p == NULL && t->cfg.n_peers < TRANSPORT_MAX_PEERS) {
+        p = &t->peers[t->cfg.n_peers++];
+        uv_timer_init(t->cfg.loop, &p->timer);
+    }
+    if (p == NULL)
+        return -ENOSPC;
+    uv_timer_t timer = p->timer;
+    memset(p, 0, sizeof(*p));
+    p->timer = timer;
+    p->timer.data = p;
+    p->t = t;
+    p->cfg = *peer;
+    p->backoff_ms = TR_BACKOFF_MIN_MS;
+    peer_connect(p);
+    return 0;
+}
+
+void transport_remove_peer(struct transport *t, uint64_t id)
+{
+    struct tr_peer *p = tr_peer_find(t, id);
+    if (p == NULL)
+        return;
+    p->removed = true;
+    uv_timer_stop(&p->timer);
+    drop_waiting(p);
+    if (p->conn != NULL)
+        tr_conn_close(p->conn); /* frames being written complete (and are counted) on their own */
+}
+
+void transport_peer_gone(struct transport *t, uint64_t id)
+{
+    if (!tr_gone(t, id))
+        t->gone[t->n_gone++ % TR_GONE_MAX] = id;
+}
+
+bool tr_gone(const struct transport *t, uint64_t id)
+{
+    size_t n = t->n_gone < TR_GONE_MAX ? t->n_gone : TR_GONE_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (t->gone[i] == id && tr_peer_find((struct transport *)t, id) == NULL)
+            return true;
+    return false;
+}
+
+int transport_forward_conf(struct transport *t, uint64_t to, uint64_t req, uint8_t op, uint64_t id,
+                           const char *url, size_t len)
+{
+    struct tr_peer *p = tr_peer_find(t, to);
+    if (p == NULL)
+        return -ENOENT;
+    if (len > TR_JOIN_MAX) {
+        p->dropped++;
+        return -EMSGSIZE;
+    }
+    struct tr_frame *f = frame_new(p, TR_FORWARD_CONF, 17 + len);
+    if (f == NULL) {
+        p->dropped++;
+        return -ENOMEM;
+    }
+    le_put64(f->data + TR_HEADER, req);
+    f->data[TR_HEADER + 8] = op;
+    le_put64(f->data + TR_HEADER + 9, id);
+    if (len > 0)
+        memcpy(f->data + TR_HEADER + 17, url, len);
+    return frame_admit(p, f);
+}
+
+struct tr_reply {
+    uv_write_t req;
+    uint8_t *cipher;
+    uint8_t data[];
+};
+
+static void reply_cb(uv_write_t *req, int status)
+{
+    struct tr_reply *r = (struct tr_reply *)req;
+    (void)status;
+    free(r->cipher);
+    free(r);
+}
+
+void tr_conn_reply(struct tr_conn *c, uint8_t kind, uint64_t to, const uint8_t *payload, size_t len)
+{
+    struct transport *t = c->t;
+    struct tr_reply *r = calloc(1, sizeof(*r) + TR_HEADER + len);
+    if (r == NULL)
+        return; /* the joiner asks again */
+    le_put32(r->data, (uint32_t)(TR_HEADER_REST + len));
+    r->data[4] = TR_VERSION;
+    r->data[5] = kind;
+    le_put64(r->data + 6, t->cfg.cluster_id);
+    le_put64(r->data + 14, t->cfg.self_id);
+    le_put64(r->data + 22, to);
+    if (len > 0)
+        memcpy(r->data + TR_HEADER, payload, len);
+    uv_buf_t b = uv_buf_init((char *)r->data, (unsigned)(TR_HEADER + len));
+    size_t n;
+    if (c->ssl != NULL) {
+        if (tr_tls_encrypt(c, r->data, TR_HEADER + len, &r->cipher, &n) != 0) {
+            free(r);
+            tr_conn_close(c);
+            return;
+        }
+        b = uv_buf_init((char *)r->cipher, (unsigned)n);
+    }
+    if (uv_write(&r->req, (uv_stream_t *)&c->tcp, &b, 1, reply_cb) != 0) {
+        free(r->cipher);
+        free(r);
+        tr_conn_close(c);
+    }
+}
+
 void transport_stats(const struct transport *t, struct transport_stats *out)
 {
     memset(out, 0, sizeof(*out));
     out->received = t->received;
     out->dropped_foreign = t->dropped_foreign;
-    out->n_peers = t->cfg.n_peers;
     for (size_t i = 0; i < t->cfg.n_peers; i++) {
         const struct tr_peer *p = &t->peers[i];
-        out->peers[i] = (struct transport_peer_stats){.id = p->cfg.id,
+        if (p->removed)
+            continue;
+        out->peers[out->n_peers++] = (struct transport_peer_stats){.id = p->cfg.id,
                                                       .sent = p->sent,
                                                       .dropped = p->dropped,
                                                       .snapshots_sent = p->snapshots_sent,
@@ -539,10 +679,8 @@ void transport_stats(const struct transport *t, struct transport_stats *out)
 
 bool transport_connected(const struct transport *t, uint64_t id)
 {
-    for (size_t i = 0; i < t->cfg.n_peers; i++)
-        if (t->peers[i].cfg.id == id)
-            return t->peers[i].connected;
-    return false;
+    const struct tr_peer *p = tr_peer_find((struct transport *)t, id);
+    return p != NULL && p->connected;
 }
 
 void transport_stop(struct transport *t)
@@ -567,14 +705,8 @@ void transport_free(struct transport *t)
 {
     if (t == NULL)
         return;
-    for (size_t i = 0; i < t->cfg.n_peers; i++) {
-        struct tr_peer *p = &t->peers[i];
-        while (p->wait_head != NULL) {
-            struct tr_frame *f = p->wait_head;
-            LIST_UNLINK_T(p->wait_head, p->wait_tail, f, prev, next);
-            free(f);
-        }
-    }
+    for (size_t i = 0; i < t->cfg.n_peers; i++)
+        drop_waiting(&t->peers[i]);
     tr_tls_free(t);
     if (t->resolving > 0)
         t->freed = true; /* the last resolver callback frees t */

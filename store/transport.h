@@ -16,6 +16,20 @@
  *                    snapshot is never one buffer in memory on either side
  *   kind 5 SNAP_DATA payload = bytes of the file, in order
  *   kind 6 SNAP_END  payload = [u32 crc32c of the whole file]
+ *   kind 7 FORWARD_CONF payload = [u64 req][u8 op (1 add, 2 remove, 3 name)][u64 id][peer URL, or for
+ *                    3 the member's name]: a follower's
+ *                    membership change for the leader, answered by a FORWARDED (status > 0: the
+ *                    leader refused it for good, the value is minus a node_status)
+ *   kind 8 JOIN      payload = [peer URL] with cluster_id, from and to all 0: a member starting with
+ *                    --initial-cluster-state existing and an empty data dir asks who it is. Taken from
+ *                    anyone, only as the first frame of an accepted connection, answered on that same
+ *                    connection (the only frame that ever goes back on one), which then carries nothing
+ *                    else
+ *   kind 9 JOINED    cluster_id = ours, from = us, to = the asker's member ID (0: that URL is no member),
+ *                    payload = the member table (store/node_members.h encoding; empty if to is 0)
+ *   kind 10 REMOVED  no payload, to = a member removed from the membership that still sends to us:
+ *                    sent back once per connection on the connection it used (so it stops acting
+ *                    instead of campaigning in vain); its frames are dropped as foreign all the same
  * Lengths are checked against a cap (16 MiB) before anything is allocated; a malformed frame closes
  * the connection (the peer reconnects). A frame whose cluster_id is not ours, whose `from` is not a
  * configured peer, or whose `to` is not us is dropped and counted.
@@ -42,6 +56,7 @@
 #include "store/raft/raft.h"
 
 #define TRANSPORT_MAX_PEERS RAFT_MAX_NODES
+#define TRANSPORT_JOIN_REPLY_MAX 8192 /* a JOINED payload's cap */
 
 struct transport_peer {
     uint64_t id;
@@ -57,9 +72,17 @@ struct transport_handlers {
     void (*message)(void *arg, const struct raft_message *m, const char *snap_path);
     /* a FORWARD from a follower: the handler proposes and answers with transport_forwarded() */
     void (*forward)(void *arg, uint64_t from, uint64_t req, const uint8_t *cmd, size_t len);
-    /* a FORWARDED answer to our own transport_forward() */
+    /* a FORWARDED answer to our own transport_forward() or transport_forward_conf() */
     void (*forwarded)(void *arg, uint64_t req, uint64_t index, uint64_t term, int status);
     void *arg;
+    /* a FORWARD_CONF from a follower: answered with transport_forwarded() */
+    void (*forward_conf)(void *arg, uint64_t from, uint64_t req, uint8_t op, uint64_t id, const char *url,
+                         size_t len);
+    /* a JOIN: the member ID that peer URL has (0: none) and the member table into out (at most cap
+       bytes, *out_len set). NULL: JOINs close the connection. */
+    uint64_t (*join)(void *arg, const char *url, size_t len, uint8_t *out, size_t cap, size_t *out_len);
+    /* a REMOVED from member `from`: the membership no longer has us. NULL: ignored. */
+    void (*removed)(void *arg, uint64_t from);
 };
 
 struct transport_config {
@@ -67,7 +90,8 @@ struct transport_config {
     uint64_t self_id, cluster_id;
     char listen_host[256];     /* where peers connect to us */
     uint16_t listen_port;
-    struct transport_peer peers[TRANSPORT_MAX_PEERS]; /* every other member */
+    struct transport_peer peers[TRANSPORT_MAX_PEERS]; /* every other member at start (then
+                                                          transport_add_peer / transport_remove_peer) */
     size_t n_peers;
     size_t queue_bytes;        /* per peer send queue cap (0: 8 MiB) */
     const char *snap_recv_dir; /* where received snapshot files are written (created if missing) */
@@ -108,6 +132,16 @@ int transport_send_snapshot(struct transport *t, const struct raft_message *m, c
 /* A follower's proposal to the leader, and the leader's answer (same returns as transport_send). */
 int transport_forward(struct transport *t, uint64_t to, uint64_t req, const uint8_t *cmd, size_t len);
 int transport_forwarded(struct transport *t, uint64_t to, uint64_t req, uint64_t index, uint64_t term, int status);
+/* A follower's membership change to the leader (returns as transport_send). */
+int transport_forward_conf(struct transport *t, uint64_t to, uint64_t req, uint8_t op, uint64_t id,
+                           const char *url, size_t len);
+/* The membership changed (the log driver follows the configuration in the Raft log): start
+ * connecting to a new member (0, -EEXIST, -EINVAL, -ENOSPC: every slot is in use or still draining),
+ * or drop one: its queue is dropped, its connection closed, its frames are foreign from now on. */
+int transport_add_peer(struct transport *t, const struct transport_peer *p);
+void transport_remove_peer(struct transport *t, uint64_t id);
+/* id's removal is committed: if it still sends to us, tell it with a REMOVED (the last 64 are kept). */
+void transport_peer_gone(struct transport *t, uint64_t id);
 void transport_stats(const struct transport *t, struct transport_stats *out);
 /* Our connection to peer id is up now (false for an unknown id). */
 bool transport_connected(const struct transport *t, uint64_t id);

@@ -1,7 +1,8 @@
 /* store/transport_conn.c — one peer connection's reading side: the frame header (length cap,
  * version, kind, cluster, sender, recipient) checked before the payload is allocated, each frame
- * dispatched to the handlers, and snapshots received into a temp file that is delivered only when whole and
- * checked.
+ * dispatched to the handlers (a JOIN answered on its connection, a removed member still sending told
+ * so), snapshots received into a temp file that is delivered only when whole and checked, and the
+ * REMOVED notice read back on an outgoing connection.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -137,18 +138,31 @@ static int header_check(struct tr_conn *c)
     uint8_t version = h[4], kind = h[5];
     uint64_t cluster = le_get64(h + 6), from = le_get64(h + 14), to = le_get64(h + 22);
     if (len < TR_HEADER_REST || len > TR_MAX_FRAME || version != TR_VERSION || kind < TR_RAFT ||
-        kind > TR_SNAP_END)
+        kind > TR_JOIN)
         return -1;
     size_t n = len - TR_HEADER_REST;
+    if (kind == TR_JOIN) {
+        /* a member starting to join asks who it is: it knows no IDs yet, so none are checked; one
+         * question per connection, before anything else */
+        if (c->bound_from != 0 || n == 0 || n > TR_JOIN_MAX || t->cfg.h.join == NULL)
+            return -1;
+        c->payload_len = n;
+        c->payload_got = 0;
+        return (c->payload = malloc(n)) == NULL ? -1 : 0;
+    }
     if (cluster != t->cfg.cluster_id || to != t->cfg.self_id || tr_peer_find(t, from) == NULL) {
         t->dropped_foreign++;
         c->skip = n;
+        if (cluster == t->cfg.cluster_id && to == t->cfg.self_id && !c->told_removed && tr_gone(t, from)) {
+            c->told_removed = true; /* a removed member still talking: tell it, once per connection */
+            tr_conn_reply(c, TR_REMOVED, from, NULL, 0);
+        }
         return 0;
     }
     if (c->bound_from != 0 && c->bound_from != from)
         return -1; /* one connection carries one member's frames */
     /* payload sizes fixed by the kind are checked before allocating too */
-    if ((kind == TR_FORWARD && n < 8) || (kind == TR_FORWARDED && n != 28) ||
+    if ((kind == TR_FORWARD && n < 8) || (kind == TR_FORWARD_CONF && (n < 17 || n > 17 + TR_JOIN_MAX)) || (kind == TR_FORWARDED && n != 28) ||
         (kind == TR_SNAP_END && n != 4) || (kind == TR_SNAP_DATA && n > TR_CHUNK))
         return -1;
     c->bound_from = from;
@@ -167,6 +181,8 @@ static int frame_dispatch(struct tr_conn *c, const uint8_t *p, size_t n)
     uint8_t kind = c->hdr[5];
     uint64_t from = le_get64(c->hdr + 14), to = le_get64(c->hdr + 22);
     t->received++;
+    if (kind == TR_JOIN)
+        t->received--; /* not a member's frame */
     switch (kind) {
     case TR_RAFT: {
         struct raft_message m;
@@ -186,6 +202,19 @@ static int frame_dispatch(struct tr_conn *c, const uint8_t *p, size_t n)
         if (h->forwarded != NULL)
             h->forwarded(h->arg, le_get64(p), le_get64(p + 8), le_get64(p + 16), (int32_t)le_get32(p + 24));
         return 0;
+    case TR_FORWARD_CONF:
+        if (h->forward_conf != NULL)
+            h->forward_conf(h->arg, from, le_get64(p), p[8], le_get64(p + 9), (const char *)p + 17, n - 17);
+        return 0;
+    case TR_JOIN: {
+        uint8_t *out = malloc(TRANSPORT_JOIN_REPLY_MAX);
+        size_t out_len = 0;
+        uint64_t id = out ? h->join(h->arg, (const char *)p, n, out, TRANSPORT_JOIN_REPLY_MAX, &out_len) : 0;
+        tr_conn_reply(c, TR_JOINED, id, out, id ? out_len : 0);
+        free(out);
+        c->bound_from = UINT64_MAX; /* nothing else on this connection */
+        return 0;
+    }
     case TR_SNAP:
         return snap_begin(c, from, p, n);
     case TR_SNAP_DATA:
@@ -260,21 +289,41 @@ void tr_conn_accepted(struct tr_conn *c)
         tr_conn_close(c);
 }
 
-static int refuse_plaintext(struct tr_conn *c, const uint8_t *p, size_t n)
+/* The one frame that comes back on an outgoing connection: REMOVED (no payload), the peer's word
+ * that we were removed from the membership. Anything else is a protocol error (-1: close). */
+static int outgoing_feed(struct tr_conn *c, const uint8_t *p, size_t n)
 {
-    return n > 0 ? -1 : 0;
+    struct transport *t = c->t;
+    while (n > 0) {
+        size_t k = min_size(TR_HEADER - c->hdr_got, n);
+        memcpy(c->hdr + c->hdr_got, p, k);
+        c->hdr_got += k;
+        p += k;
+        n -= k;
+        if (c->hdr_got < TR_HEADER)
+            return 0;
+        c->hdr_got = 0;
+        const uint8_t *h = c->hdr;
+        if (le_get32(h) != TR_HEADER_REST || h[4] != TR_VERSION || h[5] != TR_REMOVED ||
+            le_get64(h + 6) != t->cfg.cluster_id || le_get64(h + 14) != c->peer->cfg.id ||
+            le_get64(h + 22) != t->cfg.self_id)
+            return -1;
+        if (t->cfg.h.removed != NULL)
+            t->cfg.h.removed(t->cfg.h.arg, c->peer->cfg.id);
+    }
+    return 0;
 }
 
-/* Our outgoing connections carry no frames back: bytes from the peer (beyond the TLS handshake) are
- * a protocol error, EOF means it went away. Either way the connection closes and the peer
- * reconnects. */
+/* Our outgoing connections carry no frames back but REMOVED: other bytes from the peer (beyond the
+ * TLS handshake) are a protocol error, EOF means it went away. Either way the connection closes and
+ * the peer reconnects. */
 static void outgoing_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct tr_conn *c = (struct tr_conn *)s;
     if (nread == 0 || c->closing)
         return;
-    if (nread < 0 || c->ssl == NULL ||
-        tr_tls_recv(c, (const uint8_t *)buf->base, (size_t)nread, refuse_plaintext) != 0)
+    const uint8_t *p = (const uint8_t *)buf->base;
+    if (nread < 0 || (c->ssl ? tr_tls_recv(c, p, (size_t)nread, outgoing_feed) : outgoing_feed(c, p, (size_t)nread)) != 0)
         tr_conn_close(c);
 }
 

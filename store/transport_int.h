@@ -27,7 +27,14 @@ enum tr_kind {
     TR_SNAP = 4,
     TR_SNAP_DATA = 5,
     TR_SNAP_END = 6,
+    TR_FORWARD_CONF = 7,
+    TR_JOIN = 8,
+    TR_JOINED = 9,
+    TR_REMOVED = 10,
 };
+#define TR_KIND_MAX TR_REMOVED
+#define TR_GONE_MAX 64 /* removed member IDs remembered, to tell them so */
+#define TR_JOIN_MAX 512 /* a JOIN's payload (a peer URL) */
 
 /* One outgoing frame: queued on its peer until connected, then handed to uv_write. */
 struct tr_frame {
@@ -56,6 +63,7 @@ struct tr_conn {
     size_t payload_len, payload_got;
     size_t skip;         /* bytes of a foreign frame still to discard */
     uint64_t bound_from; /* the member whose frames this connection carries (0 until the first) */
+    bool told_removed;   /* a REMOVED notice went back on this (accepted) connection */
     /* a snapshot being received on this connection */
     bool snap_active;
     int snap_fd;
@@ -88,6 +96,7 @@ struct tr_peer {
     size_t queued_bytes;                    /* waiting + written but not completed */
     struct tr_snap_out snap;
     uint64_t sent, dropped, snapshots_sent;
+    bool removed; /* dropped from the membership: its slot is reused once idle (tr_peer_find skips it) */
 };
 
 struct transport {
@@ -104,6 +113,8 @@ struct transport {
     size_t n_accepted;
     uint64_t received, dropped_foreign;
     uint64_t snap_seq;
+    uint64_t gone[TR_GONE_MAX]; /* members removed from the membership (a ring) */
+    size_t n_gone;
 };
 
 
@@ -120,6 +131,11 @@ void tr_conn_close(struct tr_conn *c);
 void tr_conn_read_outgoing(struct tr_conn *c);
 /* transport.c: the outgoing connection of p closed. */
 void tr_peer_disconnected(struct tr_peer *p);
+/* transport.c: answer on the accepted connection c (the only frames that go back on one): a JOINED to
+ * a JOIN, or a REMOVED to a member that was removed. */
+void tr_conn_reply(struct tr_conn *c, uint8_t kind, uint64_t to, const uint8_t *payload, size_t len);
+/* transport.c: was id removed from the membership? */
+bool tr_gone(const struct transport *t, uint64_t id);
 /* transport.c: the outgoing connection of p is up (and through its TLS handshake): send. */
 void tr_peer_ready(struct tr_peer *p);
 

@@ -8,6 +8,7 @@
 #include "store/raft/internal.h"
 
 #define CODEC_VERSION 1
+#define CONF_CTX_VERSION 2 /* a configuration entry that carries the application's context */
 #define MSG_HEADER (4 + 8 * 8 + 4)
 #define ENTRY_HEADER (8 + 8 + 1 + 4)
 #define FLAG_REJECT 1u
@@ -92,17 +93,33 @@ size_t raft_conf_size(const struct raft_conf *c)
     return 2 + 8 * (size_t)c->n;
 }
 
+size_t raft_conf_size_ctx(const struct raft_conf *c, size_t ctx_len)
+{
+    return ctx_len ? 2 + 8 * (size_t)c->n + 4 + ctx_len : raft_conf_size(c);
+}
+
 int raft_conf_encode(const struct raft_conf *c, uint8_t *buf, size_t cap, size_t *len)
 {
-    if (c->n == 0 || c->n > RAFT_MAX_NODES)
+    return raft_conf_encode_ctx(c, NULL, 0, buf, cap, len);
+}
+
+/* Without a context: version 1, [n][ids]. With one: version 2, [n][ids][u32 ctx_len][ctx]. */
+int raft_conf_encode_ctx(const struct raft_conf *c, const void *ctx, size_t ctx_len, uint8_t *buf, size_t cap,
+                         size_t *len)
+{
+    if (c->n == 0 || c->n > RAFT_MAX_NODES || ctx_len > RAFT_MAX_CONF_CTX)
         return RAFT_EINVAL;
-    if (cap < raft_conf_size(c))
+    if (cap < raft_conf_size_ctx(c, ctx_len))
         return RAFT_ETOOSMALL;
     struct wbuf w = {buf, buf + cap};
-    put8(&w, CODEC_VERSION);
+    put8(&w, ctx_len ? CONF_CTX_VERSION : CODEC_VERSION);
     put8(&w, (uint8_t)c->n);
     for (uint32_t i = 0; i < c->n; i++)
         put64(&w, c->ids[i]);
+    if (ctx_len) {
+        put32(&w, (uint32_t)ctx_len);
+        putbytes(&w, ctx, ctx_len);
+    }
     *len = (size_t)(w.p - buf);
     return 0;
 }
@@ -126,18 +143,38 @@ static int conf_read(struct rbuf *b, struct raft_conf *c, bool allow_empty)
 
 int raft_conf_decode(const uint8_t *buf, size_t len, struct raft_conf *c)
 {
+    const uint8_t *ctx;
+    size_t ctx_len;
+    return raft_conf_decode_ctx(buf, len, c, &ctx, &ctx_len);
+}
+
+int raft_conf_decode_ctx(const uint8_t *buf, size_t len, struct raft_conf *c, const uint8_t **ctx,
+                         size_t *ctx_len)
+{
     struct rbuf b = {buf, buf + len, false};
     if (buf == NULL || len < 1)
         return RAFT_EMALFORMED;
-    if (get8(&b) != CODEC_VERSION)
+    uint8_t version = get8(&b);
+    if (version != CODEC_VERSION && version != CONF_CTX_VERSION)
         return RAFT_EVERSION;
     struct raft_conf tmp;
     int rv = conf_read(&b, &tmp, false);
     if (rv != 0)
         return rv;
+    const uint8_t *cp = NULL;
+    uint32_t cl = 0;
+    if (version == CONF_CTX_VERSION) {
+        cl = get32(&b);
+        if (b.bad || cl == 0 || cl > RAFT_MAX_CONF_CTX || cl != (size_t)(b.end - b.p))
+            return RAFT_EMALFORMED;
+        cp = b.p;
+        b.p += cl;
+    }
     if (b.p != b.end)
         return RAFT_EMALFORMED;
     *c = tmp;
+    *ctx = cp;
+    *ctx_len = cl;
     return 0;
 }
 

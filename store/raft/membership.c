@@ -53,6 +53,11 @@ int raft_conf_at(struct raft *r, uint64_t idx, struct raft_conf *out)
     return 0;
 }
 
+void raft_configuration_at(struct raft *r, uint64_t idx, struct raft_conf *out)
+{
+    raft_conf_at(r, idx, out);
+}
+
 void raft_conf_recompute(struct raft *r)
 {
     struct raft_conf c;
@@ -70,6 +75,12 @@ void raft_conf_recompute(struct raft *r)
 }
 
 int raft_propose_conf_change(struct raft *r, enum raft_conf_op op, uint64_t id)
+{
+    return raft_propose_conf_change_ctx(r, op, id, NULL, 0);
+}
+
+int raft_propose_conf_change_ctx(struct raft *r, enum raft_conf_op op, uint64_t id, const void *ctx,
+                                 uint32_t ctx_len)
 {
     if (r->role != RAFT_LEADER)
         return RAFT_ERR(r, RAFT_ENOTLEADER, "not the leader");
@@ -94,12 +105,15 @@ int raft_propose_conf_change(struct raft *r, enum raft_conf_op op, uint64_t id)
             if (c.ids[i] != id)
                 c.ids[k++] = c.ids[i];
         c.n = k;
+    } else if (op == RAFT_CONF_UPDATE) {
+        if (!raft_conf_has(&c, id))
+            return RAFT_ERR(r, RAFT_EINVAL, "cannot update %llu", (unsigned long long)id);
     } else {
         return RAFT_ERR(r, RAFT_EINVAL, "unknown configuration operation");
     }
-    uint8_t buf[2 + 8 * RAFT_MAX_NODES];
+    uint8_t buf[2 + 8 * RAFT_MAX_NODES + 4 + RAFT_MAX_CONF_CTX];
     size_t len;
-    int rv = raft_conf_encode(&c, buf, sizeof(buf), &len);
+    int rv = raft_conf_encode_ctx(&c, ctx, ctx_len, buf, sizeof(buf), &len);
     if (rv != 0)
         return rv;
     struct raft_entry e = {.term = r->term,

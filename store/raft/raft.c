@@ -226,9 +226,10 @@ int raft_new(struct raft **out, const struct raft_config *cfg, const struct raft
             return fail_new(r, RAFT_EINVAL, errmsg, errlen, "bootstrap configuration lacks this node");
         /* Every founding member writes the same first entry: term 1, the initial voters. A member
          * that joins later learns it (or a snapshot holding it) from the leader. */
-        uint8_t buf[2 + 8 * RAFT_MAX_NODES];
+        uint8_t buf[2 + 8 * RAFT_MAX_NODES + 4 + RAFT_MAX_CONF_CTX];
         size_t len;
-        int rv = raft_conf_encode(&cfg->bootstrap, buf, sizeof(buf), &len);
+        int rv = raft_conf_encode_ctx(&cfg->bootstrap, cfg->bootstrap_ctx, cfg->bootstrap_ctx_len, buf,
+                                      sizeof(buf), &len);
         if (rv != 0)
             return fail_new(r, RAFT_EINVAL, errmsg, errlen, "invalid bootstrap configuration");
         struct raft_entry e = {

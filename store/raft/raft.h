@@ -151,6 +151,8 @@ struct raft_config {
     uint64_t id;                    /* this node, non-zero */
     struct raft_conf bootstrap;     /* fresh cluster member: the initial voters (must contain id);
                                        n=0: join an existing cluster or restart from state */
+    const void *bootstrap_ctx;      /* context stored in the bootstrap configuration entry (every founding */
+    uint32_t bootstrap_ctx_len;     /* member must give the same bytes); 0: none */
     unsigned election_tick;         /* followers campaign after [election_tick, 2*election_tick) */
     unsigned heartbeat_tick;        /* < election_tick */
     unsigned max_inflight;          /* appends in flight per follower in replicate state, 1..256 */
@@ -189,11 +191,19 @@ int raft_propose_batch(struct raft *r, const void *const *datas, const uint32_t 
  * a quorum confirmed this leadership. Pending reads are dropped when leadership is lost (the ready
  * reports the role change; the caller fails them). */
 int raft_read_index(struct raft *r, uint64_t ctx);
-enum raft_conf_op { RAFT_CONF_ADD = 1, RAFT_CONF_REMOVE = 2 };
+enum raft_conf_op {
+    RAFT_CONF_ADD = 1,
+    RAFT_CONF_REMOVE = 2,
+    RAFT_CONF_UPDATE = 3, /* voter id stays: only the context changes (under the same rules) */
+};
 /* One server at a time; refused with RAFT_EBUSY while a previous change is uncommitted or before
  * this leader committed an entry of its term. Removing the leader is allowed: it steps down once
  * the change commits. */
 int raft_propose_conf_change(struct raft *r, enum raft_conf_op op, uint64_t id);
+/* The same, with the application's context stored in the entry beside the new voter set (opaque to
+ * the core: the glue keeps its members' addresses there; raft_conf_decode_ctx reads it back). */
+int raft_propose_conf_change_ctx(struct raft *r, enum raft_conf_op op, uint64_t id, const void *ctx,
+                                 uint32_t ctx_len);
 int raft_transfer_leadership(struct raft *r, uint64_t to);
 /* The application took a snapshot of its state at `index` (<= last applied). The core keeps a copy
  * of data to send to lagging followers and drops log entries up to index - trailing. *meta (if
@@ -218,6 +228,8 @@ uint64_t raft_last_index(const struct raft *r);
 uint64_t raft_first_index(const struct raft *r); /* first entry still in memory */
 uint64_t raft_snapshot_index(const struct raft *r);
 const struct raft_conf *raft_configuration(const struct raft *r); /* latest, maybe uncommitted */
+/* The configuration in force at log index idx (from the log in memory, else the snapshot's). */
+void raft_configuration_at(struct raft *r, uint64_t idx, struct raft_conf *out);
 /* Term of entry idx; 0 if it is not known (compacted beyond the snapshot or past the end). */
 uint64_t raft_entry_term(const struct raft *r, uint64_t idx);
 const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t idx); /* NULL if absent */
@@ -239,9 +251,16 @@ int raft_entry_decode(const uint8_t *buf, size_t len, struct raft_entry *e);
 #define RAFT_HARD_STATE_SIZE 26
 int raft_hard_state_encode(const struct raft_hard_state *hs, uint8_t *buf, size_t cap, size_t *len);
 int raft_hard_state_decode(const uint8_t *buf, size_t len, struct raft_hard_state *hs);
-/* A configuration entry's payload. */
+/* A configuration entry's payload: the voter set, and optionally an opaque context of at most
+ * RAFT_MAX_CONF_CTX bytes (decoded, *ctx points into buf; NULL and 0 when there is none). */
+#define RAFT_MAX_CONF_CTX 16384
 size_t raft_conf_size(const struct raft_conf *c);
+size_t raft_conf_size_ctx(const struct raft_conf *c, size_t ctx_len);
 int raft_conf_encode(const struct raft_conf *c, uint8_t *buf, size_t cap, size_t *len);
+int raft_conf_encode_ctx(const struct raft_conf *c, const void *ctx, size_t ctx_len, uint8_t *buf, size_t cap,
+                         size_t *len);
 int raft_conf_decode(const uint8_t *buf, size_t len, struct raft_conf *c);
+int raft_conf_decode_ctx(const uint8_t *buf, size_t len, struct raft_conf *c, const uint8_t **ctx,
+                         size_t *ctx_len);
 
 #endif

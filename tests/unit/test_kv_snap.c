@@ -130,7 +130,8 @@ static void test_a_tree_and_its_history_come_back_whole(void **state)
     (void)state;
     struct world a, b;
     build(&a);
-    struct snap_meta m = {.index = 77, .term = 3, .cluster_id = 0xabcdef, .conf = {.n = 1, .ids = {42}}};
+    static struct snap_meta m = {.index = 77, .term = 3, .cluster_id = 0xabcdef, .conf = {.n = 1, .ids = {42}},
+                                 .members_len = 5, .members = "table"}; /* the member table, opaque here */
     char err[600];
     assert_int_equal(snap_write(fileio_posix(), dir, &m, a.kv, a.hub, err, sizeof(err)), 0);
     b.kv = kv_new();
@@ -142,6 +143,8 @@ static void test_a_tree_and_its_history_come_back_whole(void **state)
     assert_int_equal(got.cluster_id, 0xabcdef);
     assert_int_equal(got.conf.n, 1);
     assert_int_equal(got.conf.ids[0], 42);
+    assert_int_equal(got.members_len, 5);
+    assert_memory_equal(got.members, "table", 5);
     char *ta = dump_text(a.kv), *tb = dump_text(b.kv);
     assert_string_equal(ta, tb);
     assert_non_null(strstr(ta, "/discovery/A/_config/size"));

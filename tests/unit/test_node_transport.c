@@ -208,7 +208,7 @@ static void node_start_cfg(struct tnode *n, uint64_t cluster, uint16_t port, con
     char recv[128];
     snprintf(recv, sizeof(recv), "%s/recv", n->dir);
     cfg.snap_recv_dir = recv;
-    cfg.h = (struct transport_handlers){on_message, on_forward, on_forwarded, n};
+    cfg.h = (struct transport_handlers){.message = on_message, .forward = on_forward, .forwarded = on_forwarded, .arg = n};
     char err[256] = "";
     int rv = transport_start(&n->t, &cfg, err, sizeof(err));
     if (rv != 0)

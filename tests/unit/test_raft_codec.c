@@ -232,6 +232,37 @@ static void test_entry_hard_state_and_conf_codecs(void **state)
     assert_int_equal(raft_conf_decode(buf, 0, &c2), RAFT_EMALFORMED);
 }
 
+static void test_conf_with_context(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    size_t len, cl;
+    const uint8_t *ctx;
+    struct raft_conf c = {.n = 2, .ids = {4, 9}}, c2;
+    assert_int_equal(raft_conf_encode_ctx(&c, "members", 7, buf, sizeof(buf), &len), 0);
+    assert_int_equal(len, raft_conf_size_ctx(&c, 7));
+    assert_int_equal(raft_conf_decode_ctx(buf, len, &c2, &ctx, &cl), 0);
+    assert_int_equal(c2.n, 2);
+    assert_int_equal(c2.ids[0], 4);
+    assert_int_equal(cl, 7);
+    assert_memory_equal(ctx, "members", 7);
+    /* the core's own decoder takes it too (it ignores the context) */
+    assert_int_equal(raft_conf_decode(buf, len, &c2), 0);
+    assert_int_equal(c2.ids[1], 9);
+    /* without a context: version 1, no context handed out */
+    assert_int_equal(raft_conf_encode_ctx(&c, NULL, 0, buf, sizeof(buf), &len), 0);
+    assert_int_equal(raft_conf_decode_ctx(buf, len, &c2, &ctx, &cl), 0);
+    assert_null(ctx);
+    assert_int_equal(cl, 0);
+    /* every truncation of one with a context, and a trailing byte, are malformed */
+    assert_int_equal(raft_conf_encode_ctx(&c, "members", 7, buf, sizeof(buf), &len), 0);
+    for (size_t i = 0; i < len; i++)
+        assert_int_not_equal(raft_conf_decode_ctx(buf, i, &c2, &ctx, &cl), 0);
+    assert_int_equal(raft_conf_decode_ctx(buf, len + 1, &c2, &ctx, &cl), RAFT_EMALFORMED);
+    assert_int_equal(raft_conf_encode_ctx(&c, "members", 7, buf, 10, &len), RAFT_ETOOSMALL);
+    assert_int_equal(raft_conf_encode_ctx(&c, buf, RAFT_MAX_CONF_CTX + 1, buf, sizeof(buf), &len), RAFT_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_bad_version_type_flags_and_counts_are_rejected),
         cmocka_unit_test(test_random_corruption_never_crashes),
         cmocka_unit_test(test_entry_hard_state_and_conf_codecs),
+        cmocka_unit_test(test_conf_with_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "service/cluster.h"
+#include "store/node_members.h"
 
 #define ARGS(...)                                                                                            \
     (char *[])                                                                                               \
@@ -62,6 +63,15 @@ static void test_every_member_derives_the_same_ids(void **state)
     assert_int_equal(
         build(ARGS("--name", "a", "--initial-cluster", "a=http://127.0.0.1:12380"), &w, err, sizeof(err)), 0);
     assert_true(w.cluster_id != x.cluster_id);
+    /* joining a running cluster: the flags name who to ask; the IDs come from the members at start */
+    assert_false(x.existing);
+    assert_int_equal(build(ARGS("--name", "c", "--initial-cluster", CLUSTER, "--initial-cluster-state", "existing"),
+                           &w, err, sizeof(err)),
+                     0);
+    assert_true(w.existing);
+    assert_int_equal(w.self, 2);
+    /* a founding member's ID is the same as before member tables: hash of name \0 peer URL */
+    assert_int_equal(x.members[0].id, node_member_founding_id("a", "http://127.0.0.1:12380"));
     /* no --initial-cluster: the one-member cluster of today */
     assert_int_equal(build(ARGS("--listen", "127.0.0.1:1"), &w, err, sizeof(err)), 0);
     assert_int_equal(w.n, 0);
