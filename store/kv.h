@@ -66,15 +66,13 @@ struct kv_error {
 };
 void kv_error_clear(struct kv_error *e);
 
-/* A node of the tree. Read-only outside kv.c; valid while the reader holds node_rdlock(). */
+/* A node of the tree. Read-only outside kv.c; valid while the reader holds node_rdlock().
+ * Fields are ordered so that the struct has no holes (a node's size counts a million times). */
 struct kv_node {
     char *key;              /* full path, NUL-terminated: "/discovery/T/6c00..." ("/" for the root) */
-    uint32_t key_len;
     const char *name;       /* the last component, points into key */
     struct kv_node *parent; /* NULL for the root */
-    bool dir;
     char *value;            /* NUL-terminated copy; NULL for dirs */
-    uint32_t value_len;
     uint64_t created_index;
     uint64_t modified_index;
     int64_t expire_ms;      /* absolute Unix ms at which a TTL expires it; 0 = permanent */
@@ -82,8 +80,10 @@ struct kv_node {
     /* children of a dir, in creation order (oldest first); lookup by name is O(1) average
      * through a private index. nchildren counts all; nvisible those not hidden. */
     struct kv_node *first_child, *last_child, *next_sibling, *prev_sibling;
+    uint32_t key_len;
+    uint32_t value_len;
     uint32_t nchildren, nvisible;
-    void *priv;             /* kv.c's private per-node data (child index, heap slot, ...) */
+    bool dir;
 };
 /* A name starting with '_' is hidden from listings and from live recursive watches. */
 static inline bool kv_node_hidden(const struct kv_node *n) { return n->name[0] == '_'; }
