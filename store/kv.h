@@ -92,23 +92,23 @@ static inline bool kv_node_hidden(const struct kv_node *n) { return n->name[0] =
 struct kv_enode {
     char *key;
     char *value;       /* NULL for dirs and for the node of delete/expire/compareAndDelete events */
-    uint32_t value_len;
-    bool dir;
     int64_t expire_ms; /* 0 = none */
     uint64_t modified_index;
     uint64_t created_index;
+    uint32_t value_len;
+    bool dir;
 };
 
 /* One applied mutation. Immutable once emitted; shared by the watch history, parked watchers and
  * the HTTP thread answering the proposer, so it is reference counted (atomically). */
 struct kv_event {
-    enum kv_action action;
     uint64_t index;        /* the store index this event produced (== node.modified_index) */
     struct kv_enode node;
-    bool has_prev;
     struct kv_enode prev;
-    bool refresh;          /* a TTL refresh: notifies no watcher, skipped by history scans */
+    enum kv_action action;
     int refs;              /* use kv_event_ref/unref */
+    bool has_prev;
+    bool refresh;          /* a TTL refresh: notifies no watcher, skipped by history scans */
 };
 /* One block holding the event, its key (shared by node and prev) and both values (NULL: none);
  * refs = 1, everything else zero for the caller to fill. NULL on ENOMEM. kv_apply and the snapshot

@@ -2,7 +2,9 @@
  *
  * Layout: a token (the component after /discovery/) owns a ring of its last history_per_token
  * events, grown on demand (most tokens see a handful of events, so a million tokens must not cost
- * a million full rings), and the key groups of its parked watchers. Key groups (one per watched
+ * a million full rings; a ring of one holds its record in place of the array), and the key groups
+ * of its parked watchers. A token's ring holds compact records (watch_rec.h), not references to
+ * the events, and turns one back into its kv_event only when a history scan answers with it. Key groups (one per watched
  * path, holding every watcher parked on it) are also indexed by full path in one hash table, so
  * publishing an event looks up the groups of its key and of each ancestor inside the token: the
  * cost is O(depth + woken), independent of how many watchers the other tokens hold. Watches on
@@ -21,6 +23,7 @@
 
 #include "store/kv_map.h"
 #include "store/list.h"
+#include "store/watch_rec.h"
 
 #define TOKEN_PREFIX KV_DISCOVERY_DIR "/"
 #define TOKEN_PREFIX_LEN (sizeof(TOKEN_PREFIX) - 1)
@@ -31,11 +34,21 @@ struct whist {
     uint64_t dropped_max; /* index of the newest event the ring has dropped; 0 = none */
 };
 
+/* A token's ring of compact records; with cap == 1 the one record sits in `one`. */
+struct wring {
+    union {
+        uint8_t **a;
+        uint8_t *one;
+    };
+    uint64_t dropped_max; /* index of the newest event the ring has dropped; 0 = none */
+    uint32_t cap, head, n;
+};
+
 struct kgroup;
 
 struct wtoken {
     struct kv_mapent ent; /* in hub->tokens */
-    struct whist hist;
+    struct wring hist;
     struct kgroup *groups; /* key groups with parked watchers inside this token */
     uint32_t name_len;
     char name[];
@@ -106,6 +119,75 @@ static struct kv_event *hist_at(const struct whist *r, uint32_t i)
     return r->a[(r->head + i) % r->cap];
 }
 
+/* ---------------------------------------------------------------- a token's ring of records */
+
+static uint8_t **ring_slot(struct wring *r, uint32_t i)
+{
+    return r->cap == 1 ? &r->one : &r->a[(r->head + i) % r->cap];
+}
+
+static const uint8_t *ring_at(const struct wring *r, uint32_t i)
+{
+    return r->cap == 1 ? r->one : r->a[(r->head + i) % r->cap];
+}
+
+/* Append rec (the ring takes it); the oldest is dropped when the ring holds max. -1 on ENOMEM
+ * (rec is then freed). */
+static int ring_push(struct wring *r, uint32_t max, uint8_t *rec)
+{
+    if (r->n == r->cap && r->cap < max) {
+        uint32_t cap = r->cap == 0 ? 1 : r->cap == 1 ? 4 : r->cap * 2;
+        if (cap > max)
+            cap = max;
+        if (cap == 1) {
+            r->cap = 1;
+        } else {
+            uint8_t **a = malloc((size_t)cap * sizeof(*a));
+            if (a) {
+                for (uint32_t i = 0; i < r->n; i++)
+                    a[i] = (uint8_t *)ring_at(r, i);
+                if (r->cap > 1)
+                    free(r->a);
+                r->a = a;
+                r->cap = cap;
+                r->head = 0;
+            } else if (r->cap == 0) {
+                free(rec);
+                return -1;
+            }
+        }
+    }
+    if (r->n < r->cap) {
+        *ring_slot(r, r->n) = rec;
+        r->n++;
+        return 0;
+    }
+    /* full: drop the oldest */
+    uint8_t **old = ring_slot(r, 0);
+    r->dropped_max = wrec_index(*old);
+    free(*old);
+    *old = rec;
+    if (r->cap > 1)
+        r->head = (r->head + 1) % r->cap;
+    return 0;
+}
+
+static void ring_clear(struct wring *r)
+{
+    for (uint32_t i = 0; i < r->n; i++)
+        free(*ring_slot(r, i));
+    if (r->cap > 1)
+        free(r->a);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Append ev as a record (its key begins with the token's prefix_len bytes). 0, or -1 on ENOMEM. */
+static int ring_push_event(struct wring *r, uint32_t max, const struct kv_event *ev, size_t prefix_len)
+{
+    uint8_t *rec = wrec_encode(ev, prefix_len);
+    return rec ? ring_push(r, max, rec) : -1;
+}
+
 /* key is path-below-or-equal base ("/a/b" under "/a"; everything under "/"). */
 static bool path_under(const char *key, size_t klen, const char *base, size_t blen)
 {
@@ -132,19 +214,79 @@ static bool ev_removes_dir(const struct kv_event *ev)
     return (ev->action == KV_ACT_DELETE || ev->action == KV_ACT_EXPIRE) && ev->has_prev && ev->prev.dir;
 }
 
-/* The history scan's match (EventHistory.scan): no hidden filter, refreshes skipped. */
-static bool hist_match(const struct kv_event *ev, const char *key, size_t klen, bool recursive)
+static bool removes_dir(enum kv_action action, bool has_prev, bool prev_dir)
 {
-    if (ev->refresh)
+    return (action == KV_ACT_DELETE || action == KV_ACT_EXPIRE) && has_prev && prev_dir;
+}
+
+/* The history scan's match (EventHistory.scan): no hidden filter, refreshes skipped. The event's
+ * key is ekey[0..elen) (node and prevNode name the same key). */
+static bool scan_match(bool refresh, bool removes, const char *ekey, size_t elen, const char *key, size_t klen,
+                       bool recursive)
+{
+    if (refresh)
         return false;
-    size_t elen = strlen(ev->node.key);
-    if (elen == klen && memcmp(ev->node.key, key, klen) == 0)
+    if (elen == klen && memcmp(ekey, key, klen) == 0)
         return true;
-    if (recursive && path_under(ev->node.key, elen, key, klen))
+    if (recursive && path_under(ekey, elen, key, klen))
         return true;
-    if (ev_removes_dir(ev) && path_under(key, klen, ev->prev.key, elen))
+    if (removes && path_under(key, klen, ekey, elen))
         return true;
     return false;
+}
+
+static bool hist_match(const struct kv_event *ev, const char *key, size_t klen, bool recursive)
+{
+    return scan_match(ev->refresh, ev_removes_dir(ev), ev->node.key, strlen(ev->node.key), key, klen, recursive);
+}
+
+/* A token's record's key, "/discovery/<token>" + its suffix, in buf (cap bytes) or, when longer,
+ * a malloc'd block the caller frees (NULL on ENOMEM); its length in *len. */
+static char *rec_key(const struct wtoken *t, const struct wrec_view *v, char *buf, size_t cap, size_t *len)
+{
+    size_t n = TOKEN_PREFIX_LEN + t->name_len + v->suffix_len;
+    char *k = n <= cap ? buf : malloc(n);
+    if (!k)
+        return NULL;
+    memcpy(k, TOKEN_PREFIX, TOKEN_PREFIX_LEN);
+    memcpy(k + TOKEN_PREFIX_LEN, t->name, t->name_len);
+    if (v->suffix_len)
+        memcpy(k + TOKEN_PREFIX_LEN + t->name_len, v->suffix, v->suffix_len);
+    *len = n;
+    return k;
+}
+
+/* hist_match for a token's record. -1 on ENOMEM. */
+static int rec_match(const struct wtoken *t, const struct wrec_view *v, const char *key, size_t klen,
+                     bool recursive)
+{
+    if (v->refresh)
+        return 0;
+    char buf[512];
+    size_t elen;
+    char *ekey = rec_key(t, v, buf, sizeof(buf), &elen);
+    if (!ekey)
+        return -1;
+    bool m = scan_match(false, removes_dir(v->action, v->has_prev, v->prev.dir), ekey, elen, key, klen, recursive);
+    if (ekey != buf)
+        free(ekey);
+    return m;
+}
+
+/* The kv_event a token's record was made from (refs = 1), or NULL on ENOMEM. */
+static struct kv_event *rec_event(const struct wtoken *t, const struct wrec_view *v)
+{
+    char buf[512];
+    size_t plen = TOKEN_PREFIX_LEN + t->name_len;
+    char *prefix = plen <= sizeof(buf) ? buf : malloc(plen);
+    if (!prefix)
+        return NULL;
+    memcpy(prefix, TOKEN_PREFIX, TOKEN_PREFIX_LEN);
+    memcpy(prefix + TOKEN_PREFIX_LEN, t->name, t->name_len);
+    struct kv_event *ev = wrec_event(v, prefix, plen);
+    if (prefix != buf)
+        free(prefix);
+    return ev;
 }
 
 /* The live match (watcherHub.notify + watcher.notify). */
@@ -219,7 +361,7 @@ static void token_maybe_free(struct watch_hub *h, struct wtoken *t)
     if (t->groups || t->hist.n)
         return;
     kv_map_remove(&h->tokens, &t->ent);
-    hist_clear(&t->hist);
+    ring_clear(&t->hist);
     free(t);
 }
 
@@ -283,7 +425,7 @@ void watch_hub_free(struct watch_hub *h)
                 struct kv_mapent *next = e->next;
                 struct wtoken *t = (struct wtoken *)e;
                 group_list_free(t->groups);
-                hist_clear(&t->hist);
+                ring_clear(&t->hist);
                 free(t);
                 e = next;
             }
@@ -294,6 +436,18 @@ void watch_hub_free(struct watch_hub *h)
     kv_map_free(&h->tokens);
     kv_map_free(&h->keys);
     free(h);
+}
+
+/* A history scan that ran out of memory: KV_ERAFT, as the tree answers ENOMEM. */
+static int history_oom(struct kv_error *err, uint64_t index)
+{
+    if (err) {
+        free(err->cause);
+        err->code = KV_ERAFT;
+        err->index = index;
+        err->cause = strdup("out of memory");
+    }
+    return KV_ERAFT;
 }
 
 int watch_start(struct watch_hub *h, struct watcher *w, uint64_t wait_index, uint64_t current_index,
@@ -308,18 +462,27 @@ int watch_start(struct watch_hub *h, struct watcher *w, uint64_t wait_index, uin
     const char *name;
     size_t nlen;
     const struct whist *r = &h->global;
+    const struct wtoken *t = NULL;
+    uint64_t dropped_max, oldest;
+    uint32_t n;
     if (token_of(w->key, w->key_len, &name, &nlen)) {
-        struct wtoken *t = token_find(h, name, nlen);
-        if (!t)
+        if (!(t = token_find(h, name, nlen)))
             return 1;
-        r = &t->hist;
+        dropped_max = t->hist.dropped_max;
+        n = t->hist.n;
+        oldest = n ? wrec_index(ring_at(&t->hist, 0)) : 0;
+    } else {
+        dropped_max = r->dropped_max;
+        n = r->n;
+        oldest = n ? hist_at(r, 0)->index : 0;
     }
-    if (r->dropped_max && r->dropped_max >= since) {
+    if (dropped_max && dropped_max >= since) {
         if (err) {
             free(err->cause);
             err->code = KV_EEVENTCLEARED;
             err->index = current_index;
-            uint64_t oldest = r->n ? hist_at(r, 0)->index : r->dropped_max + 1;
+            if (!n)
+                oldest = dropped_max + 1;
             if (asprintf(&err->cause, "the requested history has been cleared [%" PRIu64 "/%" PRIu64 "]",
                          oldest, since) < 0)
                 err->cause = NULL;
@@ -327,20 +490,30 @@ int watch_start(struct watch_hub *h, struct watcher *w, uint64_t wait_index, uin
         return KV_EEVENTCLEARED;
     }
     /* first event with index >= since (indexes increase along the ring) */
-    uint32_t lo = 0, hi = r->n;
+    uint32_t lo = 0, hi = n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (hist_at(r, mid)->index < since)
+        if ((t ? wrec_index(ring_at(&t->hist, mid)) : hist_at(r, mid)->index) < since)
             lo = mid + 1;
         else
             hi = mid;
     }
-    for (uint32_t i = lo; i < r->n; i++) {
-        struct kv_event *e = hist_at(r, i);
-        if (hist_match(e, w->key, w->key_len, w->recursive)) {
-            *ev = kv_event_ref(e);
-            return 0;
+    for (uint32_t i = lo; i < n; i++) {
+        if (!t) {
+            struct kv_event *e = hist_at(r, i);
+            if (hist_match(e, w->key, w->key_len, w->recursive)) {
+                *ev = kv_event_ref(e);
+                return 0;
+            }
+            continue;
         }
+        struct wrec_view v;
+        wrec_decode(ring_at(&t->hist, i), &v);
+        int m = rec_match(t, &v, w->key, w->key_len, w->recursive);
+        if (m == 1 && (*ev = rec_event(t, &v)) != NULL)
+            return 0;
+        if (m != 0)
+            return history_oom(err, current_index);
     }
     return 1;
 }
@@ -442,7 +615,7 @@ void watch_publish(struct watch_hub *h, struct kv_event *ev, watch_fire_fn fire,
     bool in_token = token_of(key, elen, &name, &nlen);
     (void)hist_push(&h->global, h->hist_cap, ev);
     if (in_token && (t = token_get(h, name, nlen)))
-        (void)hist_push(&t->hist, h->hist_cap, ev);
+        (void)ring_push_event(&t->hist, h->hist_cap, ev, TOKEN_PREFIX_LEN + nlen);
 
     struct watcher *fired = NULL;
     if (!ev->refresh) {
@@ -475,7 +648,7 @@ void watch_publish(struct watch_hub *h, struct kv_event *ev, watch_fire_fn fire,
     /* a token's history lives as long as the token */
     bool removal = ev->action == KV_ACT_DELETE || ev->action == KV_ACT_EXPIRE || ev->action == KV_ACT_CAD;
     if (removal && t && elen == TOKEN_PREFIX_LEN + nlen) {
-        hist_clear(&t->hist);
+        ring_clear(&t->hist);
         token_maybe_free(h, t);
     } else if (removal && !in_token && ev_removes_dir(ev) &&
                at_or_under(TOKEN_PREFIX, TOKEN_PREFIX_LEN - 1, key, elen)) {
@@ -484,7 +657,7 @@ void watch_publish(struct watch_hub *h, struct kv_event *ev, watch_fire_fn fire,
             while (e) {
                 struct kv_mapent *next = e->next;
                 struct wtoken *tt = (struct wtoken *)e;
-                hist_clear(&tt->hist);
+                ring_clear(&tt->hist);
                 token_maybe_free(h, tt);
                 e = next;
             }
@@ -508,40 +681,74 @@ uint64_t watch_nparked(const struct watch_hub *h)
 
 /* ---------------------------------------------------------------- snapshots */
 
-static int dump_ring(const struct whist *r, const char *name, size_t nlen, const struct watch_dump_fns *f, void *arg)
+static int dump_ring(const struct whist *r, const struct watch_dump_fns *f, void *arg)
 {
-    int rv = f->ring(arg, name, nlen, r->dropped_max, r->n);
+    int rv = f->ring(arg, NULL, 0, r->dropped_max, r->n);
     for (uint32_t i = 0; rv == 0 && i < r->n; i++)
         rv = f->event(arg, hist_at(r, i));
     return rv;
 }
 
+/* A token's ring, each record made an event again for the writer (-1 on ENOMEM). */
+static int dump_token(const struct wtoken *t, const struct watch_dump_fns *f, void *arg)
+{
+    int rv = f->ring(arg, t->name, t->name_len, t->hist.dropped_max, t->hist.n);
+    for (uint32_t i = 0; rv == 0 && i < t->hist.n; i++) {
+        struct wrec_view v;
+        wrec_decode(ring_at(&t->hist, i), &v);
+        struct kv_event *ev = rec_event(t, &v);
+        if (!ev)
+            return -1;
+        rv = f->event(arg, ev);
+        kv_event_unref(ev);
+    }
+    return rv;
+}
+
 int watch_dump(const struct watch_hub *h, const struct watch_dump_fns *f, void *arg)
 {
-    int rv = dump_ring(&h->global, NULL, 0, f, arg);
+    int rv = dump_ring(&h->global, f, arg);
     for (size_t i = 0; rv == 0 && h->tokens.buckets && i <= h->tokens.mask; i++)
         for (struct kv_mapent *e = h->tokens.buckets[i]; rv == 0 && e; e = e->next) {
             const struct wtoken *t = (const struct wtoken *)e;
             if (t->hist.n)
-                rv = dump_ring(&t->hist, t->name, t->name_len, f, arg);
+                rv = dump_token(t, f, arg);
         }
     return rv;
 }
 
 int watch_restore(struct watch_hub *h, const char *token, size_t len, uint64_t dropped_max, struct kv_event *ev)
 {
-    struct whist *r = &h->global;
-    if (token) {
-        struct wtoken *t = len ? token_get(h, token, len) : NULL;
-        if (!t)
+    if (!token) {
+        struct whist *r = &h->global;
+        if (ev && (r->n ? hist_at(r, r->n - 1)->index >= ev->index : false))
+            return -1; /* a ring holds increasing indexes */
+        if (ev && hist_push(r, h->hist_cap, ev) != 0)
             return -1;
-        r = &t->hist;
+        if (dropped_max > r->dropped_max)
+            r->dropped_max = dropped_max;
+        return 0;
     }
-    if (ev && (r->n ? hist_at(r, r->n - 1)->index >= ev->index : false))
-        return -1; /* a ring holds increasing indexes */
-    if (ev && hist_push(r, h->hist_cap, ev) != 0)
+    struct wtoken *t = len ? token_get(h, token, len) : NULL;
+    if (!t)
         return -1;
+    struct wring *r = &t->hist;
+    if (ev) {
+        const char *name;
+        size_t nlen;
+        size_t klen = strlen(ev->node.key);
+        /* the event must lie in this token (its record keeps only the key below the token) */
+        if (!token_of(ev->node.key, klen, &name, &nlen) || nlen != len || memcmp(name, token, len) != 0)
+            goto bad;
+        if (r->n && wrec_index(ring_at(r, r->n - 1)) >= ev->index)
+            goto bad; /* a ring holds increasing indexes */
+        if (ring_push_event(r, h->hist_cap, ev, TOKEN_PREFIX_LEN + len) != 0)
+            goto bad;
+    }
     if (dropped_max > r->dropped_max)
         r->dropped_max = dropped_max;
     return 0;
+bad:
+    token_maybe_free(h, t);
+    return -1;
 }
