@@ -84,6 +84,8 @@ struct kv_node {
     uint32_t value_len;
     uint32_t nchildren, nvisible;
     bool dir;
+    uint8_t created_action; /* enum kv_action of the event that created it (set or create); the watch
+                               hub rebuilds a token's creation event from it (0: unknown, restored) */
 };
 /* A name starting with '_' is hidden from listings and from live recursive watches. */
 static inline bool kv_node_hidden(const struct kv_node *n) { return n->name[0] == '_'; }

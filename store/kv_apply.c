@@ -91,6 +91,7 @@ static int create_path(struct kv *kv, const struct kv_cmd *c, const char *key, s
         struct knode *k = v[i];
         bool last = i + 1 == m;
         k->n.dir = last ? c->dir : true;
+        k->n.created_action = (uint8_t)(c->type == KV_CMD_SET ? KV_ACT_SET : KV_ACT_CREATE);
         k->n.created_index = k->n.modified_index = idx;
         k->n.created_ms = c->now_ms;
         if (last)
@@ -236,6 +237,7 @@ static int do_create(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
         k->n.value = dir ? NULL : val;
         k->n.value_len = dir ? 0 : nvl;
         k->n.dir = dir;
+        k->n.created_action = KV_ACT_SET;
         k->n.created_index = k->n.modified_index = idx;
         k->n.created_ms = c->now_ms;
         kv_set_expiry(kv, k, c->expire_ms);

@@ -70,6 +70,7 @@ struct watch_hub {
     struct whist global;
     struct kgroup *global_groups;
     uint64_t nparked;
+    const struct kv *kv; /* watch_hub_bind: tokens holding only their creation keep no ring */
 };
 
 /* ---------------------------------------------------------------- history rings */
@@ -386,6 +387,108 @@ static void group_unlink_free(struct watch_hub *h, struct kgroup *g)
     free(g);
 }
 
+/* ---------------------------------------------------------------- tokens that hold only their creation */
+
+static bool ring_empty(const struct wtoken *t)
+{
+    return !t || (t->hist.n == 0 && t->hist.dropped_max == 0);
+}
+
+/* The bound tree's /discovery/<name> (a dir or a file), or NULL. */
+static const struct kv_node *tree_top(const struct watch_hub *h, const char *name, size_t n)
+{
+    if (!h->kv)
+        return NULL;
+    char buf[512], *key = TOKEN_PREFIX_LEN + n <= sizeof(buf) ? buf : malloc(TOKEN_PREFIX_LEN + n);
+    if (!key)
+        return NULL;
+    memcpy(key, TOKEN_PREFIX, TOKEN_PREFIX_LEN);
+    memcpy(key + TOKEN_PREFIX_LEN, name, n);
+    const struct kv_node *top = kv_lookup(h->kv, key, TOKEN_PREFIX_LEN + n);
+    if (key != buf)
+        free(key);
+    return top;
+}
+
+/* The token whose top node is top holds only its creation (nothing recorded since): true. */
+static bool only_creation(const struct watch_hub *h, const struct wtoken *t, const struct kv_node *top)
+{
+    return h->kv && top && ring_empty(t);
+}
+
+/* An event as kv_apply made it for a creation: node fields of n, index c, no prevNode. */
+static struct kv_event *creation_event(enum kv_action action, uint64_t c, const char *key, size_t klen, bool dir,
+                                       const char *value, uint32_t value_len, int64_t expire_ms)
+{
+    struct kv_event *ev =
+        kv_event_new(action, c, key, (uint32_t)klen, dir ? NULL : (value ? value : ""), value_len, NULL, 0);
+    if (!ev)
+        return NULL;
+    ev->node.dir = dir;
+    ev->node.expire_ms = expire_ms;
+    ev->node.created_index = ev->node.modified_index = c;
+    return ev;
+}
+
+/* Rebuild the creation event of a token holding only it, from the tree: the command made a chain
+ * of nodes from top down, every one at index c, and nothing has touched them since (anything would
+ * have been an event of the token). NULL when the tree does not show that (or on ENOMEM). */
+static struct kv_event *creation_from_tree(const struct kv_node *top)
+{
+    uint64_t c = top->created_index;
+    const struct kv_node *l = top;
+    if (top->created_action != KV_ACT_SET && top->created_action != KV_ACT_CREATE)
+        return NULL;
+    while (l->first_child) {
+        if (l->nchildren != 1)
+            return NULL;
+        l = l->first_child;
+        if (l->created_index != c)
+            return NULL;
+    }
+    if (l->modified_index != c)
+        return NULL;
+    return creation_event((enum kv_action)top->created_action, c, l->key, l->key_len, l->dir, l->value,
+                          l->value_len, l->expire_ms);
+}
+
+/* The same from the first later event, when that is an expiry or deletion of the created node
+ * itself (a SWEEP's, which is not announced): its prevNode is that node as the creation left it. */
+static struct kv_event *creation_from_prev(const struct kv_node *top, const struct kv_event *ev)
+{
+    uint64_t c = top->created_index;
+    if (!ev->has_prev || ev->prev.created_index != c || ev->prev.modified_index != c ||
+        (top->created_action != KV_ACT_SET && top->created_action != KV_ACT_CREATE))
+        return NULL;
+    return creation_event((enum kv_action)top->created_action, c, ev->node.key, strlen(ev->node.key),
+                          ev->prev.dir, ev->prev.value, ev->prev.value_len, ev->prev.expire_ms);
+}
+
+/* Record a rebuilt creation event in the token's ring (made if missing). */
+static void record_creation(struct watch_hub *h, const char *name, size_t n, struct kv_event *ev)
+{
+    struct wtoken *t = ev ? token_get(h, name, n) : NULL;
+    if (t)
+        (void)ring_push_event(&t->hist, h->hist_cap, ev, TOKEN_PREFIX_LEN + n);
+    kv_event_unref(ev);
+}
+
+void watch_hub_bind(struct watch_hub *h, const struct kv *kv)
+{
+    h->kv = kv;
+}
+
+void watch_prepare(struct watch_hub *h, const char *key, size_t len)
+{
+    const char *name;
+    size_t n;
+    if (!h->kv || !token_of(key, len, &name, &n))
+        return;
+    const struct kv_node *top = tree_top(h, name, n);
+    if (only_creation(h, token_find(h, name, n), top))
+        record_creation(h, name, n, creation_from_tree(top));
+}
+
 /* ---------------------------------------------------------------- API */
 
 struct watch_hub *watch_hub_new(uint32_t history_per_token)
@@ -466,7 +569,19 @@ int watch_start(struct watch_hub *h, struct watcher *w, uint64_t wait_index, uin
     uint64_t dropped_max, oldest;
     uint32_t n;
     if (token_of(w->key, w->key_len, &name, &nlen)) {
-        if (!(t = token_find(h, name, nlen)))
+        t = token_find(h, name, nlen);
+        const struct kv_node *top = h->kv && ring_empty(t) ? tree_top(h, name, nlen) : NULL;
+        if (only_creation(h, t, top)) {
+            /* the token's one event, rebuilt from the tree */
+            struct kv_event *c = top->created_index >= since ? creation_from_tree(top) : NULL;
+            if (c && hist_match(c, w->key, w->key_len, w->recursive)) {
+                *ev = c;
+                return 0;
+            }
+            kv_event_unref(c);
+            return 1;
+        }
+        if (!t)
             return 1;
         dropped_max = t->hist.dropped_max;
         n = t->hist.n;
@@ -612,9 +727,20 @@ void watch_publish(struct watch_hub *h, struct kv_event *ev, watch_fire_fn fire,
     const char *name;
     size_t nlen;
     struct wtoken *t = NULL;
-    bool in_token = token_of(key, elen, &name, &nlen);
+    bool in_token = token_of(key, elen, &name, &nlen), record = in_token;
     (void)hist_push(&h->global, h->hist_cap, ev);
-    if (in_token && (t = token_get(h, name, nlen)))
+    if (in_token && h->kv) {
+        const struct kv_node *top = tree_top(h, name, nlen);
+        if (only_creation(h, token_find(h, name, nlen), top)) {
+            if (top->created_index == ev->index && !ev->has_prev)
+                record = false; /* the creation itself: the tree shows it */
+            else if (top->created_index < ev->index)
+                record_creation(h, name, nlen, creation_from_prev(top, ev)); /* a SWEEP's first change */
+        }
+    }
+    /* a creation watch_prepare() recorded ahead of its publication is not recorded twice */
+    if (in_token && (t = token_get(h, name, nlen)) && record &&
+        !(t->hist.n && wrec_index(ring_at(&t->hist, t->hist.n - 1)) >= ev->index))
         (void)ring_push_event(&t->hist, h->hist_cap, ev, TOKEN_PREFIX_LEN + nlen);
 
     struct watcher *fired = NULL;
@@ -714,6 +840,20 @@ int watch_dump(const struct watch_hub *h, const struct watch_dump_fns *f, void *
             if (t->hist.n)
                 rv = dump_token(t, f, arg);
         }
+    /* tokens holding only their creation: a ring of that one event, as if it had been kept */
+    const struct kv_node *disc = h->kv ? kv_lookup(h->kv, KV_DISCOVERY_DIR, TOKEN_PREFIX_LEN - 1) : NULL;
+    for (const struct kv_node *top = disc ? disc->first_child : NULL; rv == 0 && top; top = top->next_sibling) {
+        size_t n = top->key_len - TOKEN_PREFIX_LEN;
+        if (!ring_empty(token_find(h, top->name, n)))
+            continue;
+        struct kv_event *c = creation_from_tree(top);
+        if (!c)
+            continue; /* not rebuildable: the token has no history (as when it was restored without one) */
+        rv = f->ring(arg, top->name, n, 0, 1);
+        if (rv == 0)
+            rv = f->event(arg, c);
+        kv_event_unref(c);
+    }
     return rv;
 }
 
