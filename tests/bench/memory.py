@@ -13,8 +13,9 @@ fresh server process once it is quiet (RSS unchanged for a second and no snapsho
   etcd N      N × PUT /v2/keys/discovery/<tok>/_config/size on etcd (what the upstream discovery
               server writes per token)
 
-tests/bench/memory.py [--tokens 100000,1000000] [--members 100000] [--watches 10000,50000]
-                      [--idle 10000] [--etcd 100000] [--out BENCHMARKS.md] [--no-build]
+tests/bench/memory.py [--tokens 100000,1000000] [--members 100000] [--watches 10000,18000,50000]
+                      [--idle 10000] [--etcd 100000] [--out BENCHMARKS.md] [--no-build | --build-dir DIR]
+                      [--compare-build DIR]
 Writes the <!-- memory:begin --> ... <!-- memory:end --> section of --out. Builds build-bench (Release:
 discoveryd, bench_load) unless --no-build. Not a test: nothing is asserted; every loop is bounded in
 count and time. One process holds every connection of a watch or idle run, so the count is limited by
@@ -322,27 +323,39 @@ def run_etcd(bins, tmp, n):
 
 # ---------------------------------------------------------------------------------------------- report
 
-def fmt_row(r):
+def per_item(r):
+    return (r["rss1"] - r["rss0"]) * 1024.0 / r["count"]
+
+
+def fmt_row(r, before=None):
     if "skipped" in r:
-        return "| %s | %s | – | – | – | skipped: %s |" % (r["what"], "{:,}".format(r["count"]), r["skipped"])
-    per = (r["rss1"] - r["rss0"]) * 1024.0 / r["count"]
-    return "| %s | %s | %.1f MiB | %.1f MiB | **%s** | %s |" % (
-        r["what"], "{:,}".format(r["count"]), r["rss0"] / 1024.0, r["rss1"] / 1024.0, "{:,.0f}".format(per),
-        r.get("note", ""))
+        return "| %s | %s | – | – | – | – | skipped: %s |" % (r["what"], "{:,}".format(r["count"]), r["skipped"])
+    b = "–"
+    if before is not None and "skipped" not in before:
+        b = "{:,.0f}".format(per_item(before))
+    note = r.get("note", "")
+    if before is not None and before.get("note") and before.get("note") != note and r["what"].startswith("idle"):
+        note += "; before: " + before["note"].split("; ", 1)[-1]
+    return "| %s | %s | %.1f MiB | %.1f MiB | %s | **%s** | %s |" % (
+        r["what"], "{:,}".format(r["count"]), r["rss0"] / 1024.0, r["rss1"] / 1024.0, b,
+        "{:,.0f}".format(per_item(r)), note)
 
 
-def report(rows, cmd, commit):
+def report(rows, cmd, commit, compare):
     lines = ["<!-- memory:begin -->", "## Memory (issue 12)", "",
              "Written by `%s` (tests/bench/memory.py), %s, commit %s, Release build. The machine (2 CPUs, "
              "shared with other people's test runs) is busy, but resident memory does not depend on CPU "
-             "load the way throughput does. Bytes per item = (VmRSS after − VmRSS before) / count, VmRSS "
-             "from /proc/PID/status of a fresh server once it is quiet (no snapshot child, RSS unchanged "
-             "for 1 s). discoveryd runs with the creation limiters opened wide, `--max-tokens 0`, "
-             "`--threads 2` and the default `--snapshot-count` (so the in-memory log stays bounded)."
-             % (cmd, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit), "",
-             "| item | count | RSS before | RSS after | bytes per item | notes |",
-             "|---|---:|---:|---:|---:|---|"]
-    lines += [fmt_row(r) for r in rows]
+             "load the way throughput does (the /new rates in the notes do). Bytes per item = (VmRSS after − "
+             "VmRSS before) / count, VmRSS from /proc/PID/status of a fresh server once it is quiet (no "
+             "snapshot child, RSS unchanged for 1 s). discoveryd runs with the creation limiters opened wide, "
+             "`--max-tokens 0`, `--threads 2` and the default `--snapshot-count` (so the in-memory log stays "
+             "bounded). %s"
+             % (cmd, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit,
+                "The *before* column is the same item measured in the same run on the build in `%s`." % compare
+                if compare else ""), "",
+             "| item | count | RSS before | RSS after | bytes per item, before | bytes per item | notes |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    lines += [fmt_row(r, b) for r, b in rows]
     lines += ["", "Not a test: no threshold is asserted.", "<!-- memory:end -->"]
     return "\n".join(lines) + "\n"
 
@@ -363,51 +376,59 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tokens", default="100000,1000000")
     ap.add_argument("--members", default="100000")
-    ap.add_argument("--watches", default="10000,50000")
+    ap.add_argument("--watches", default="10000,18000,50000")
     ap.add_argument("--idle", default="10000")
     ap.add_argument("--etcd", default="100000")
     ap.add_argument("--out")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--compare-build", help="also measure every item on the Release build in this directory "
+                    "(e.g. one of an older commit) and show it as the before column")
+    ap.add_argument("--build-dir", help="use the Release build in this directory as it is (implies --no-build; "
+                    "e.g. a build of an older commit, for a before/after comparison)")
     args = ap.parse_args()
     build = os.path.join(ROOT, "build-bench")
-    if not args.no_build:
+    if args.build_dir:
+        build = os.path.abspath(args.build_dir)
+    elif not args.no_build:
         subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DDISCOVERYD_TESTS=ON"],
                        check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["cmake", "--build", build, "-j2", "--target", "discoveryd", "bench_load"], check=True,
                        stdout=subprocess.DEVNULL)
-    bins = {"discoveryd": os.path.join(build, "discoveryd"),
-            "bench_load": os.path.join(build, "tests", "bench", "bench_load")}
+    def bins_of(d):
+        return {"discoveryd": os.path.join(d, "discoveryd"), "bench_load": os.path.join(d, "tests", "bench", "bench_load")}
+    bins = bins_of(build)
+    # the older build's own bench_load may predate --mode: drive both with this one
+    cbins = dict(bins_of(os.path.abspath(args.compare_build)), bench_load=bins["bench_load"]) \
+        if args.compare_build else None
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     if subprocess.run(["git", "-C", ROOT, "diff", "--quiet", "HEAD", "--", "store", "api", "service"]).returncode:
         commit += " + uncommitted changes"
+    if args.build_dir:
+        commit = "the build in %s" % args.build_dir
     rows = []
     tmp = tempfile.mkdtemp(prefix="dd-memory-")
+    plan = [(run_tokens, ints(args.tokens), "tokens"), (run_members, ints(args.members), "members"),
+            (run_watches, ints(args.watches), "watches"), (run_idle, ints(args.idle), "idle")]
     try:
-        for n in ints(args.tokens):
-            log("tokens %d" % n)
-            rows.append(run_tokens(bins, tmp, n))
-            log("  " + fmt_row(rows[-1]))
-        for n in ints(args.members):
-            log("members %d" % n)
-            rows.append(run_members(bins, tmp, n))
-            log("  " + fmt_row(rows[-1]))
-        for n in ints(args.watches):
-            log("watches %d" % n)
-            rows.append(run_watches(bins, tmp, n))
-            log("  " + fmt_row(rows[-1]))
-        for n in ints(args.idle):
-            log("idle %d" % n)
-            rows.append(run_idle(bins, tmp, n))
-            log("  " + fmt_row(rows[-1]))
+        for fn, counts, tag in plan:
+            for n in counts:
+                before = None
+                if cbins:
+                    log("%s %d (before: %s)" % (tag, n, args.compare_build))
+                    before = fn(cbins, tmp, n)
+                log("%s %d" % (tag, n))
+                r = fn(bins, tmp, n)
+                rows.append((r, before))
+                log("  " + fmt_row(r, before))
         for n in ints(args.etcd):
             log("etcd tokens %d" % n)
-            rows.append(run_etcd(bins, tmp, n))
-            log("  " + fmt_row(rows[-1]))
+            rows.append((run_etcd(bins, tmp, n), None))
+            log("  " + fmt_row(rows[-1][0]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     cmd = "tests/bench/memory.py " + " ".join(sys.argv[1:])
-    text = report(rows, cmd.strip(), commit)
+    text = report(rows, cmd.strip(), commit, args.compare_build)
     print(text)
     if args.out:
         write_section(args.out, text)
