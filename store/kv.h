@@ -86,6 +86,7 @@ struct kv_node {
     bool dir;
     uint8_t created_action; /* enum kv_action of the event that created it (set or create); the watch
                                hub rebuilds a token's creation event from it (0: unknown, restored) */
+    uint16_t alloc_words_;  /* the tree's own: the size class of the node's block (kv_slab.h) */
 };
 /* A name starting with '_' is hidden from listings and from live recursive watches. */
 static inline bool kv_node_hidden(const struct kv_node *n) { return n->name[0] == '_'; }

@@ -76,7 +76,7 @@ static int create_path(struct kv *kv, const struct kv_cmd *c, const char *key, s
             end++;
         bool last = i + 1 == m;
         const char *val = last && !c->dir ? (c->value ? c->value : "") : NULL;
-        v[i] = kv_node_alloc(key, (uint32_t)end, (uint32_t)pos, val, c->value ? c->value_len : 0);
+        v[i] = kv_node_alloc(kv, key, (uint32_t)end, (uint32_t)pos, val, c->value ? c->value_len : 0);
         if (!v[i])
             goto fail_nodes;
         pos = end;
@@ -105,7 +105,7 @@ static int create_path(struct kv *kv, const struct kv_cmd *c, const char *key, s
     return 0;
 fail_nodes:
     for (uint32_t j = 0; j < i && j < m; j++)
-        free(v[j]);
+        kv_node_discard(kv, v[j]);
     if (v != stackv)
         free(v);
     return -1;

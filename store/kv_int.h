@@ -8,6 +8,7 @@
 
 #include "store/kv.h"
 #include "store/kv_index.h"
+#include "store/kv_slab.h"
 
 #define KV_SWEEP_DEFAULT 1024u
 
@@ -34,6 +35,7 @@ struct kv {
     uint64_t index;
     uint64_t nnodes;
     struct kv_index children; /* every node but the root, by (parent, name) */
+    struct kv_slab slab;      /* where the nodes live */
     struct kheap ttl, tok;
 };
 
@@ -71,7 +73,7 @@ struct knode *kv_heap_top(const struct kheap *h);
 void kv_set_expiry(struct kv *kv, struct knode *k, int64_t expire_ms);
 
 /* kv.c: one block holding a zeroed struct of head bytes, then key (NUL-terminated) at *keyp, then
- * tail more bytes; NULL on ENOMEM. Nodes and events both carry their key this way. */
+ * tail more bytes; NULL on ENOMEM. Events carry their key this way (nodes: kv_node_alloc). */
 void *kv_alloc_keyed(size_t head, size_t tail, const char *key, uint32_t key_len, char **keyp);
 
 /* kv.c: events. */
@@ -80,8 +82,10 @@ void kv_ev_set_prev(struct kv_event *ev, const struct kv_node *n);
 /* kv_tree.c: tree primitives. */
 /* A detached node for key[0..key_len) whose last component starts at name_off; value (NULL: none,
  * a dir) is copied inline. NULL on ENOMEM. */
-struct knode *kv_node_alloc(const char *key, uint32_t key_len, uint32_t name_off, const char *value,
-                            uint32_t value_len);
+struct knode *kv_node_alloc(struct kv *kv, const char *key, uint32_t key_len, uint32_t name_off,
+                            const char *value, uint32_t value_len);
+/* Give back a node from kv_node_alloc that was never linked. */
+void kv_node_discard(struct kv *kv, struct knode *k);
 /* Room in the child index for `more` kv_node_link calls. 0, or -1 on ENOMEM. */
 int kv_node_reserve(struct kv *kv, uint32_t more);
 void kv_node_link(struct kv *kv, struct knode *parent, struct knode *k);

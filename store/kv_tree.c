@@ -61,19 +61,27 @@ static struct knode *find_child(const struct kv *kv, const struct knode *parent,
 }
 
 /* The inline value's place: just after the key's NUL. A node made without a value (a dir) has
- * nothing there, but no other block can start at that address either, so the test is exact. */
+ * nothing of its own there (the next node's block may start there), but a value is only ever
+ * that inline copy, NULL, the shared "" or a malloc'd block, and no malloc'd block starts at an
+ * address inside a node's page or block, so the test is exact. */
 static const char *inline_value(const struct knode *k)
 {
     return k->n.key + k->n.key_len + 1;
 }
 
-struct knode *kv_node_alloc(const char *key, uint32_t key_len, uint32_t name_off, const char *value,
-                            uint32_t value_len)
+struct knode *kv_node_alloc(struct kv *kv, const char *key, uint32_t key_len, uint32_t name_off,
+                            const char *value, uint32_t value_len)
 {
-    char *kp;
-    struct knode *k = kv_alloc_keyed(sizeof(*k), value ? (size_t)value_len + 1 : 0, key, key_len, &kp);
+    size_t size = sizeof(struct knode) + (size_t)key_len + 1 + (value ? (size_t)value_len + 1 : 0);
+    uint16_t words;
+    struct knode *k = kv_slab_alloc(&kv->slab, size, &words);
     if (!k)
         return NULL;
+    memset(k, 0, sizeof(*k));
+    k->n.alloc_words_ = words;
+    char *kp = (char *)(k + 1);
+    memcpy(kp, key, key_len);
+    kp[key_len] = '\0';
     k->n.key = kp;
     k->n.key_len = key_len;
     k->n.name = kp + name_off;
@@ -86,6 +94,12 @@ struct knode *kv_node_alloc(const char *key, uint32_t key_len, uint32_t name_off
         k->n.value_len = value_len;
     }
     return k;
+}
+
+void kv_node_discard(struct kv *kv, struct knode *k)
+{
+    if (k)
+        kv_slab_release(&kv->slab, k, k->n.alloc_words_);
 }
 
 int kv_node_reserve(struct kv *kv, uint32_t more)
@@ -150,7 +164,7 @@ static void node_free_one(struct kv *kv, struct knode *k)
     kv_heap_remove(&kv->ttl, k);
     kv_heap_remove(&kv->tok, k);
     kv_node_value_free(k);
-    free(k);
+    kv_node_discard(kv, k);
     kv->nnodes--;
 }
 
@@ -333,19 +347,20 @@ struct kv *kv_new(void)
     if (!kv)
         return NULL;
     kv_index_init(&kv->children, knode_hash);
+    kv_slab_init(&kv->slab);
     kv->tok.tok = true;
-    kv->root = kv_node_alloc("/", 1, 1, NULL, 0);
+    kv->root = kv_node_alloc(kv, "/", 1, 1, NULL, 0);
     if (!kv->root)
         goto fail;
     kv->root->n.dir = true;
     kv->nnodes = 1;
-    struct knode *d = kv_node_alloc(KV_DISCOVERY_DIR, (uint32_t)strlen(KV_DISCOVERY_DIR), 1, NULL, 0);
+    struct knode *d = kv_node_alloc(kv, KV_DISCOVERY_DIR, (uint32_t)strlen(KV_DISCOVERY_DIR), 1, NULL, 0);
     if (!d)
         goto fail;
     d->n.dir = true;
     d->n.created_index = d->n.modified_index = 1;
     if (kv_node_reserve(kv, 1) != 0) {
-        free(d);
+        kv_node_discard(kv, d);
         goto fail;
     }
     kv_node_link(kv, kv->root, d);
@@ -364,6 +379,7 @@ void kv_free(struct kv *kv)
     if (kv->root)
         kv_subtree_free(kv, kv->root);
     kv_index_free(&kv->children);
+    kv_slab_free_all(&kv->slab);
     free(kv->ttl.a);
     free(kv->tok.a);
     free(kv);
