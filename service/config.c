@@ -72,7 +72,7 @@ static const struct opt opts[] = {
     {"max-watches-per-client", OPT_UINT, F(max_watches_per_client), 1, 10000000, false, NULL, "1024",
      "parked watches per client address"},
     {"max-tokens", OPT_UINT, F(max_tokens), 0, 1000000000, false, NULL, "900000",
-     "live tokens; beyond, /new answers 503 + Retry-After (0: no cap; an empty token holds ~1.2 KB)"},
+     "live tokens; beyond, /new answers 503 + Retry-After (0: no cap; an empty token holds ~0.6 KB)"},
     {"history", OPT_UINT, F(history), 1000, 1000000, false, NULL, "1000", "events kept per token"},
     {"new-rate", OPT_RATE, F(new_rate), 0.001, 1000000, false, NULL, "1",
      "token creations per second per client address (IPv4 /32, IPv6 /64)"},

@@ -66,15 +66,13 @@ struct kv_error {
 };
 void kv_error_clear(struct kv_error *e);
 
-/* A node of the tree. Read-only outside kv.c; valid while the reader holds node_rdlock(). */
+/* A node of the tree. Read-only outside kv.c; valid while the reader holds node_rdlock().
+ * Fields are ordered so that the struct has no holes (a node's size counts a million times). */
 struct kv_node {
     char *key;              /* full path, NUL-terminated: "/discovery/T/6c00..." ("/" for the root) */
-    uint32_t key_len;
     const char *name;       /* the last component, points into key */
     struct kv_node *parent; /* NULL for the root */
-    bool dir;
     char *value;            /* NUL-terminated copy; NULL for dirs */
-    uint32_t value_len;
     uint64_t created_index;
     uint64_t modified_index;
     int64_t expire_ms;      /* absolute Unix ms at which a TTL expires it; 0 = permanent */
@@ -82,8 +80,13 @@ struct kv_node {
     /* children of a dir, in creation order (oldest first); lookup by name is O(1) average
      * through a private index. nchildren counts all; nvisible those not hidden. */
     struct kv_node *first_child, *last_child, *next_sibling, *prev_sibling;
+    uint32_t key_len;
+    uint32_t value_len;
     uint32_t nchildren, nvisible;
-    void *priv;             /* kv.c's private per-node data (child index, heap slot, ...) */
+    bool dir;
+    uint8_t created_action; /* enum kv_action of the event that created it (set or create); the watch
+                               hub rebuilds a token's creation event from it (0: unknown, restored) */
+    uint16_t alloc_words_;  /* the tree's own: the size class of the node's block (kv_slab.h) */
 };
 /* A name starting with '_' is hidden from listings and from live recursive watches. */
 static inline bool kv_node_hidden(const struct kv_node *n) { return n->name[0] == '_'; }
@@ -92,23 +95,23 @@ static inline bool kv_node_hidden(const struct kv_node *n) { return n->name[0] =
 struct kv_enode {
     char *key;
     char *value;       /* NULL for dirs and for the node of delete/expire/compareAndDelete events */
-    uint32_t value_len;
-    bool dir;
     int64_t expire_ms; /* 0 = none */
     uint64_t modified_index;
     uint64_t created_index;
+    uint32_t value_len;
+    bool dir;
 };
 
 /* One applied mutation. Immutable once emitted; shared by the watch history, parked watchers and
  * the HTTP thread answering the proposer, so it is reference counted (atomically). */
 struct kv_event {
-    enum kv_action action;
     uint64_t index;        /* the store index this event produced (== node.modified_index) */
     struct kv_enode node;
-    bool has_prev;
     struct kv_enode prev;
-    bool refresh;          /* a TTL refresh: notifies no watcher, skipped by history scans */
+    enum kv_action action;
     int refs;              /* use kv_event_ref/unref */
+    bool has_prev;
+    bool refresh;          /* a TTL refresh: notifies no watcher, skipped by history scans */
 };
 /* One block holding the event, its key (shared by node and prev) and both values (NULL: none);
  * refs = 1, everything else zero for the caller to fill. NULL on ENOMEM. kv_apply and the snapshot

@@ -69,18 +69,14 @@ static int create_path(struct kv *kv, const struct kv_cmd *c, const char *key, s
     struct knode *stackv[8], **v = m <= 8 ? stackv : malloc((size_t)m * sizeof(*v));
     if (!v)
         return -1;
-    char *val = NULL;
-    if (!c->dir) {
-        val = kv_value_dup(c->value, c->value ? c->value_len : 0);
-        if (!val)
-            goto fail_v;
-    }
     uint32_t i = 0;
     for (size_t pos = w->miss_start; pos < len; i++) {
         size_t end = pos;
         while (end < len && key[end] != '/')
             end++;
-        v[i] = kv_node_alloc(key, (uint32_t)end, (uint32_t)pos);
+        bool last = i + 1 == m;
+        const char *val = last && !c->dir ? (c->value ? c->value : "") : NULL;
+        v[i] = kv_node_alloc(kv, key, (uint32_t)end, (uint32_t)pos, val, c->value ? c->value_len : 0);
         if (!v[i])
             goto fail_nodes;
         pos = end;
@@ -88,22 +84,18 @@ static int create_path(struct kv *kv, const struct kv_cmd *c, const char *key, s
             pos++;
     }
     /* heap room: implicit dirs directly under /discovery are tokens; the node may be both */
-    if (kv_heap_reserve(&kv->tok, 2) != 0 || kv_heap_reserve(&kv->ttl, 1) != 0)
+    if (kv_heap_reserve(&kv->tok, 2) != 0 || kv_heap_reserve(&kv->ttl, 1) != 0 || kv_node_reserve(kv, m) != 0)
         goto fail_nodes;
     struct knode *parent = w->at;
     for (i = 0; i < m; i++) {
         struct knode *k = v[i];
         bool last = i + 1 == m;
         k->n.dir = last ? c->dir : true;
+        k->n.created_action = (uint8_t)(c->type == KV_CMD_SET ? KV_ACT_SET : KV_ACT_CREATE);
         k->n.created_index = k->n.modified_index = idx;
         k->n.created_ms = c->now_ms;
-        if (last) {
+        if (last)
             k->n.expire_ms = c->expire_ms;
-            if (!c->dir) {
-                k->n.value = val;
-                k->n.value_len = c->value ? c->value_len : 0;
-            }
-        }
         kv_node_link(kv, parent, k);
         parent = k;
     }
@@ -113,9 +105,7 @@ static int create_path(struct kv *kv, const struct kv_cmd *c, const char *key, s
     return 0;
 fail_nodes:
     for (uint32_t j = 0; j < i && j < m; j++)
-        free(v[j]);
-    kv_value_free(val);
-fail_v:
+        kv_node_discard(kv, v[j]);
     if (v != stackv)
         free(v);
     return -1;
@@ -243,10 +233,11 @@ static int do_create(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
             goto out;
         }
         kv_ev_set_prev(ev, &k->n);
-        kv_value_free(k->n.value);
+        kv_node_value_free(k);
         k->n.value = dir ? NULL : val;
         k->n.value_len = dir ? 0 : nvl;
         k->n.dir = dir;
+        k->n.created_action = KV_ACT_SET;
         k->n.created_index = k->n.modified_index = idx;
         k->n.created_ms = c->now_ms;
         kv_set_expiry(kv, k, c->expire_ms);
@@ -324,7 +315,7 @@ static int do_update(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
     kv_ev_set_prev(ev, &k->n);
     if (!k->n.dir) {
         /* etcd's node.Write: a dir keeps its value (none) and its modifiedIndex */
-        kv_value_free(k->n.value);
+        kv_node_value_free(k);
         k->n.value = val;
         k->n.value_len = nvl;
         k->n.modified_index = idx;

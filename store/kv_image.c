@@ -43,16 +43,12 @@ int kv_restore_node(struct kv *kv, const struct kv_node *img)
             name_off--;
         if (w.notdir || w.miss_start != name_off || w.miss_end != img->key_len)
             return -1;
-        k = kv_node_alloc(img->key, img->key_len, (uint32_t)name_off);
+        k = kv_node_alloc(kv, img->key, img->key_len, (uint32_t)name_off, img->dir ? NULL : (img->value ? img->value : ""),
+                          img->dir ? 0 : img->value_len);
         if (!k)
             return -1;
-        if (!img->dir && !(k->n.value = kv_value_dup(img->value, img->value_len))) {
-            free(k);
-            return -1;
-        }
-        if (kv_heap_reserve(&kv->tok, 1) != 0 || kv_heap_reserve(&kv->ttl, 1) != 0) {
-            kv_value_free(k->n.value);
-            free(k);
+        if (kv_heap_reserve(&kv->tok, 1) != 0 || kv_heap_reserve(&kv->ttl, 1) != 0 || kv_node_reserve(kv, 1) != 0) {
+            kv_node_discard(kv, k);
             return -1;
         }
         k->n.dir = img->dir;

@@ -7,15 +7,18 @@
 #define DISCOVERYD_STORE_KV_INT_H
 
 #include "store/kv.h"
-#include "store/kv_map.h"
+#include "store/kv_index.h"
+#include "store/kv_slab.h"
 
 #define KV_SWEEP_DEFAULT 1024u
 
+/* One allocation: this struct, then the key (NUL-terminated), then, for a file created with a value,
+ * that value (NUL-terminated; n.value points there until a write replaces it with its own block).
+ * The child index holds a pointer to it and nothing inside it. */
 struct knode {
     struct kv_node n;
-    struct kv_mapent ent; /* in kv->children, hash of (parent, name) */
-    uint32_t ttl_slot;    /* position in kv->ttl + 1; 0 = not there */
-    uint32_t tok_slot;    /* position in kv->tok + 1; 0 = not there */
+    uint32_t ttl_slot; /* position in kv->ttl + 1; 0 = not there */
+    uint32_t tok_slot; /* position in kv->tok + 1; 0 = not there */
 };
 
 #define KN(p) ((struct knode *)(p))
@@ -31,7 +34,8 @@ struct kv {
     struct knode *disc; /* /discovery */
     uint64_t index;
     uint64_t nnodes;
-    struct kv_map children;
+    struct kv_index children; /* every node but the root, by (parent, name) */
+    struct kv_slab slab;      /* where the nodes live */
     struct kheap ttl, tok;
 };
 
@@ -69,16 +73,25 @@ struct knode *kv_heap_top(const struct kheap *h);
 void kv_set_expiry(struct kv *kv, struct knode *k, int64_t expire_ms);
 
 /* kv.c: one block holding a zeroed struct of head bytes, then key (NUL-terminated) at *keyp, then
- * tail more bytes; NULL on ENOMEM. Nodes and events both carry their key this way. */
+ * tail more bytes; NULL on ENOMEM. Events carry their key this way (nodes: kv_node_alloc). */
 void *kv_alloc_keyed(size_t head, size_t tail, const char *key, uint32_t key_len, char **keyp);
 
 /* kv.c: events. */
 void kv_ev_set_prev(struct kv_event *ev, const struct kv_node *n);
 
 /* kv_tree.c: tree primitives. */
-struct knode *kv_node_alloc(const char *key, uint32_t key_len, uint32_t name_off);
+/* A detached node for key[0..key_len) whose last component starts at name_off; value (NULL: none,
+ * a dir) is copied inline. NULL on ENOMEM. */
+struct knode *kv_node_alloc(struct kv *kv, const char *key, uint32_t key_len, uint32_t name_off,
+                            const char *value, uint32_t value_len);
+/* Give back a node from kv_node_alloc that was never linked. */
+void kv_node_discard(struct kv *kv, struct knode *k);
+/* Room in the child index for `more` kv_node_link calls. 0, or -1 on ENOMEM. */
+int kv_node_reserve(struct kv *kv, uint32_t more);
 void kv_node_link(struct kv *kv, struct knode *parent, struct knode *k);
-void kv_value_free(char *v);
+/* Free k's value unless it is the inline copy or the shared "" (the node keeps the pointer). */
+void kv_node_value_free(struct knode *k);
+void kv_value_free(char *v); /* a value from kv_value_dup not yet given to a node */
 char *kv_value_dup(const char *v, uint32_t len);
 void kv_subtree_free(struct kv *kv, struct knode *top);
 void kv_walk_path(const struct kv *kv, const char *key, size_t len, struct walk *w);

@@ -1,6 +1,7 @@
-/* store/kv_map.c — the intrusive chained hash table behind the tree's child index and the watch
- * hub's buckets. Grows by doubling at load factor 1; never shrinks (the tree's size is bounded by
- * token expiry, and a shrink/grow oscillation would cost more than the memory it saves).
+/* store/kv_map.c — the intrusive chained hash table behind the watch hub's buckets and the
+ * per-client watch counts. Grows by doubling at load factor 1; never shrinks (what it holds is
+ * bounded by token expiry and the watch caps, and a shrink/grow oscillation would cost more than
+ * the memory it saves).
  */
 #include "store/kv_map.h"
 

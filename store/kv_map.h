@@ -1,9 +1,10 @@
 /* store/kv_map.h — a small intrusive chained hash table, private to store/ (kv, watch, node).
  *
  * The caller embeds a struct kv_mapent in its item, computes the hash itself and compares keys
- * itself while walking a bucket chain, so one table serves the tree's child index (keyed by
- * parent + name), the watch hub's token and key buckets, and node.c's per-client watch counts.
- * Single-threaded; no locking.
+ * itself while walking a bucket chain, so one table serves the watch hub's token and key buckets
+ * and node.c's per-client watch counts. The tree's child index, with millions of items, uses
+ * kv_index.h instead, which costs an item no link or stored hash (moving these few users onto it
+ * too would leave the store one table). Single-threaded; no locking.
  */
 #ifndef DISCOVERYD_STORE_KV_MAP_H
 #define DISCOVERYD_STORE_KV_MAP_H

@@ -2,10 +2,11 @@
  * the tree's lifecycle (kv.h is the contract; the mutations are in kv_apply.c).
  *
  * Design:
- * - Every node is one allocation (struct knode: the public kv_node, its key inline after it) plus
- *   one for a file's value. Children are found through ONE global hash table keyed by
- *   (parent pointer, child name), so a lookup costs a hash probe per path component whatever the
- *   directory size (/discovery may hold millions of tokens), and a dir costs no table of its own.
+ * - Every node is one allocation (struct knode: the public kv_node, its key and its first value
+ *   inline after it); only a value written later gets a block of its own. Children are found
+ *   through ONE global open-addressing index (kv_index.h) keyed by (parent pointer, child name),
+ *   so a lookup costs a hash probe per path component whatever the directory size (/discovery may
+ *   hold millions of tokens), a dir costs no table of its own, and a node pays one slot for it.
  * - Two binary min-heaps give O(log n) expiry bookkeeping: TTL nodes by expire_ms, and token dirs
  *   (dirs directly under /discovery) by created_ms. A node leaving the tree leaves its heaps at
  *   once, so a SWEEP never meets a stale entry and costs O(expired · log n).
@@ -16,6 +17,7 @@
  *   the dir's own modifiedIndex, CAD has no root check, implicit dirs take the creating index.
  */
 #include "store/kv_int.h"
+#include "store/hash.h"
 #include "store/list.h"
 
 #include <inttypes.h>
@@ -33,36 +35,86 @@ static uint64_t child_hash(const struct knode *parent, const char *name, size_t 
     return hash_of(hash_salt(HASH_INIT, (uint64_t)(uintptr_t)parent), name, len);
 }
 
+static size_t name_len(const struct knode *k)
+{
+    return k->n.key_len - (size_t)(k->n.name - k->n.key);
+}
+
+/* The index's hash of a linked node (kv_index.h recomputes it when it grows or shifts). */
+static uint64_t knode_hash(const void *item)
+{
+    const struct knode *k = item;
+    return child_hash(KN(k->n.parent), k->n.name, name_len(k));
+}
+
 static struct knode *find_child(const struct kv *kv, const struct knode *parent, const char *name, size_t len)
 {
-    uint64_t h = child_hash(parent, name, len);
-    for (struct kv_mapent *e = kv_map_chain(&kv->children, h); e; e = e->next) {
-        if (e->hash != h)
-            continue;
-        struct knode *k = (struct knode *)((char *)e - offsetof(struct knode, ent));
-        size_t nl = k->n.key_len - (size_t)(k->n.name - k->n.key);
-        if (k->n.parent == &parent->n && nl == len && memcmp(k->n.name, name, len) == 0)
+    const struct kv_index *ix = &kv->children;
+    if (!ix->slots)
+        return NULL;
+    for (size_t i = kv_index_start(ix, child_hash(parent, name, len)); ix->slots[i]; i = kv_index_next(ix, i)) {
+        struct knode *k = ix->slots[i];
+        if (k->n.parent == &parent->n && name_len(k) == len && memcmp(k->n.name, name, len) == 0)
             return k;
     }
     return NULL;
 }
 
-/* Allocate a detached node for key[0..key_len) whose last component starts at name_off. */
-struct knode *kv_node_alloc(const char *key, uint32_t key_len, uint32_t name_off)
+/* The inline value's place: just after the key's NUL. A node made without a value (a dir) has
+ * nothing of its own there (the next node's block may start there), but a value is only ever
+ * that inline copy, NULL, the shared "" or a malloc'd block, and no malloc'd block starts at an
+ * address inside a node's page or block, so the test is exact. */
+static const char *inline_value(const struct knode *k)
 {
-    char *kp;
-    struct knode *k = kv_alloc_keyed(sizeof(*k), 0, key, key_len, &kp);
+    return k->n.key + k->n.key_len + 1;
+}
+
+struct knode *kv_node_alloc(struct kv *kv, const char *key, uint32_t key_len, uint32_t name_off,
+                            const char *value, uint32_t value_len)
+{
+    size_t size = sizeof(struct knode) + (size_t)key_len + 1 + (value ? (size_t)value_len + 1 : 0);
+    uint16_t words;
+    struct knode *k = kv_slab_alloc(&kv->slab, size, &words);
     if (!k)
         return NULL;
+    memset(k, 0, sizeof(*k));
+    k->n.alloc_words_ = words;
+    char *kp = (char *)(k + 1);
+    memcpy(kp, key, key_len);
+    kp[key_len] = '\0';
     k->n.key = kp;
     k->n.key_len = key_len;
     k->n.name = kp + name_off;
+    if (value) {
+        char *v = kp + key_len + 1;
+        if (value_len)
+            memcpy(v, value, value_len);
+        v[value_len] = '\0';
+        k->n.value = v;
+        k->n.value_len = value_len;
+    }
     return k;
 }
 
+void kv_node_discard(struct kv *kv, struct knode *k)
+{
+    if (k)
+        kv_slab_release(&kv->slab, k, k->n.alloc_words_);
+}
+
+int kv_node_reserve(struct kv *kv, uint32_t more)
+{
+    return kv_index_reserve(&kv->children, more);
+}
+
+void kv_node_value_free(struct knode *k)
+{
+    if (k->n.value != inline_value(k))
+        kv_value_free(k->n.value);
+}
+
 /* Link a fresh node under parent (tail of the creation-ordered list) and index it. Heap room and
- * map buckets exist already (the map only fails when it has no table, and the root's insert made
- * one), so this cannot fail. */
+ * index room were reserved, so this cannot fail. */
 void kv_node_link(struct kv *kv, struct knode *parent, struct knode *k)
 {
     struct kv_node *p = &parent->n, *n = &k->n;
@@ -71,8 +123,7 @@ void kv_node_link(struct kv *kv, struct knode *parent, struct knode *k)
     p->nchildren++;
     if (!kv_name_hidden(n->name))
         p->nvisible++;
-    k->ent.hash = child_hash(parent, n->name, n->key_len - (uint32_t)(n->name - n->key));
-    (void)kv_map_insert(&kv->children, &k->ent);
+    kv_index_insert(&kv->children, k, knode_hash(k));
     if (parent == kv->disc && n->dir)
         kv_heap_push(&kv->tok, k);
     if (n->expire_ms)
@@ -104,16 +155,16 @@ static void node_free_one(struct kv *kv, struct knode *k)
 {
     struct kv_node *n = &k->n, *p = n->parent;
     if (p) {
+        kv_index_remove(&kv->children, k, knode_hash(k));
         LIST_UNLINK_T(p->first_child, p->last_child, n, prev_sibling, next_sibling);
         p->nchildren--;
         if (!kv_name_hidden(n->name))
             p->nvisible--;
-        kv_map_remove(&kv->children, &k->ent);
     }
     kv_heap_remove(&kv->ttl, k);
     kv_heap_remove(&kv->tok, k);
-    kv_value_free(n->value);
-    free(k);
+    kv_node_value_free(k);
+    kv_node_discard(kv, k);
     kv->nnodes--;
 }
 
@@ -295,20 +346,21 @@ struct kv *kv_new(void)
     struct kv *kv = calloc(1, sizeof(*kv));
     if (!kv)
         return NULL;
-    kv_map_init(&kv->children);
+    kv_index_init(&kv->children, knode_hash);
+    kv_slab_init(&kv->slab);
     kv->tok.tok = true;
-    kv->root = kv_node_alloc("/", 1, 1);
+    kv->root = kv_node_alloc(kv, "/", 1, 1, NULL, 0);
     if (!kv->root)
         goto fail;
     kv->root->n.dir = true;
     kv->nnodes = 1;
-    struct knode *d = kv_node_alloc(KV_DISCOVERY_DIR, (uint32_t)strlen(KV_DISCOVERY_DIR), 1);
+    struct knode *d = kv_node_alloc(kv, KV_DISCOVERY_DIR, (uint32_t)strlen(KV_DISCOVERY_DIR), 1, NULL, 0);
     if (!d)
         goto fail;
     d->n.dir = true;
     d->n.created_index = d->n.modified_index = 1;
-    if (kv_map_reserve(&kv->children) != 0) { /* from here on, child inserts cannot fail */
-        free(d);
+    if (kv_node_reserve(kv, 1) != 0) {
+        kv_node_discard(kv, d);
         goto fail;
     }
     kv_node_link(kv, kv->root, d);
@@ -326,7 +378,8 @@ void kv_free(struct kv *kv)
         return;
     if (kv->root)
         kv_subtree_free(kv, kv->root);
-    kv_map_free(&kv->children);
+    kv_index_free(&kv->children);
+    kv_slab_free_all(&kv->slab);
     free(kv->ttl.a);
     free(kv->tok.a);
     free(kv);

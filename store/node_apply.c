@@ -58,6 +58,9 @@ void node_apply(struct node *n, const struct node_entry *e, size_t count)
         struct kv_error scratch = {0};
         struct apply_ctx a = {n, &evs, op, false, 0};
         a.sweep = kv_cmd_peek_type(e[i].data, e[i].len) == KV_CMD_SWEEP;
+        struct kv_cmd cmd;
+        if (!a.sweep && kv_cmd_decode(e[i].data, e[i].len, &cmd) == 0)
+            watch_prepare(n->hub, cmd.key, cmd.key_len); /* a token holding only its creation keeps it */
         int rc = kv_apply(n->kv, e[i].data, e[i].len, on_event, &a, op ? &op->err : &scratch);
         kv_error_clear(&scratch);
         expired += a.expired;

@@ -122,8 +122,9 @@ void node_expiry_close(struct node *n);
 /* node_apply.c: THE APPLY SEAM. The only caller of kv_apply() and watch_publish(), and the only
  * writer of the applied index/term and counters. Committed entries arrive here in log order, each
  * with the op that proposed it on this node (NULL: proposed elsewhere, or the proposer is gone).
- * It applies them under one write lock, fills each op's result (status, event, error, indexes,
- * token), publishes the events to the watch hub, then completes the ops. */
+ * It applies them under one write lock (announcing each command but a SWEEP to the watch hub first,
+ * watch_prepare), fills each op's result (status, event, error, indexes, token), publishes the
+ * events to the watch hub, then completes the ops. */
 struct node_entry {
     uint64_t index, term;
     const uint8_t *data; /* an encoded kv_cmd; NULL for the log's own entries (no-op, membership) */

@@ -130,6 +130,7 @@ int node_start(struct node **out, const struct node_config *cfg, char *errbuf, s
         snprintf(errbuf, errlen, "out of memory");
         goto fail;
     }
+    watch_hub_bind(n->hub, n->kv);
     n->cluster_id = cfg->cluster_id;
     if (node_draw_id(&n->cluster_id, errbuf, errlen) != 0)
         goto fail;

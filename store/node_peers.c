@@ -474,6 +474,7 @@ int node_peers_install_snapshot(struct node *n, const struct raft_snapshot *s, c
         kv_free(kv);
         return -1;
     }
+    watch_hub_bind(hub, kv);
     node_watch_reset(n);
     pthread_rwlock_wrlock(&n->rw);
     struct kv *old_kv = n->kv;

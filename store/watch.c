@@ -1,8 +1,8 @@
-/* store/watch.c — per-token event history and parked watchers (etcd v2 watch semantics).
+/* store/watch.c — parked watchers and publishing (etcd v2 watch semantics); the history they read
+ * is watch_hist.c's (shared state in watch_int.h).
  *
  * Layout: a token (the component after /discovery/) owns a ring of its last history_per_token
- * events, grown on demand (most tokens see a handful of events, so a million tokens must not cost
- * a million full rings), and the key groups of its parked watchers. Key groups (one per watched
+ * events (watch_hist.c) and the key groups of its parked watchers. Key groups (one per watched
  * path, holding every watcher parked on it) are also indexed by full path in one hash table, so
  * publishing an event looks up the groups of its key and of each ancestor inside the token: the
  * cost is O(depth + woken), independent of how many watchers the other tokens hold. Watches on
@@ -11,108 +11,11 @@
  * Matching follows etcd v2store (watcher_hub.go, event_history.go), except that a deleted dir wakes
  * watchers under it by path ("/a/b" under "/a"), where etcd's history scan uses a byte prefix.
  */
-#define _GNU_SOURCE /* asprintf */
-#include "store/watch.h"
-
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/kv_map.h"
 #include "store/list.h"
-
-#define TOKEN_PREFIX KV_DISCOVERY_DIR "/"
-#define TOKEN_PREFIX_LEN (sizeof(TOKEN_PREFIX) - 1)
-
-struct whist {
-    struct kv_event **a;
-    uint32_t cap, head, n;
-    uint64_t dropped_max; /* index of the newest event the ring has dropped; 0 = none */
-};
-
-struct kgroup;
-
-struct wtoken {
-    struct kv_mapent ent; /* in hub->tokens */
-    struct whist hist;
-    struct kgroup *groups; /* key groups with parked watchers inside this token */
-    uint32_t name_len;
-    char name[];
-};
-
-struct kgroup {
-    struct kv_mapent ent; /* in hub->keys */
-    struct wtoken *tok;   /* NULL: a key outside any token (hub->global_groups) */
-    struct kgroup *next, *prev;
-    struct watcher *head;
-    uint32_t key_len;
-    char key[];
-};
-
-struct watch_hub {
-    uint32_t hist_cap;
-    struct kv_map tokens;
-    struct kv_map keys;
-    struct whist global;
-    struct kgroup *global_groups;
-    uint64_t nparked;
-};
-
-/* ---------------------------------------------------------------- history rings */
-
-static int hist_push(struct whist *r, uint32_t max, struct kv_event *ev)
-{
-    if (r->n == r->cap && r->cap < max) {
-        uint32_t cap = r->cap ? r->cap * 2 : 4;
-        if (cap > max)
-            cap = max;
-        struct kv_event **a = malloc((size_t)cap * sizeof(*a));
-        if (a) {
-            for (uint32_t i = 0; i < r->n; i++)
-                a[i] = r->a[(r->head + i) % r->cap];
-            free(r->a);
-            r->a = a;
-            r->cap = cap;
-            r->head = 0;
-        } else if (r->cap == 0) {
-            return -1;
-        }
-    }
-    if (r->n < r->cap) {
-        r->a[(r->head + r->n) % r->cap] = kv_event_ref(ev);
-        r->n++;
-        return 0;
-    }
-    /* full: drop the oldest */
-    struct kv_event *old = r->a[r->head];
-    r->dropped_max = old->index;
-    kv_event_unref(old);
-    r->a[r->head] = kv_event_ref(ev);
-    r->head = (r->head + 1) % r->cap;
-    return 0;
-}
-
-static void hist_clear(struct whist *r)
-{
-    for (uint32_t i = 0; i < r->n; i++)
-        kv_event_unref(r->a[(r->head + i) % r->cap]);
-    free(r->a);
-    memset(r, 0, sizeof(*r));
-}
-
-static struct kv_event *hist_at(const struct whist *r, uint32_t i)
-{
-    return r->a[(r->head + i) % r->cap];
-}
-
-/* key is path-below-or-equal base ("/a/b" under "/a"; everything under "/"). */
-static bool path_under(const char *key, size_t klen, const char *base, size_t blen)
-{
-    if (blen == 1 && base[0] == '/')
-        return true;
-    return klen > blen && key[blen] == '/' && memcmp(key, base, blen) == 0;
-}
+#include "store/watch_int.h"
 
 /* etcd's isHidden: a component starting with '_' in the event key below the watched key. */
 static bool hidden_below(const char *wkey, size_t wlen, const char *ekey)
@@ -125,26 +28,6 @@ static bool hidden_below(const char *wkey, size_t wlen, const char *ekey)
 static bool at_or_under(const char *key, size_t klen, const char *base, size_t blen)
 {
     return (klen == blen && memcmp(key, base, blen) == 0) || path_under(key, klen, base, blen);
-}
-
-static bool ev_removes_dir(const struct kv_event *ev)
-{
-    return (ev->action == KV_ACT_DELETE || ev->action == KV_ACT_EXPIRE) && ev->has_prev && ev->prev.dir;
-}
-
-/* The history scan's match (EventHistory.scan): no hidden filter, refreshes skipped. */
-static bool hist_match(const struct kv_event *ev, const char *key, size_t klen, bool recursive)
-{
-    if (ev->refresh)
-        return false;
-    size_t elen = strlen(ev->node.key);
-    if (elen == klen && memcmp(ev->node.key, key, klen) == 0)
-        return true;
-    if (recursive && path_under(ev->node.key, elen, key, klen))
-        return true;
-    if (ev_removes_dir(ev) && path_under(key, klen, ev->prev.key, elen))
-        return true;
-    return false;
 }
 
 /* The live match (watcherHub.notify + watcher.notify). */
@@ -164,7 +47,7 @@ static bool live_match(const struct watcher *w, const struct kv_event *ev, size_
 
 /* ---------------------------------------------------------------- lookups */
 
-static bool token_of(const char *key, size_t len, const char **name, size_t *nlen)
+bool wh_token_of(const char *key, size_t len, const char **name, size_t *nlen)
 {
     if (len <= TOKEN_PREFIX_LEN || memcmp(key, TOKEN_PREFIX, TOKEN_PREFIX_LEN) != 0)
         return false;
@@ -185,7 +68,7 @@ static uint64_t str_hash(const struct watch_hub *h, const char *s, size_t n)
     return hash_of(hash_salt(HASH_INIT, (uint64_t)(uintptr_t)h), s, n);
 }
 
-static struct wtoken *token_find(const struct watch_hub *h, const char *name, size_t n)
+struct wtoken *wh_token_find(const struct watch_hub *h, const char *name, size_t n)
 {
     uint64_t hash = str_hash(h, name, n);
     for (struct kv_mapent *e = kv_map_chain(&h->tokens, hash); e; e = e->next) {
@@ -196,9 +79,9 @@ static struct wtoken *token_find(const struct watch_hub *h, const char *name, si
     return NULL;
 }
 
-static struct wtoken *token_get(struct watch_hub *h, const char *name, size_t n)
+struct wtoken *wh_token_get(struct watch_hub *h, const char *name, size_t n)
 {
-    struct wtoken *t = token_find(h, name, n);
+    struct wtoken *t = wh_token_find(h, name, n);
     if (t)
         return t;
     t = calloc(1, sizeof(*t) + n + 1);
@@ -214,12 +97,12 @@ static struct wtoken *token_get(struct watch_hub *h, const char *name, size_t n)
     return t;
 }
 
-static void token_maybe_free(struct watch_hub *h, struct wtoken *t)
+void wh_token_maybe_free(struct watch_hub *h, struct wtoken *t)
 {
     if (t->groups || t->hist.n)
         return;
     kv_map_remove(&h->tokens, &t->ent);
-    hist_clear(&t->hist);
+    wh_ring_clear(&t->hist);
     free(t);
 }
 
@@ -283,66 +166,17 @@ void watch_hub_free(struct watch_hub *h)
                 struct kv_mapent *next = e->next;
                 struct wtoken *t = (struct wtoken *)e;
                 group_list_free(t->groups);
-                hist_clear(&t->hist);
+                wh_ring_clear(&t->hist);
                 free(t);
                 e = next;
             }
         }
     }
     group_list_free(h->global_groups);
-    hist_clear(&h->global);
+    wh_hist_clear(&h->global);
     kv_map_free(&h->tokens);
     kv_map_free(&h->keys);
     free(h);
-}
-
-int watch_start(struct watch_hub *h, struct watcher *w, uint64_t wait_index, uint64_t current_index,
-                struct kv_event **ev, struct kv_error *err)
-{
-    uint64_t since = wait_index ? wait_index : current_index + 1;
-    w->since = since;
-    w->next = w->prev = NULL;
-    w->bucket = NULL;
-    if (since > current_index)
-        return 1;
-    const char *name;
-    size_t nlen;
-    const struct whist *r = &h->global;
-    if (token_of(w->key, w->key_len, &name, &nlen)) {
-        struct wtoken *t = token_find(h, name, nlen);
-        if (!t)
-            return 1;
-        r = &t->hist;
-    }
-    if (r->dropped_max && r->dropped_max >= since) {
-        if (err) {
-            free(err->cause);
-            err->code = KV_EEVENTCLEARED;
-            err->index = current_index;
-            uint64_t oldest = r->n ? hist_at(r, 0)->index : r->dropped_max + 1;
-            if (asprintf(&err->cause, "the requested history has been cleared [%" PRIu64 "/%" PRIu64 "]",
-                         oldest, since) < 0)
-                err->cause = NULL;
-        }
-        return KV_EEVENTCLEARED;
-    }
-    /* first event with index >= since (indexes increase along the ring) */
-    uint32_t lo = 0, hi = r->n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (hist_at(r, mid)->index < since)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (uint32_t i = lo; i < r->n; i++) {
-        struct kv_event *e = hist_at(r, i);
-        if (hist_match(e, w->key, w->key_len, w->recursive)) {
-            *ev = kv_event_ref(e);
-            return 0;
-        }
-    }
-    return 1;
 }
 
 int watch_park(struct watch_hub *h, struct watcher *w)
@@ -352,12 +186,12 @@ int watch_park(struct watch_hub *h, struct watcher *w)
         const char *name;
         size_t nlen;
         struct wtoken *t = NULL;
-        if (token_of(w->key, w->key_len, &name, &nlen) && !(t = token_get(h, name, nlen)))
+        if (wh_token_of(w->key, w->key_len, &name, &nlen) && !(t = wh_token_get(h, name, nlen)))
             return -1;
         g = calloc(1, sizeof(*g) + w->key_len + 1);
         if (!g) {
             if (t)
-                token_maybe_free(h, t);
+                wh_token_maybe_free(h, t);
             return -1;
         }
         memcpy(g->key, w->key, w->key_len);
@@ -367,7 +201,7 @@ int watch_park(struct watch_hub *h, struct watcher *w)
         if (kv_map_insert(&h->keys, &g->ent) != 0) {
             free(g);
             if (t)
-                token_maybe_free(h, t);
+                wh_token_maybe_free(h, t);
             return -1;
         }
         struct kgroup **list = t ? &t->groups : &h->global_groups;
@@ -391,7 +225,7 @@ static void unpark(struct watch_hub *h, struct watcher *w, bool free_empty)
         struct wtoken *t = g->tok;
         group_unlink_free(h, g);
         if (t)
-            token_maybe_free(h, t);
+            wh_token_maybe_free(h, t);
     }
 }
 
@@ -439,10 +273,21 @@ void watch_publish(struct watch_hub *h, struct kv_event *ev, watch_fire_fn fire,
     const char *name;
     size_t nlen;
     struct wtoken *t = NULL;
-    bool in_token = token_of(key, elen, &name, &nlen);
-    (void)hist_push(&h->global, h->hist_cap, ev);
-    if (in_token && (t = token_get(h, name, nlen)))
-        (void)hist_push(&t->hist, h->hist_cap, ev);
+    bool in_token = wh_token_of(key, elen, &name, &nlen), record = in_token;
+    (void)wh_hist_push(&h->global, h->hist_cap, ev);
+    if (in_token && h->kv) {
+        const struct kv_node *top = wh_tree_top(h, name, nlen);
+        if (wh_only_creation(h, wh_token_find(h, name, nlen), top)) {
+            if (top->created_index == ev->index && !ev->has_prev)
+                record = false; /* the creation itself: the tree shows it */
+            else if (top->created_index < ev->index)
+                wh_record_creation(h, name, nlen, wh_creation_from_prev(top, ev)); /* a SWEEP's first change */
+        }
+    }
+    /* a creation watch_prepare() recorded ahead of its publication is not recorded twice */
+    if (in_token && (t = wh_token_get(h, name, nlen)) && record &&
+        !(t->hist.n && wrec_index(wh_ring_at(&t->hist, t->hist.n - 1)) >= ev->index))
+        (void)wh_ring_push_event(&t->hist, h->hist_cap, ev, TOKEN_PREFIX_LEN + nlen);
 
     struct watcher *fired = NULL;
     if (!ev->refresh) {
@@ -475,8 +320,8 @@ void watch_publish(struct watch_hub *h, struct kv_event *ev, watch_fire_fn fire,
     /* a token's history lives as long as the token */
     bool removal = ev->action == KV_ACT_DELETE || ev->action == KV_ACT_EXPIRE || ev->action == KV_ACT_CAD;
     if (removal && t && elen == TOKEN_PREFIX_LEN + nlen) {
-        hist_clear(&t->hist);
-        token_maybe_free(h, t);
+        wh_ring_clear(&t->hist);
+        wh_token_maybe_free(h, t);
     } else if (removal && !in_token && ev_removes_dir(ev) &&
                at_or_under(TOKEN_PREFIX, TOKEN_PREFIX_LEN - 1, key, elen)) {
         for (size_t i = 0; h->tokens.buckets && i <= h->tokens.mask; i++) {
@@ -484,13 +329,13 @@ void watch_publish(struct watch_hub *h, struct kv_event *ev, watch_fire_fn fire,
             while (e) {
                 struct kv_mapent *next = e->next;
                 struct wtoken *tt = (struct wtoken *)e;
-                hist_clear(&tt->hist);
-                token_maybe_free(h, tt);
+                wh_ring_clear(&tt->hist);
+                wh_token_maybe_free(h, tt);
                 e = next;
             }
         }
     } else if (t) {
-        token_maybe_free(h, t);
+        wh_token_maybe_free(h, t);
     }
 
     while (fired) {
@@ -506,42 +351,3 @@ uint64_t watch_nparked(const struct watch_hub *h)
     return h->nparked;
 }
 
-/* ---------------------------------------------------------------- snapshots */
-
-static int dump_ring(const struct whist *r, const char *name, size_t nlen, const struct watch_dump_fns *f, void *arg)
-{
-    int rv = f->ring(arg, name, nlen, r->dropped_max, r->n);
-    for (uint32_t i = 0; rv == 0 && i < r->n; i++)
-        rv = f->event(arg, hist_at(r, i));
-    return rv;
-}
-
-int watch_dump(const struct watch_hub *h, const struct watch_dump_fns *f, void *arg)
-{
-    int rv = dump_ring(&h->global, NULL, 0, f, arg);
-    for (size_t i = 0; rv == 0 && h->tokens.buckets && i <= h->tokens.mask; i++)
-        for (struct kv_mapent *e = h->tokens.buckets[i]; rv == 0 && e; e = e->next) {
-            const struct wtoken *t = (const struct wtoken *)e;
-            if (t->hist.n)
-                rv = dump_ring(&t->hist, t->name, t->name_len, f, arg);
-        }
-    return rv;
-}
-
-int watch_restore(struct watch_hub *h, const char *token, size_t len, uint64_t dropped_max, struct kv_event *ev)
-{
-    struct whist *r = &h->global;
-    if (token) {
-        struct wtoken *t = len ? token_get(h, token, len) : NULL;
-        if (!t)
-            return -1;
-        r = &t->hist;
-    }
-    if (ev && (r->n ? hist_at(r, r->n - 1)->index >= ev->index : false))
-        return -1; /* a ring holds increasing indexes */
-    if (ev && hist_push(r, h->hist_cap, ev) != 0)
-        return -1;
-    if (dropped_max > r->dropped_max)
-        r->dropped_max = dropped_max;
-    return 0;
-}

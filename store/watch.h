@@ -63,6 +63,19 @@ int watch_dump(const struct watch_hub *h, const struct watch_dump_fns *f, void *
  * one) and raise its dropped_max. 0, or -1 on ENOMEM or an event out of index order. */
 int watch_restore(struct watch_hub *h, const char *token, size_t len, uint64_t dropped_max, struct kv_event *ev);
 
+/* ---- tokens that hold nothing but their creation ----
+ * Most tokens see one event between /new and their first registration. With a tree bound, the hub
+ * keeps nothing for such a token: the event that created /discovery/<token> is rebuilt from the tree
+ * (the created chain of nodes, as the event left them, and the top node's created_action) when a
+ * history scan or a dump needs it. For that to stay exact, every command but a SWEEP must be
+ * announced with watch_prepare() before kv_apply() runs it (a SWEEP's expiries carry the expired
+ * node in their prevNode, which is all the rebuild then needs). Without a bound tree (unit tests of
+ * the hub alone) every event is recorded, as before. */
+void watch_hub_bind(struct watch_hub *h, const struct kv *kv);
+/* Before kv_apply() of a command on key: if key's token holds only its creation event, record that
+ * event now, while the tree still shows it. */
+void watch_prepare(struct watch_hub *h, const char *key, size_t len);
+
 /* Number of parked watchers. */
 uint64_t watch_nparked(const struct watch_hub *h);
 

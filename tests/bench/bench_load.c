@@ -5,9 +5,15 @@
  * are later split by time (before, during, after a snapshot). Not a test: nothing is asserted.
  *
  * bench_load --port P [--conns 64] --count N [--seconds 120] [--tokens 10000] [--prefix bench]
- *            [--first K] [--lat FILE]
- * Request k (k = first .. first+count-1): PUT /v2/keys/discovery/<prefix>-<k % tokens>/m<k>?prevExist=false
- * with body value=name%3Dhttp%3A%2F%2F127.0.0.1%3A2380. Stops after count requests or seconds.
+ *            [--first K] [--lat FILE] [--mode member|new|size] [--hex-ids]
+ * Request k (k = first .. first+count-1), by --mode:
+ *   member (default): PUT /v2/keys/discovery/<prefix>-<k % tokens>/m<k>?prevExist=false with body
+ *           value=name%3Dhttp%3A%2F%2F127.0.0.1%3A2380 (--hex-ids: the id is k as 16 hex digits, the
+ *           form etcd's member IDs take, instead of m<k>);
+ *   new:    GET /new?size=3 (a token minted by the server; memory.py);
+ *   size:   PUT /v2/keys/discovery/<prefix>-<k>/_config/size?prevExist=false with body value=3 (a
+ *           token as the upstream discovery server creates one in etcd).
+ * Stops after count requests or seconds.
  * stdout, one line: sent done ok2xx non2xx unanswered elapsed_s req_per_s p50_ms p99_ms max_ms
  * --lat FILE: one line per answered request, "start_epoch_us latency_us status".
  * --get PATH: every request is instead GET PATH (with an etcd member's User-Agent and Accept-Encoding),
@@ -56,7 +62,8 @@ static uint64_t now_ns(clockid_t c)
 static int port, nconns = 64, ntokens = 10000;
 static long long count, first;
 static double seconds = 120;
-static const char *prefix = "bench", *lat_path, *get_path;
+static const char *prefix = "bench", *lat_path, *get_path, *mode = "member";
+static bool hex_ids;
 static long long next_k, sent, done, ok2xx, non2xx;
 static struct rec *recs;
 static uint64_t mono0, real0;
@@ -89,6 +96,18 @@ static bool start_req(struct conn *c)
                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: Go-http-client/1.1\r\n"
                      "Accept-Encoding: gzip\r\n\r\n",
                      get_path, port);
+    else if (!strcmp(mode, "new"))
+        n = snprintf(c->req, sizeof(c->req), "GET /new?size=3 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+    else if (!strcmp(mode, "size"))
+        n = snprintf(c->req, sizeof(c->req),
+                     "PUT /v2/keys/discovery/%s-%lld/_config/size?prevExist=false HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                     "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\n\r\nvalue=3",
+                     prefix, k, port);
+    else if (hex_ids)
+        n = snprintf(c->req, sizeof(c->req),
+                     "PUT /v2/keys/discovery/%s-%lld/%016llx?prevExist=false HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                     "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n%s",
+                     prefix, k % ntokens, (unsigned long long)k, port, sizeof(body) - 1, body);
     else
         n = snprintf(c->req, sizeof(c->req),
                      "PUT /v2/keys/discovery/%s-%lld/m%lld?prevExist=false HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
@@ -160,7 +179,16 @@ static int cmp_u32(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--hex-ids")) {
+            hex_ids = true;
+            i--;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_load: %s needs a value\n", argv[i]);
+            return 2;
+        }
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--port"))
             port = atoi(v);
@@ -180,6 +208,8 @@ int main(int argc, char **argv)
             lat_path = v;
         else if (!strcmp(k, "--get"))
             get_path = v;
+        else if (!strcmp(k, "--mode"))
+            mode = v;
         else {
             fprintf(stderr, "bench_load: unknown option %s\n", k);
             return 2;
@@ -190,9 +220,10 @@ int main(int argc, char **argv)
         return 2;
     }
     if (port <= 0 || nconns <= 0 || nconns > 1024 || count <= 0 || count > 100000000 || ntokens <= 0 ||
-        seconds <= 0 || seconds > 3600) {
+        seconds <= 0 || seconds > 3600 ||
+        (strcmp(mode, "member") && strcmp(mode, "new") && strcmp(mode, "size"))) {
         fprintf(stderr, "usage: bench_load --port P --count N [--conns 1..1024] [--seconds S<=3600] "
-                        "[--tokens N] [--prefix P] [--first K] [--lat FILE] [--get PATH]\n");
+                        "[--tokens N] [--prefix P] [--first K] [--lat FILE] [--get PATH] [--mode member|new|size] [--hex-ids]\n");
         return 2;
     }
     recs = calloc((size_t)count, sizeof(*recs));
