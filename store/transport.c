@@ -132,6 +132,15 @@ static void backoff_cb(uv_timer_t *timer)
         peer_connect(p);
 }
 
+void tr_peer_heard(struct tr_peer *p)
+{
+    if (p->conn != NULL || p->resolve != NULL || p->removed || p->t->stopping)
+        return;
+    uv_timer_stop(&p->timer);
+    p->backoff_ms = TR_BACKOFF_MIN_MS;
+    peer_connect(p);
+}
+
 void tr_peer_disconnected(struct tr_peer *p)
 {
     p->conn = NULL;

@@ -165,7 +165,10 @@ static int header_check(struct tr_conn *c)
     if ((kind == TR_FORWARD && n < 8) || (kind == TR_FORWARD_CONF && (n < 17 || n > 17 + TR_JOIN_MAX)) || (kind == TR_FORWARDED && n != 28) ||
         (kind == TR_SNAP_END && n != 4) || (kind == TR_SNAP_DATA && n > TR_CHUNK))
         return -1;
-    c->bound_from = from;
+    if (c->bound_from == 0) {
+        c->bound_from = from;
+        tr_peer_heard(tr_peer_find(t, from));
+    }
     c->payload_len = n;
     c->payload_got = 0;
     if ((c->payload = malloc(n ? n : 1)) == NULL)

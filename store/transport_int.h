@@ -131,6 +131,9 @@ void tr_conn_close(struct tr_conn *c);
 void tr_conn_read_outgoing(struct tr_conn *c);
 /* transport.c: the outgoing connection of p closed. */
 void tr_peer_disconnected(struct tr_peer *p);
+/* transport.c: p just connected to us, so it is up: if our connection to it waits for its backoff,
+ * connect now (a restarted member is reached at once, not after up to TR_BACKOFF_MAX_MS). */
+void tr_peer_heard(struct tr_peer *p);
 /* transport.c: answer on the accepted connection c (the only frames that go back on one): a JOINED to
  * a JOIN, or a REMOVED to a member that was removed. */
 void tr_conn_reply(struct tr_conn *c, uint8_t kind, uint64_t to, const uint8_t *payload, size_t len);

@@ -21,6 +21,7 @@
 
 #include "store/crc32c.h"
 #include "store/transport.h"
+#include "store/transport_int.h" /* one test reaches into a peer's backoff */
 
 #define WAIT_MS 10000
 #define CLUSTER 0xC1C1u
@@ -387,6 +388,30 @@ static void test_peer_that_starts_later_is_reached(void **state)
     struct want w = {&b, 1};
     assert_true(run_until(has_msgs, &w));
     check_append(&b.msgs[0], 1, 1, 2);
+    node_destroy(&a);
+    node_destroy(&b);
+}
+
+/* A member that connects to us is up: our own connection to it is made at once, not when its
+ * backoff timer fires. The backoff is set to ten minutes so only that rule can connect a in time. */
+static void test_peer_that_connects_to_us_is_reached_without_waiting_for_the_backoff(void **state)
+{
+    struct tnode a, b;
+    node_init(&a, 1);
+    node_init(&b, 2);
+    uint16_t pa = free_port(), pb = free_port();
+    node_start(&a, pa, (struct peerspec[]){{2, pb}}, 1);
+    struct tr_peer *p = tr_peer_find(a.t, 2);
+    assert_non_null(p);
+    p->backoff_ms = 600000;
+    struct tnode *pair[2] = {&a, &b};
+    run_for(200); /* refused: the next attempt is ten minutes away */
+    assert_false(connected(pair));
+    node_start(&b, pb, (struct peerspec[]){{1, pa}}, 1);
+    assert_int_equal(send_append(&b, 1, 1, 2), 0); /* b's frame binds its connection to a */
+    struct want w = {&a, 1};
+    assert_true(run_until(has_msgs, &w));
+    assert_true(run_until(connected, pair));
     node_destroy(&a);
     node_destroy(&b);
 }
@@ -1082,6 +1107,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_raft_messages_with_entries_arrive_intact_and_in_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_peer_that_starts_later_is_reached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_that_connects_to_us_is_reached_without_waiting_for_the_backoff,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_named_by_host_name_is_resolved_and_reached, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stop_and_free_while_a_name_is_resolving, setup, teardown),
