@@ -510,6 +510,7 @@ void node_raft_on_tick(uv_timer_t *t)
     struct node *n = t->data;
     n->drv->ticks++;
     node_peers_expire(n);
+    node_peers_count(n);
     if (n->drv->handover && uv_now(&n->loop) >= n->drv->handover_deadline)
         handover_done(n, NODE_ETIMEOUT);
     drive(n);
