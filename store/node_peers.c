@@ -56,6 +56,13 @@ static void on_message(void *arg, const struct raft_message *m, const char *snap
 {
     struct node *n = arg;
     struct node_peers *p = n->drv->peers;
+    struct raft_message meta;
+    if (snap_path) { /* the snapshot's bytes are in the file (data NULL, len its size): the core gets the meta */
+        meta = *m;
+        meta.snapshot.data = NULL;
+        meta.snapshot.len = 0;
+        m = &meta;
+    }
     size_t len = raft_msg_size(m);
     struct inmsg *im = malloc(sizeof(*im) + len);
     if (!im)
