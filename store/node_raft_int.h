@@ -55,6 +55,7 @@ struct node_raft {
     struct snap_meta marker;
     bool marker_done;    /* under mu */
     int marker_err;      /* under mu */
+    char marker_msg[512]; /* under mu: why the marker failed (not wal_msg: a later batch rewrites that) */
     uint64_t compact_at; /* a compaction to do once no ready is out */
     /* a cluster (node_peers.c; NULL alone) */
     struct node_peers *peers;

@@ -205,6 +205,40 @@ class Load:
                 time.sleep(0.02)
 
 
+def bulk(node, tok, n=1600, threads=8, seconds=60):
+    """n writes to node over kept-alive connections (more than a leader keeps behind a snapshot with
+    --snapshot-count 300 and 1000 entries kept); bounded by count and by time. Returns (done, errors)."""
+    errs, done, lock = [], [0], threading.Lock()
+    t_end = time.monotonic() + seconds
+
+    def writer(w):
+        try:
+            ka = h.KeepAlive(node.hostport, timeout=CLIENT_TIMEOUT)
+        except Exception as e:  # noqa: BLE001
+            errs.append(type(e).__name__)
+            return
+        try:
+            for i in range(n // threads):
+                if time.monotonic() > t_end:
+                    errs.append("out of time")
+                    break
+                r, _ = ka.request("PUT", "/%s/bulk/%d-%d-%d" % (tok, w, i, random.getrandbits(30)), body="value=x")
+                with lock:
+                    done[0] += 1
+                    if r.status != 201:
+                        errs.append(r.status)
+        except Exception as e:  # noqa: BLE001
+            errs.append(type(e).__name__)
+        finally:
+            ka.close()
+    ws = [threading.Thread(target=writer, args=(w,)) for w in range(threads)]
+    for t in ws:
+        t.start()
+    for t in ws:
+        t.join(seconds + 2 * CLIENT_TIMEOUT)
+    return done[0], errs
+
+
 class Run:
     """One nemesis run: a fresh set of tokens, the load, and faults until the time is up."""
 
@@ -299,6 +333,17 @@ class Run:
         self.faults += 1
         self.hold()
         self.all_back("one-way loss %s -> %s" % (a.name, b.name))
+
+    def behind_restart(self):
+        """A follower SIGKILLed while the others take more writes than the leader keeps of its log: it
+        restarts (replaying its own log, snapshotting as it applies) and catches up by the leader's snapshot."""
+        L = self.pick_leader()
+        F = random.choice(self.others(L))
+        F.kill9()
+        self.faults += 1
+        bulk(L, self.load.toks[self.faults % len(self.load.toks)])
+        F.start()
+        self.all_back("a follower far behind restarted")
 
     def pause_leader(self):
         L = self.pick_leader()
@@ -412,22 +457,6 @@ def peer_metrics(c, nodes, net):
         s1 = m("discoveryd_peer_frames_sent_total")
         r = h.http_request(L.hostport, "GET", "/new?size=3")
         tok = r.text.rsplit("/", 1)[1]
-        # more writes than the leader keeps behind a snapshot (--snapshot-count 300, 1000 entries kept)
-        errs, n_done, lock = [], [0], threading.Lock()
-
-        def writer(w):
-            ka = h.KeepAlive(L.hostport)
-            try:
-                for i in range(200):
-                    r, _ = ka.request("PUT", "/%s/bulk/%d-%d" % (tok, w, i), body="value=x")
-                    with lock:
-                        n_done[0] += 1
-                        if r.status != 201:
-                            errs.append(r.status)
-            except Exception as e:  # noqa: BLE001
-                errs.append(type(e).__name__)
-            finally:
-                ka.close()
         watched = {}
 
         def watch():  # parked on the member cut off, for a key the cluster writes meanwhile
@@ -438,12 +467,8 @@ def peer_metrics(c, nodes, net):
                 watched["r"] = e
         wt = threading.Thread(target=watch)
         wt.start()
-        ws = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
-        for t in ws:
-            t.start()
-        for t in ws:
-            t.join(300)
-        c.eq("1600 writes with a member cut off are acknowledged", (n_done[0], errs[:3]), (1600, []))
+        n_done, errs = bulk(L, tok)
+        c.eq("1600 writes with a member cut off are acknowledged", (n_done, errs[:3]), (1600, []))
         c.eq("nothing more is sent to the member cut off", m("discoveryd_peer_frames_sent_total"), s1)
         c.check("proposals committed grow by the writes", (m("discoveryd_proposals_committed_total") or 0) >=
                 committed0 + 1600, m("discoveryd_proposals_committed_total"))
@@ -472,7 +497,8 @@ def three(c):
         for label, step in (("SIGKILL of the leader", "kill_leader"), ("SIGKILL of a follower", "kill_follower"),
                             ("SIGKILL of a majority", "kill_majority"), ("the leader isolated", "partition_leader"),
                             ("a majority/minority split", "partition_split"), ("one-way loss", "one_way"),
-                            ("the leader paused (SIGSTOP)", "pause_leader")):
+                            ("the leader paused (SIGSTOP)", "pause_leader"),
+                            ("a follower far behind restarts (snapshot catch-up)", "behind_restart")):
             kinds.append(step)
 
             def one(c, label=label, step=step):
