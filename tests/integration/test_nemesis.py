@@ -4,7 +4,9 @@
 # records a history while a nemesis injects one kind of fault per run, then all kinds mixed: SIGKILL of the
 # leader, of a follower, of a majority (writes stop: 5xx within the bounded wait, never a 4xx, never a hang;
 # then resume); partitions through a fault-injecting proxy between peers (faultproxy.py: leader isolated,
-# majority/minority split, one-way loss); SIGSTOP/SIGCONT of the leader for longer than the election timeout.
+# majority/minority split, one-way loss); SIGSTOP/SIGCONT of the leader for longer than the election timeout;
+# a follower SIGKILLed while the others take more writes than the leader keeps (it restarts and catches up by
+# snapshot). The mixed run adds a paused follower and SIGKILLs while a snapshot streams.
 # Each run prints ops sent, acknowledged, failed, indeterminate, faults injected, acknowledged writes lost
 # (must be 0) and the linearizability checker's verdict on the quorum reads, writes and CAS. A five-member
 # cluster runs two kinds (two members incl. the leader SIGKILLed; a 2/3 split). The per-peer /metrics move:
@@ -345,6 +347,32 @@ class Run:
         F.start()
         self.all_back("a follower far behind restarted")
 
+    def pause_follower(self):
+        F = random.choice(self.others(self.pick_leader()))
+        F.pause()
+        t0 = time.monotonic()
+        self.faults += 1
+        try:
+            self.hold()
+        finally:
+            F.resume()
+            self.load.pauses.append((F, t0, time.monotonic()))
+        self.all_back("a follower paused")
+
+    def cut_during_snapshot(self):
+        """A follower cut off while the leader moves on past its log; healed, and SIGKILLed (itself or the
+        leader) while the leader's snapshot may be streaming to it."""
+        L = self.pick_leader()
+        F = random.choice(self.others(L))
+        self.net.isolate(F.name, F.id, [x.id for x in self.others(F)])
+        self.faults += 1
+        bulk(L, self.load.toks[self.faults % len(self.load.toks)])
+        self.net.heal()
+        time.sleep(random.uniform(0.0, 0.3))
+        random.choice([L, F]).kill9()
+        time.sleep(random.uniform(0.3, 1.0))
+        self.all_back("a SIGKILL while a snapshot streams")
+
     def pause_leader(self):
         L = self.pick_leader()
         L.pause()
@@ -508,7 +536,7 @@ def three(c):
 
         def mixed(c):
             r = Run(c, nodes, net, "mixed faults")
-            r.go([getattr(r, k) for k in kinds], RUN_SECONDS * 2)
+            r.go([getattr(r, k) for k in kinds + ["pause_follower", "cut_during_snapshot"]], RUN_SECONDS * 2)
         c.run("nemesis: every kind mixed", mixed)
         # the proposals that failed while a majority was down were counted
         failed = sum(x.metric("discoveryd_proposals_failed_total") or 0 for x in nodes)
