@@ -46,6 +46,43 @@ static void counter(struct api_buf *b, const char *name, const char *help, uint6
                    (unsigned long long)v);
 }
 
+/* One family with a sample per peer, labelled by its member ID (%x, as /v2/members writes it). */
+static void per_peer(struct api_buf *b, const struct node_stats *st, const char *name, const char *help,
+                     const char *type, uint64_t (*get)(const struct node_peer_stats *))
+{
+    if (st->n_peers == 0)
+        return;
+    api_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (size_t i = 0; i < st->n_peers; i++)
+        api_buf_printf(b, "%s{peer=\"%llx\"} %llu\n", name, (unsigned long long)st->peers[i].id,
+                       (unsigned long long)get(&st->peers[i]));
+}
+
+static uint64_t peer_sent(const struct node_peer_stats *p)
+{
+    return p->frames_sent;
+}
+
+static uint64_t peer_dropped(const struct node_peer_stats *p)
+{
+    return p->frames_dropped;
+}
+
+static uint64_t peer_snapshots(const struct node_peer_stats *p)
+{
+    return p->snapshots_sent;
+}
+
+static uint64_t peer_queued(const struct node_peer_stats *p)
+{
+    return p->queued_bytes;
+}
+
+static uint64_t peer_connected(const struct node_peer_stats *p)
+{
+    return p->connected;
+}
+
 void api_metrics_handle(struct api_thread *t, h2o_req_t *req)
 {
     if (!api_is_method(req, "GET") && !api_is_method(req, "HEAD")) {
@@ -138,6 +175,30 @@ void api_metrics_handle(struct api_thread *t, h2o_req_t *req)
             st.applied_index, "gauge");
     counter(&b, "discoveryd_leader_changes_total", "Times the known leader changed since start.",
             st.leader_changes, "counter");
+    counter(&b, "discoveryd_proposals_committed_total",
+            "Writes submitted to this member whose log entry committed (whatever the store answered).",
+            st.proposals_committed, "counter");
+    counter(&b, "discoveryd_proposals_failed_total",
+            "Writes submitted to this member answered 5xx (no leader, leadership lost, wait passed).",
+            st.proposals_failed, "counter");
+    if (st.n_peers > 0) {
+        counter(&b, "discoveryd_peer_frames_received_total", "Frames from peers delivered to this member.",
+                st.peer_frames_received, "counter");
+        counter(&b, "discoveryd_peer_frames_foreign_total",
+                "Frames from peers dropped: another cluster ID, an unknown member, or not addressed to us.",
+                st.peer_frames_foreign, "counter");
+    }
+    per_peer(&b, &st, "discoveryd_peer_frames_sent_total", "Frames written to the connection to a peer.",
+             "counter", peer_sent);
+    per_peer(&b, &st, "discoveryd_peer_frames_dropped_total",
+             "Frames to a peer dropped: its send queue was full or the write failed (Raft retries).", "counter",
+             peer_dropped);
+    per_peer(&b, &st, "discoveryd_peer_snapshots_sent_total", "Snapshot streams sent whole to a peer.", "counter",
+             peer_snapshots);
+    per_peer(&b, &st, "discoveryd_peer_queued_bytes", "Bytes waiting in the send queue to a peer.", "gauge",
+             peer_queued);
+    per_peer(&b, &st, "discoveryd_peer_connected", "1 if this member's connection to a peer is up.", "gauge",
+             peer_connected);
     if (api->cfg.metrics_extra != NULL)
         api->cfg.metrics_extra(api->cfg.metrics_extra_arg, metrics_write, &b);
     api_send_buf(t, req, API_ROUTE_METRICS, 200, "text/plain; version=0.0.4; charset=utf-8", &b);

@@ -102,8 +102,8 @@ static const struct opt opts[] = {
     {"initial-cluster", OPT_TEXT, F(initial_cluster), 0, 0, false, "NAME=URL,...", "",
      "every member of a new cluster: name=peer URL pairs (default: a one-member cluster of this node)"},
     {"initial-cluster-state", OPT_TEXT, F(initial_cluster_state), 0, 0, false, "new|existing", "new",
-     "new: the members of --initial-cluster form a cluster; existing: join one that runs already "
-     "(not built yet: refused)"},
+     "new: the members of --initial-cluster form a cluster; existing: join one that runs already, "
+     "once POST /v2/members added this member's peer URL"},
     {"listen-peer-urls", OPT_TEXT, F(listen_peer_urls), 0, 0, false, "URL", "",
      "http://ADDR:PORT to accept other members on (default: this member's URL in --initial-cluster)"},
     {"initial-advertise-peer-urls", OPT_TEXT, F(advertise_peer_urls), 0, 0, false, "URL", "",

@@ -33,6 +33,8 @@ int64_t node_wall_ms(void)
 void node_complete(struct node *n, struct node_op *op, int status)
 {
     op->status = status;
+    if (op->type == NODE_OP_WRITE)
+        __atomic_add_fetch(status < 0 ? &n->st_props_failed : &n->st_props_ok, 1, __ATOMIC_RELAXED);
     op->raft_index = __atomic_load_n(&n->applied_index, __ATOMIC_RELAXED);
     op->raft_term = __atomic_load_n(&n->applied_term, __ATOMIC_RELAXED);
     if (op->client)
@@ -128,6 +130,23 @@ void node_stats(struct node *n, struct node_stats *st)
     st->commit_index = __atomic_load_n(&n->st_commit, __ATOMIC_RELAXED);
     st->applied_index = __atomic_load_n(&n->applied_index, __ATOMIC_RELAXED);
     st->leader_changes = __atomic_load_n(&n->st_leader_changes, __ATOMIC_RELAXED);
+    st->proposals_committed = __atomic_load_n(&n->st_props_ok, __ATOMIC_RELAXED);
+    st->proposals_failed = __atomic_load_n(&n->st_props_failed, __ATOMIC_RELAXED);
+    st->peer_frames_received = __atomic_load_n(&n->st_peer_received, __ATOMIC_RELAXED);
+    st->peer_frames_foreign = __atomic_load_n(&n->st_peer_foreign, __ATOMIC_RELAXED);
+    uint64_t np = __atomic_load_n(&n->st_npeers, __ATOMIC_ACQUIRE);
+    st->n_peers = np < NODE_MAX_MEMBERS ? (size_t)np : NODE_MAX_MEMBERS;
+    for (size_t i = 0; i < st->n_peers; i++) { /* field by field: a sample may mix two ticks, never tears */
+        const struct node_peer_stats *ps = &n->st_peers[i];
+        st->peers[i] = (struct node_peer_stats){
+            .id = __atomic_load_n(&ps->id, __ATOMIC_RELAXED),
+            .frames_sent = __atomic_load_n(&ps->frames_sent, __ATOMIC_RELAXED),
+            .frames_dropped = __atomic_load_n(&ps->frames_dropped, __ATOMIC_RELAXED),
+            .snapshots_sent = __atomic_load_n(&ps->snapshots_sent, __ATOMIC_RELAXED),
+            .queued_bytes = __atomic_load_n(&ps->queued_bytes, __ATOMIC_RELAXED),
+            .connected = __atomic_load_n(&ps->connected, __ATOMIC_RELAXED),
+        };
+    }
     pthread_rwlock_rdlock(&n->rw);
     st->tokens = kv_ntokens(n->kv);
     st->nodes = kv_nnodes(n->kv);

@@ -192,6 +192,16 @@ int64_t node_wall_ms(void);
  * one-line reason. Any thread, lock-free. */
 bool node_healthy(struct node *n, char *reason, size_t len);
 
+/* What this member's transport did for one peer (a cluster member's /metrics, per peer). */
+struct node_peer_stats {
+    uint64_t id;
+    uint64_t frames_sent, frames_dropped; /* frames written to its connection / dropped (queue full,
+                                             write failed) */
+    uint64_t snapshots_sent;              /* snapshot streams whose end frame was written */
+    uint64_t queued_bytes;                /* waiting to be written now (bounded by the queue cap) */
+    bool connected;                       /* our connection to it is up */
+};
+
 struct node_stats {
     uint64_t parked_watches;
     uint64_t tokens;
@@ -210,6 +220,14 @@ struct node_stats {
     uint64_t term, commit_index, applied_index;
     uint64_t leader_changes;   /* times the known leader changed since start */
     uint64_t member_id;
+    uint64_t proposals_committed; /* writes submitted here whose entry committed (whatever the store
+                                     then answered, e.g. a 412 decided in log order) */
+    uint64_t proposals_failed;    /* writes submitted here answered 5xx: no leader, leadership lost,
+                                     bounded wait passed, shutting down, out of memory */
+    uint64_t peer_frames_received; /* frames from peers delivered here */
+    uint64_t peer_frames_foreign;  /* ... dropped: another cluster ID, an unknown member, not for us */
+    size_t n_peers;               /* the other members (0 alone); copied from the transport each tick */
+    struct node_peer_stats peers[NODE_MAX_MEMBERS];
 };
 void node_stats(struct node *n, struct node_stats *st);
 

@@ -71,6 +71,10 @@ struct node {
                                               after the previous one because more was due */
     uint64_t st_fsyncs, st_rounds, st_wal_bytes, st_snapshots, st_snap_index; /* (atomic) node_raft.c */
     uint64_t st_leader, st_term, st_commit, st_leader_changes, st_member;       /* (atomic) node_raft.c */
+    uint64_t st_props_ok, st_props_failed; /* (atomic) node.c: write ops completed, by outcome */
+    struct node_peer_stats st_peers[NODE_MAX_MEMBERS]; /* (each field atomic) node_peers.c, each tick */
+    uint64_t st_npeers;                                 /* (atomic) entries of st_peers in use */
+    uint64_t st_peer_received, st_peer_foreign;         /* (atomic) node_peers.c, each tick */
     /* parked watches (node_watch.c) */
     uv_timer_t wtimer;
     struct nwatch *dhead, *dtail; /* by deadline: all share one timeout, so registration order */

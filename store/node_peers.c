@@ -508,6 +508,28 @@ uint64_t node_peers_best_follower(struct node *n)
     return 0;
 }
 
+void node_peers_count(struct node *n)
+{
+    struct node_peers *p = n->drv->peers;
+    if (!p || !p->tp || p->stopped)
+        return;
+    struct transport_stats st;
+    transport_stats(p->tp, &st);
+    size_t np = st.n_peers < NODE_MAX_MEMBERS ? st.n_peers : NODE_MAX_MEMBERS;
+    for (size_t i = 0; i < np; i++) {
+        struct node_peer_stats *ps = &n->st_peers[i];
+        __atomic_store_n(&ps->id, st.peers[i].id, __ATOMIC_RELAXED);
+        __atomic_store_n(&ps->frames_sent, st.peers[i].sent, __ATOMIC_RELAXED);
+        __atomic_store_n(&ps->frames_dropped, st.peers[i].dropped, __ATOMIC_RELAXED);
+        __atomic_store_n(&ps->snapshots_sent, st.peers[i].snapshots_sent, __ATOMIC_RELAXED);
+        __atomic_store_n(&ps->queued_bytes, (uint64_t)st.peers[i].queued_bytes, __ATOMIC_RELAXED);
+        __atomic_store_n(&ps->connected, st.peers[i].connected, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&n->st_npeers, (uint64_t)np, __ATOMIC_RELEASE);
+    __atomic_store_n(&n->st_peer_received, st.received, __ATOMIC_RELAXED);
+    __atomic_store_n(&n->st_peer_foreign, st.dropped_foreign, __ATOMIC_RELAXED);
+}
+
 void node_peers_stop(struct node *n)
 {
     struct node_peers *p = n->drv ? n->drv->peers : NULL;

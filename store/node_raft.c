@@ -177,7 +177,7 @@ static void on_marker_done(void *arg, int err, const char *msg)
     d->marker_done = true;
     d->marker_err = err;
     if (err)
-        snprintf(d->wal_msg, sizeof(d->wal_msg), "%s", msg ? msg : strerror(-err));
+        snprintf(d->marker_msg, sizeof(d->marker_msg), "%s", msg && *msg ? msg : strerror(-err));
     if (!d->closing)
         uv_async_send(&d->wal_async);
     pthread_mutex_unlock(&d->mu);
@@ -191,10 +191,19 @@ static void on_snap_written(struct node *n, bool ok, const struct snap_meta *m, 
         fprintf(stderr,
                 "discoveryd: snapshot at index %llu failed (the log keeps everything; will retry): %s\n",
                 (unsigned long long)m->index, msg);
-        d->snap_index = m->index; /* retry after another snapshot_count entries, not at once */
+        if (m->index > d->snap_index) /* retry after another snapshot_count entries, not at once */
+            d->snap_index = m->index;
         return;
     }
     if (d->poisoned || !d->wt)
+        return;
+    /* A leader's snapshot that arrived while this one was being written (installed, or in the ready
+     * that is out) supersedes it: the WAL refuses a marker below its own, and this image is older than
+     * the state. The file is left for the next marker's prune. */
+    uint64_t newer = d->snap_index;
+    if (d->rd_out && d->rd.snapshot && d->rd.snapshot->meta.index > newer)
+        newer = d->rd.snapshot->meta.index;
+    if (m->index <= newer)
         return;
     d->marker = *m;
     memset(&d->mbatch, 0, sizeof(d->mbatch));
@@ -259,7 +268,7 @@ static void prune(struct node *n, struct wal_detached *segs)
         return;
     }
     d->prune.data = d;
-    d->prune_keep = d->marker.index;
+    d->prune_keep = d->snap_index; /* the newest durable snapshot stays */
     d->prune_segs = *segs;
     memset(segs, 0, sizeof(*segs));
     d->prune_segs_rv = d->prune_rv = 0;
@@ -277,8 +286,10 @@ static void marker_durable(struct node *n)
     __atomic_add_fetch(&n->st_snapshots, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&n->st_snap_index, d->marker.index, __ATOMIC_RELAXED);
     d->marker_out = false;
-    d->snap_index = d->marker.index;
-    d->compact_at = d->marker.index;
+    if (d->marker.index > d->snap_index) { /* never back below a leader's snapshot installed meanwhile */
+        d->snap_index = d->marker.index;
+        d->compact_at = d->marker.index;
+    }
     prune(n, &d->mbatch.detached);
 }
 
@@ -383,12 +394,13 @@ void node_raft_on_wal(uv_async_t *a)
     pthread_mutex_lock(&d->mu);
     bool done = d->wal_done, mdone = d->marker_done;
     int err = d->wal_err, merr = d->marker_err;
-    char msg[sizeof(d->wal_msg)];
+    char msg[sizeof(d->wal_msg)], mmsg[sizeof(d->marker_msg)];
     memcpy(msg, d->wal_msg, sizeof(msg));
+    memcpy(mmsg, d->marker_msg, sizeof(mmsg));
     d->wal_done = d->marker_done = false;
     pthread_mutex_unlock(&d->mu);
     if (mdone && merr) {
-        poison(n, msg);
+        poison(n, mmsg);
         return;
     }
     if (mdone)
@@ -576,6 +588,7 @@ void node_raft_on_tick(uv_timer_t *t)
     struct node *n = t->data;
     n->drv->ticks++;
     node_peers_expire(n);
+    node_peers_count(n);
     if (n->drv->handover && uv_now(&n->loop) >= n->drv->handover_deadline)
         handover_done(n, NODE_ETIMEOUT);
     drive(n);

@@ -57,6 +57,7 @@ struct node_raft {
     struct snap_meta marker;
     bool marker_done;    /* under mu */
     int marker_err;      /* under mu */
+    char marker_msg[512]; /* under mu: why the marker failed (not wal_msg: a later batch rewrites that) */
     uint64_t compact_at; /* a compaction to do once no ready is out */
     uv_work_t prune;     /* removing released WAL segments and older snapshot files, on libuv's */
     bool prune_out;      /* thread pool */
@@ -133,6 +134,7 @@ void node_peers_serve(struct node *n);
 void node_peers_read_states(struct node *n, const struct raft_ready *rd);
 bool node_peers_forward(struct node *n, struct node_op *op, const uint8_t *cmd, size_t len);
 void node_peers_expire(struct node *n); /* 503 for ops that waited too long for a leader */
+void node_peers_count(struct node *n);  /* the transport's per-peer counters to node_stats (each tick) */
 void node_peers_send(struct node *n, const struct raft_ready *rd);
 int node_peers_persist_snapshot(struct node *n, const struct raft_snapshot *s, char *err, size_t errlen);
 int node_peers_install_snapshot(struct node *n, const struct raft_snapshot *s, char *err, size_t errlen);

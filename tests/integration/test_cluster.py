@@ -12,7 +12,6 @@
 import os
 import random
 import re
-import shlex
 import subprocess
 import sys
 import threading
@@ -22,71 +21,10 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import linearizability as lin  # noqa: E402
+from cluster_harness import leader, listing, start_cluster, stop_all  # noqa: E402
 
 SOAK = os.environ.get("DISCOVERYD_SOAK") == "1"
 BIN = os.environ.get("DISCOVERYD_BIN", "")
-
-
-class Node:
-    def __init__(self, checks, name, port, peer_port, cluster_flag, data_dir):
-        self.name, self.port, self.peer_port = name, port, peer_port
-        self.hostport = "127.0.0.1:%d" % port
-        self.base = "http://" + self.hostport
-        self.data_dir = data_dir
-        self.log = os.path.join(os.path.dirname(data_dir), name + ".log")
-        self.argv = [BIN, "--name", name, "--initial-cluster", cluster_flag, "--listen", self.hostport,
-                     "--data-dir", data_dir, "--public-url", self.base, "--snapshot-count", "300"] + \
-            h.DiscoverydBackend.RELAXED_LIMITS + shlex.split(os.environ.get("DISCOVERYD_ITEST_ARGS", ""))
-        checks.add_log(name, self.log, 30)
-        self.proc = None
-        self.start()
-
-    def start(self):
-        with open(self.log, "ab") as f:
-            f.write(("=== start %.3f\n" % time.time()).encode())
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DISCOVERYD_")}
-        self.proc = h.spawn(self.argv, self.log, env=env)
-
-    def kill9(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def metric(self, name):
-        try:
-            t = h.http_request(self.hostport, "GET", "/metrics", timeout=2).text
-        except Exception:  # noqa: BLE001
-            return None
-        m = re.search(r"^%s (\d+)$" % re.escape(name), t, re.M)
-        return int(m.group(1)) if m else None
-
-    def healthy(self):
-        try:
-            return h.http_request(self.hostport, "GET", "/health", timeout=2).status == 200
-        except Exception:  # noqa: BLE001
-            return False
-
-
-def start_cluster(c, n=3):
-    ports = h.free_ports(2 * n)
-    flag = ",".join("d%d=http://127.0.0.1:%d" % (i + 1, ports[n + i]) for i in range(n))
-    root = h.tmpdir("cluster")
-    nodes = [Node(c, "d%d" % (i + 1), ports[i], ports[n + i], flag, os.path.join(root, "d%d.data" % (i + 1)))
-             for i in range(n)]
-    h.wait_until(lambda: all(x.healthy() for x in nodes), 30, 0.1, "every member has a leader")
-    return nodes
-
-
-def leader(nodes):
-    for x in nodes:
-        if x.proc.poll() is None and x.metric("discoveryd_is_leader") == 1:
-            return x
-    return None
-
-
-def listing(node, tok):
-    r = h.http_request(node.hostport, "GET", "/%s?recursive=true&sorted=true" % tok, timeout=5)
-    return r.status, r.body
 
 
 def scenario_any_member_answers(c, nodes):
@@ -527,18 +465,7 @@ def main():
     c.run("a rolling restart (SIGTERM hands leadership over)", scenario_rolling_restart, nodes)
     c.run("a member without a leader", scenario_no_leader, nodes)
     c.run("registrations while members are killed", scenario_kill_loop, nodes)
-    for x in nodes:  # a graceful stop of every member, and no sanitizer report in any log
-        x.proc.send_signal(15)
-    for x in nodes:
-        try:
-            rc = x.proc.wait(timeout=h.T(20))
-        except subprocess.TimeoutExpired:
-            x.kill9()
-            rc = "hung"
-        c.eq("%s exits 0 on SIGTERM" % x.name, rc, 0)
-        log = h.read_text(x.log)
-        c.check("%s log has no sanitizer report" % x.name,
-                not any(m in log for m in h.DiscoverydBackend.SANITIZER_MARKS))
+    stop_all(c, nodes)  # a graceful stop of every member, and no sanitizer report in any log
     c.finish()
 
 

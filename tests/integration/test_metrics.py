@@ -3,7 +3,8 @@
 # family has HELP and TYPE, counters end in _total, units are in the name (_seconds, _bytes);
 # request latency histograms per route (cumulative buckets ending at +Inf == _count); the
 # process_* metrics (resident memory, open fds, CPU seconds, start time); discoveryd_build_info
-# with the version --version prints and a commit; the parked-watch and live-token gauges.
+# with the version --version prints and a commit; the parked-watch and live-token gauges; proposals
+# committed and failed (the per-peer families of a cluster member are tested in test_nemesis.py).
 # Run: DISCOVERYD_BIN=build/discoveryd python3 tests/integration/test_metrics.py
 
 import os
@@ -89,6 +90,12 @@ def scenario(c, d):
     c.check("discoveryd_build_info{version,commit} 1 with the --version version", info and
             ('version="%s"' % version) in info[0] and re.search(r'commit="[0-9a-f]{7,}|commit="unknown"', info[0]),
             info)
+    c.check("proposals committed count this member's writes (/new and the registration)",
+            (value(fams, "discoveryd_proposals_committed_total") or 0) >= 2 and
+            fams["discoveryd_proposals_committed_total"]["type"] == "counter",
+            value(fams, "discoveryd_proposals_committed_total"))
+    c.eq("no write failed", value(fams, "discoveryd_proposals_failed_total"), 0)
+    c.eq("a member alone has no per-peer families", [f for f in fams if f.startswith("discoveryd_peer_")], [])
     c.check("the live-token gauge", value(fams, "discoveryd_tokens_live") == 1 and
             fams["discoveryd_tokens_live"]["type"] == "gauge", fams.get("discoveryd_tokens_live"))
     c.eq("the parked-watch gauge is back to 0 after the watcher hung up",
