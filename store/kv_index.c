@@ -4,6 +4,7 @@
  */
 #include "store/kv_index.h"
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -21,12 +22,13 @@ void kv_index_free(struct kv_index *ix)
     kv_index_init(ix, ix->hash);
 }
 
-static void place(void **slots, size_t mask, void *item, uint64_t h)
+static void place(uintptr_t *slots, size_t mask, const void *item, uint64_t h)
 {
+    assert(((uintptr_t)item >> KV_INDEX_TAG_SHIFT) == 0); /* the top byte is the tag's */
     size_t i = (size_t)h & mask;
     while (slots[i])
         i = (i + 1) & mask;
-    slots[i] = item;
+    slots[i] = kv_index_slot(item, h);
 }
 
 int kv_index_reserve(struct kv_index *ix, size_t more)
@@ -38,12 +40,14 @@ int kv_index_reserve(struct kv_index *ix, size_t more)
     size_t nn = n ? n : 16;
     while (need > nn / 4 * 3)
         nn *= 2;
-    void **ns = calloc(nn, sizeof(*ns));
+    uintptr_t *ns = calloc(nn, sizeof(*ns));
     if (!ns)
         return -1;
     for (size_t i = 0; i < n; i++)
-        if (ix->slots[i])
-            place(ns, nn - 1, ix->slots[i], ix->hash(ix->slots[i]));
+        if (ix->slots[i]) {
+            const void *it = kv_index_item(ix, i);
+            place(ns, nn - 1, it, ix->hash(it));
+        }
     free(ix->slots);
     ix->slots = ns;
     ix->mask = nn - 1;
@@ -61,7 +65,7 @@ void kv_index_remove(struct kv_index *ix, const void *item, uint64_t h)
     if (!ix->slots)
         return;
     size_t i = (size_t)h & ix->mask;
-    while (ix->slots[i] != item) {
+    while (kv_index_item(ix, i) != item) {
         if (!ix->slots[i])
             return; /* not present: nothing to do */
         i = (i + 1) & ix->mask;
@@ -70,16 +74,15 @@ void kv_index_remove(struct kv_index *ix, const void *item, uint64_t h)
     size_t j = i;
     for (;;) {
         j = (j + 1) & ix->mask;
-        void *it = ix->slots[j];
-        if (!it)
+        if (!ix->slots[j])
             break;
-        size_t home = (size_t)ix->hash(it) & ix->mask;
+        size_t home = (size_t)ix->hash(kv_index_item(ix, j)) & ix->mask;
         bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
         if (stays)
             continue;
-        ix->slots[i] = it;
+        ix->slots[i] = ix->slots[j];
         i = j;
     }
-    ix->slots[i] = NULL;
+    ix->slots[i] = 0;
     ix->count--;
 }

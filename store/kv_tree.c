@@ -52,8 +52,11 @@ static struct knode *find_child(const struct kv *kv, const struct knode *parent,
     const struct kv_index *ix = &kv->children;
     if (!ix->slots)
         return NULL;
-    for (size_t i = kv_index_start(ix, child_hash(parent, name, len)); ix->slots[i]; i = kv_index_next(ix, i)) {
-        struct knode *k = ix->slots[i];
+    uint64_t h = child_hash(parent, name, len);
+    for (size_t i = kv_index_start(ix, h); ix->slots[i]; i = kv_index_next(ix, i)) {
+        if (!kv_index_maybe(ix, i, h))
+            continue;
+        struct knode *k = kv_index_item(ix, i);
         if (k->n.parent == &parent->n && name_len(k) == len && memcmp(k->n.name, name, len) == 0)
             return k;
     }

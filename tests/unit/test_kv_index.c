@@ -27,7 +27,7 @@ static bool has(const struct kv_index *ix, const struct item *it)
     if (!ix->slots)
         return false;
     for (size_t i = kv_index_start(ix, it->h); ix->slots[i]; i = kv_index_next(ix, i))
-        if (ix->slots[i] == it)
+        if (kv_index_maybe(ix, i, it->h) && kv_index_item(ix, i) == it)
             return true;
     return false;
 }
@@ -48,7 +48,7 @@ static void check_all(const struct kv_index *ix, struct item *items, const bool 
 
 /* Random inserts and removes against a reference, with hashes drawn from a small range so that
  * runs are long and cross the end of the array. */
-static void run(uint64_t hash_range, int n, unsigned seed)
+static void run_tagged(uint64_t hash_range, uint64_t tag_range, int n, unsigned seed)
 {
     struct item *items = calloc((size_t)n, sizeof(*items));
     bool *in = calloc((size_t)n, sizeof(*in));
@@ -59,6 +59,8 @@ static void run(uint64_t hash_range, int n, unsigned seed)
         items[i].id = i;
         /* the top half of the range lands at the end of a 16-slot table and wraps */
         items[i].h = hash_range ? (uint64_t)rand() % hash_range : ((uint64_t)rand() << 32) ^ (uint64_t)rand();
+        if (tag_range) /* the top byte is the slot's tag: equal and different tags within one run */
+            items[i].h = (items[i].h & ((1ull << 56) - 1)) | ((uint64_t)rand() % tag_range) << 56;
     }
     struct kv_index ix;
     kv_index_init(&ix, item_hash);
@@ -84,10 +86,15 @@ static void run(uint64_t hash_range, int n, unsigned seed)
         }
     check_all(&ix, items, in, n);
     for (size_t s = 0; s <= ix.mask; s++)
-        assert_null(ix.slots[s]);
+        assert_int_equal(ix.slots[s], 0);
     kv_index_free(&ix);
     free(items);
     free(in);
+}
+
+static void run(uint64_t hash_range, int n, unsigned seed)
+{
+    run_tagged(hash_range, 0, n, seed);
 }
 
 static void test_colliding_hashes_wrap_and_shift(void **s)
@@ -96,6 +103,9 @@ static void test_colliding_hashes_wrap_and_shift(void **s)
     run(16, 11, 1);   /* at most 12 in 16 slots: never grows, runs wrap */
     run(5, 40, 2);    /* five home slots for forty items: very long runs */
     run(1, 30, 3);    /* one home slot: a single run */
+    run_tagged(5, 3, 40, 5);   /* long runs mixing three tags */
+    run_tagged(1, 256, 30, 6); /* one run, tags from the whole top byte */
+    run_tagged(0, 2, 3000, 7); /* growth with two tags */
 }
 
 static void test_spread_hashes_through_growth(void **s)
