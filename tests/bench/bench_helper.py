@@ -115,6 +115,41 @@ def quiet_state(mine, max_wait):
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
+class Foreign(threading.Thread):
+    """Counts the 1-s samples in which another test run (runner, server, browser) was on the machine."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.n = 0
+        self.stop_ev = threading.Event()
+
+    def run(self):
+        while not self.stop_ev.wait(1.0):
+            if foreign_procs(os.getpid()):
+                self.n += 1
+
+
+def measured(fn, label, quiet_wait, log, catch=False):
+    """fn()'s result (a dict) after a bounded wait for a quiet machine, with what disturbed it in
+    result["machine"]. catch: an exception becomes {"error": ...} (one failed run is a result)."""
+    st = quiet_state(os.getpid(), quiet_wait)
+    log("%s: machine %s after %s s (load %s; %s)" % (label, st[0], st[1], st[2], st[3]))
+    fg = Foreign()
+    fg.start()
+    try:
+        res = fn()
+    except Exception as e:  # noqa: BLE001
+        if not catch:
+            raise
+        log("  %s FAILED: %s" % (label, e))
+        res = {"error": str(e)[:400]}
+    finally:
+        fg.stop_ev.set()
+        fg.join(5)
+    res["machine"] = {"start": st[0], "load": st[2], "contended": fg.n}
+    return res
+
+
 def put_all(port, reqs, conns=8):
     """PUTs (path, body) pairs over a few keep-alive connections; returns {status: count}."""
     counts = {}

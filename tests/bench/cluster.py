@@ -333,35 +333,11 @@ def seed(cl, port, tokens):
     return time.monotonic() - t
 
 
-class Foreign(threading.Thread):
-    """Counts the 1-s samples in which another test run (runner, server, browser) was on the machine."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.n = 0
-        self.stop_ev = threading.Event()
-
-    def run(self):
-        while not self.stop_ev.wait(1.0):
-            if bench_helper.foreign_procs(os.getpid()):
-                self.n += 1
-
-
 def measured(fn, what, target, args, *rest):
     """fn's run after a bounded wait for a quiet machine, with what disturbed it noted."""
-    st = bench_helper.quiet_state(os.getpid(), args.quiet_wait)
-    log("%s, %s: machine %s after %s s (load %s; %s)" % (what, target, st[0], st[1], st[2], st[3]))
-    fg = Foreign()
-    fg.start()
-    try:
-        res = fn(target, args, *rest)
-    except Exception as e:  # noqa: BLE001  (one failed run is a result, not the end of the benchmark)
-        log("  %s, %s FAILED: %s" % (what, target, e))
-        res = {"target": target, "error": str(e)[:400]}
-    finally:
-        fg.stop_ev.set()
-        fg.join(5)
-    res["machine"] = {"start": st[0], "load": st[2], "contended": fg.n}
+    res = bench_helper.measured(lambda: fn(target, args, *rest), "%s, %s" % (what, target), args.quiet_wait, log,
+                                catch=True)
+    res.setdefault("target", target)
     return res
 
 

@@ -316,33 +316,10 @@ def seed(srv, bins, first, count):
     return r
 
 
-class Foreign(threading.Thread):
-    """Counts the 1-s samples in which another test run (runner, server, browser) was on the machine."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.n = 0
-        self.stop_ev = threading.Event()
-
-    def run(self):
-        while not self.stop_ev.wait(1.0):
-            if bench_helper.foreign_procs(os.getpid()):
-                self.n += 1
-
-
 def measured(fn, target, rnd, args, bins, tmp):
     """fn's run after a bounded wait for a quiet machine, with what disturbed it noted."""
-    st = bench_helper.quiet_state(os.getpid(), args.quiet_wait)
-    log("round %d, %s: machine %s after %s s (load %s; %s)" % (rnd, target, st[0], st[1], st[2], st[3]))
-    fg = Foreign()
-    fg.start()
-    try:
-        res = fn(target, rnd, args, bins, tmp)
-    finally:
-        fg.stop_ev.set()
-        fg.join(5)
-    res["machine"] = {"start": st[0], "contended": fg.n}
-    return res
+    return bench_helper.measured(lambda: fn(target, rnd, args, bins, tmp), "round %d, %s" % (rnd, target),
+                                 args.quiet_wait, log)
 
 
 def machine_note(r):
