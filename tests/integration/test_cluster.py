@@ -2,7 +2,8 @@
 # tests/integration/test_cluster.py — three discoveryd replicating one store: any member answers any
 # request (writes on followers are forwarded), reads agree byte for byte, quorum reads work on
 # followers; real etcd 3.4 members bootstrap with each one pointed at a different discoveryd, also
-# when the discoveryd leader is SIGKILLed between the first and the second registration; and a
+# when the discoveryd leader is SIGKILLed between the first and the second registration (a fourth,
+# surplus member falls back to proxy); and a
 # registration load with a member SIGKILLed and restarted over and over loses no acknowledged write
 # (every one is on every member with its createdIndex), while other clients record a history of quorum
 # reads, writes and CAS over 8 keys that must pass the linearizability checker. Bad flag combinations
@@ -164,6 +165,14 @@ def scenario_etcd_bootstrap(c, nodes, kill_leader):
             {listing(x, tok)[1] for x in nodes}), 20, 0.1, "members agree on the token")
         got = h.http_request(nodes[0].hostport, "GET", "/%s" % tok).json()["node"].get("nodes", [])
         c.eq("%s: the token holds the three registrations on every member" % label, len(got), 3)
+        # a surplus member, through yet another discoveryd member, learns the cluster is full
+        m4 = member("e4", nodes[-1])
+        ms.append(m4)
+        h.open_gates([m4])
+        h.wait_until(lambda: "falling back to proxy" in m4.log_text() or not m4.alive(), 30, 0.1,
+                     "the surplus member to fall back to proxy")
+        c.check("%s: a surplus member falls back to proxy and keeps running" % label,
+                "falling back to proxy" in m4.log_text() and m4.alive(), h.tail(m4.log, 10))
     except Exception as e:  # noqa: BLE001
         c.check("%s: cluster formed" % label, False, e)
     finally:
