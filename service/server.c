@@ -11,6 +11,8 @@
  * connections' whole lives (measured: all 64 of a wrk run on one of two threads in one run of
  * three, at two thirds of the throughput of a balanced run).
  *
+ * Every connection reads through the framing guard (guard.h) before h2o parses a byte.
+ *
  * Shutdown (driven by svc.c): STOP closes the listeners and makes the catch-all handler answer
  * 503 without calling the api, acknowledged to the main thread so the node can be stopped
  * safely; DRAIN comes after node_stop has posted every completion: the thread half-closes each
@@ -38,7 +40,7 @@
 #include <h2o.h>
 #include <h2o/socket/uv-binding.h>
 
-#include "service/framing.h"
+#include "service/guard.h"
 #include "service/log.h"
 #include "store/list.h"
 
@@ -49,14 +51,9 @@ enum { CMD_STOP = 1, CMD_DRAIN = 2, CMD_ADOPT = 4 };
 struct svc_thread;
 
 struct svc_conn {
-    uv_tcp_t tcp; /* first: h2o's close callback hands us this handle */
+    struct svc_guard g; /* first (its tcp first): h2o's close callback hands us that handle */
     struct svc_thread *t;
     struct svc_conn *prev, *next;
-    h2o_socket_t *sock;
-    struct svc_frame frame;  /* the framing guard (framing.h) */
-    uv__io_cb io_cb;         /* libuv's own I/O callback of tcp, which we wrap */
-    h2o_socket_cb read_cb;   /* the reader h2o (or the api) installed, during one I/O event */
-    char refusal[320];       /* the answer of a refused request */
 };
 
 struct svc_thread {
@@ -158,88 +155,11 @@ static void maybe_finish(struct svc_thread *t)
         uv_stop(&t->loop);
 }
 
-/* ---------------------------------------------------------------- the framing guard
- *
- * Every byte a connection receives passes through svc_frame_feed before h2o parses it. The hook:
- * libuv calls a stream's io_watcher.cb for each readiness event (set once by uv_tcp_init and never
- * changed by uv_read_start), and h2o's uv binding hands each read to sock->_cb.read with the new
- * (for TLS: newly decrypted) bytes at the end of sock->input. We wrap io_watcher.cb; around each
- * event we put guard_on_read in front of whatever reader h2o (or the api's hang-up watch) has set.
- * A refused request is answered with one line and Connection: close straight on the socket
- * (plain TCP; over TLS the connection is just closed, since only h2o may write there), then
- * shutdown(2): h2o sees EOF on its next read and closes the connection through its own path. */
-
-static _Thread_local struct svc_conn *guard_conn; /* the connection whose I/O event runs */
-
-static void guard_refuse(struct svc_conn *c, int status, const char *why)
-{
-    int fd = h2o_socket_get_fd(c->sock);
-    svc_log(SVC_LOG_DEBUG, "refused a request: %d %s", status, why);
-    if (c->sock->ssl == NULL && fd >= 0) {
-        int n = snprintf(c->refusal, sizeof(c->refusal),
-                         "HTTP/1.1 %d %s\r\nServer: discoveryd\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                         "Connection: close\r\nContent-Length: %zu\r\n\r\n%s\n",
-                         status, status == 413 ? "Request Entity Too Large" : "Bad Request", strlen(why) + 1, why);
-        if (n > 0 && (size_t)n < sizeof(c->refusal))
-            (void)!send(fd, c->refusal, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    }
-    if (fd >= 0)
-        shutdown(fd, SHUT_RDWR);
-}
-
-static void guard_on_read(h2o_socket_t *sock, const char *err)
-{
-    struct svc_conn *c = guard_conn;
-    /* only ever installed by guard_io, around this connection's own I/O event */
-    if (c == NULL || c->sock != sock) {
-        svc_log(SVC_LOG_ERROR, "framing guard: a read outside its connection's event");
-        abort();
-    }
-    h2o_socket_cb next = c->read_cb;
-    if (err == NULL && sock->bytes_read > 0 && sock->bytes_read <= sock->input->size) {
-        bool refused = c->frame.state == SVC_FRAME_REFUSED;
-        const char *why = NULL;
-        int status =
-            svc_frame_feed(&c->frame, sock->input->bytes + sock->input->size - sock->bytes_read, sock->bytes_read, &why);
-        if (status != 0) {
-            /* nobody parses these bytes: drop them, answer once, and wait for h2o to see EOF */
-            sock->input->size -= sock->bytes_read;
-            sock->bytes_read = 0;
-            if (!refused)
-                guard_refuse(c, status, why);
-            return;
-        }
-    }
-    next(sock, err);
-    /* a reader installed during this event (the api's hang-up watch) gets the guard in front too */
-    if (sock->_cb.read != NULL && sock->_cb.read != guard_on_read) {
-        c->read_cb = sock->_cb.read;
-        sock->_cb.read = guard_on_read;
-    }
-}
-
-static void guard_io(uv_loop_t *loop, struct uv__io_s *w, unsigned int events)
-{
-    struct svc_conn *c = H2O_STRUCT_FROM_MEMBER(struct svc_conn, tcp.io_watcher, w);
-    h2o_socket_t *sock = c->sock;
-    struct svc_conn *outer = guard_conn;
-    if (sock->_cb.read != NULL && sock->_cb.read != guard_on_read) {
-        c->read_cb = sock->_cb.read;
-        sock->_cb.read = guard_on_read;
-    }
-    guard_conn = c;
-    c->io_cb(loop, w, events);
-    guard_conn = outer;
-    /* the socket's memory outlives this event (h2o frees it in a close callback, later) */
-    if (sock->_cb.read == guard_on_read)
-        sock->_cb.read = c->read_cb;
-}
-
 static void on_conn_close(uv_handle_t *h)
 {
     struct svc_conn *c = (struct svc_conn *)h;
     struct svc_thread *t = c->t;
-    svc_frame_dispose(&c->frame);
+    svc_guard_dispose(&c->g);
     LIST_UNLINK(t->conns, c, prev, next);
     t->nconns--;
     atomic_fetch_sub(&t->load, 1);
@@ -263,21 +183,18 @@ static void adopt(struct svc_thread *t, int fd)
         atomic_fetch_sub(&t->load, 1);
         return;
     }
-    uv_tcp_init(&t->loop, &c->tcp);
-    if (uv_tcp_open(&c->tcp, fd) != 0) {
+    uv_tcp_init(&t->loop, &c->g.tcp);
+    if (uv_tcp_open(&c->g.tcp, fd) != 0) {
         close(fd);
-        uv_close((uv_handle_t *)&c->tcp, on_unadopted_close);
+        uv_close((uv_handle_t *)&c->g.tcp, on_unadopted_close);
         atomic_fetch_sub(&t->load, 1);
         return;
     }
     c->t = t;
     LIST_PREPEND(t->conns, c, prev, next);
     t->nconns++;
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_close);
-    c->sock = sock;
-    svc_frame_init(&c->frame, t->srv->gc.max_request_entity_size);
-    c->io_cb = c->tcp.io_watcher.cb;
-    c->tcp.io_watcher.cb = guard_io;
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->g.tcp, on_conn_close);
+    svc_guard_attach(&c->g, sock, t->srv->gc.max_request_entity_size);
     h2o_accept(&t->accept, sock);
 }
 
@@ -377,7 +294,7 @@ static void shutdown_conns(struct svc_thread *t, int how)
 {
     for (struct svc_conn *c = t->conns; c != NULL; c = c->next) {
         uv_os_fd_t fd;
-        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        if (uv_fileno((uv_handle_t *)&c->g.tcp, &fd) == 0)
             shutdown(fd, how);
     }
 }

@@ -1,0 +1,98 @@
+/* service/guard.c — the framing guard's hook on a connection (guard.h): every byte a connection
+ * receives passes through svc_frame_feed (framing.c) before h2o parses it.
+ *
+ * libuv calls a stream's io_watcher.cb for each readiness event (set once by uv_tcp_init and never
+ * changed by uv_read_start), and h2o's uv binding hands each read to sock->_cb.read with the new
+ * (for TLS: newly decrypted) bytes at the end of sock->input. We wrap io_watcher.cb; around each
+ * event we put guard_on_read in front of whatever reader h2o (or the api's hang-up watch) has set.
+ * A refused request is answered with one line and Connection: close straight on the socket
+ * (plain TCP; over TLS the connection is just closed, since only h2o may write there), then
+ * shutdown(2): h2o sees EOF on its next read and closes the connection through its own path.
+ */
+#include "service/guard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "service/log.h"
+
+static _Thread_local struct svc_guard *guard_conn; /* the connection whose I/O event runs */
+
+static void guard_refuse(struct svc_guard *c, int status, const char *why)
+{
+    int fd = h2o_socket_get_fd(c->sock);
+    svc_log(SVC_LOG_DEBUG, "refused a request: %d %s", status, why);
+    if (c->sock->ssl == NULL && fd >= 0) {
+        int n = snprintf(c->refusal, sizeof(c->refusal),
+                         "HTTP/1.1 %d %s\r\nServer: discoveryd\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                         "Connection: close\r\nContent-Length: %zu\r\n\r\n%s\n",
+                         status, status == 413 ? "Request Entity Too Large" : "Bad Request", strlen(why) + 1, why);
+        if (n > 0 && (size_t)n < sizeof(c->refusal))
+            (void)!send(fd, c->refusal, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+static void guard_on_read(h2o_socket_t *sock, const char *err)
+{
+    struct svc_guard *c = guard_conn;
+    /* only ever installed by guard_io, around this connection's own I/O event */
+    if (c == NULL || c->sock != sock) {
+        svc_log(SVC_LOG_ERROR, "framing guard: a read outside its connection's event");
+        abort();
+    }
+    h2o_socket_cb next = c->read_cb;
+    if (err == NULL && sock->bytes_read > 0 && sock->bytes_read <= sock->input->size) {
+        bool refused = c->frame.state == SVC_FRAME_REFUSED;
+        const char *why = NULL;
+        int status =
+            svc_frame_feed(&c->frame, sock->input->bytes + sock->input->size - sock->bytes_read, sock->bytes_read, &why);
+        if (status != 0) {
+            /* nobody parses these bytes: drop them, answer once, and wait for h2o to see EOF */
+            sock->input->size -= sock->bytes_read;
+            sock->bytes_read = 0;
+            if (!refused)
+                guard_refuse(c, status, why);
+            return;
+        }
+    }
+    next(sock, err);
+    /* a reader installed during this event (the api's hang-up watch) gets the guard in front too */
+    if (sock->_cb.read != NULL && sock->_cb.read != guard_on_read) {
+        c->read_cb = sock->_cb.read;
+        sock->_cb.read = guard_on_read;
+    }
+}
+
+static void guard_io(uv_loop_t *loop, struct uv__io_s *w, unsigned int events)
+{
+    struct svc_guard *c = H2O_STRUCT_FROM_MEMBER(struct svc_guard, tcp.io_watcher, w);
+    h2o_socket_t *sock = c->sock;
+    struct svc_guard *outer = guard_conn;
+    if (sock->_cb.read != NULL && sock->_cb.read != guard_on_read) {
+        c->read_cb = sock->_cb.read;
+        sock->_cb.read = guard_on_read;
+    }
+    guard_conn = c;
+    c->io_cb(loop, w, events);
+    guard_conn = outer;
+    /* the socket's memory outlives this event (h2o frees it in a close callback, later) */
+    if (sock->_cb.read == guard_on_read)
+        sock->_cb.read = c->read_cb;
+}
+
+void svc_guard_attach(struct svc_guard *g, h2o_socket_t *sock, size_t max_body)
+{
+    g->sock = sock;
+    svc_frame_init(&g->frame, max_body);
+    g->io_cb = g->tcp.io_watcher.cb;
+    g->tcp.io_watcher.cb = guard_io;
+}
+
+void svc_guard_dispose(struct svc_guard *g)
+{
+    svc_frame_dispose(&g->frame);
+}

@@ -1,0 +1,31 @@
+/* service/guard.h — the framing guard (framing.h) put in front of every read of one HTTP
+ * connection: libuv's I/O callback of the connection's uv_tcp_t is wrapped, and around each event
+ * the guard reads the new bytes before the reader h2o (or the api's hang-up watch) installed. A
+ * refused request is answered with one line and the connection is shut down (guard.c says how).
+ * Owned by server.c, one per connection, on that connection's HTTP thread.
+ */
+#ifndef DISCOVERYD_SERVICE_GUARD_H
+#define DISCOVERYD_SERVICE_GUARD_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include <h2o.h>
+
+#include "service/framing.h"
+
+struct svc_guard {
+    uv_tcp_t tcp;           /* first: the connection's handle (h2o wraps it) */
+    h2o_socket_t *sock;
+    struct svc_frame frame;
+    uv__io_cb io_cb;        /* libuv's own I/O callback of tcp, which the guard wraps */
+    h2o_socket_cb read_cb;  /* the reader h2o (or the api) installed, during one I/O event */
+    char refusal[320];      /* the answer of a refused request */
+};
+
+/* tcp is open and sock = h2o's socket on it: from now on every read goes through the guard. */
+void svc_guard_attach(struct svc_guard *g, h2o_socket_t *sock, size_t max_body);
+/* The connection closed: release the guard's state (not tcp, which the caller frees). */
+void svc_guard_dispose(struct svc_guard *g);
+
+#endif
