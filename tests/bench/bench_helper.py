@@ -6,19 +6,42 @@ Python 3 standard library only; every loop is bounded."""
 import http.client
 import os
 import re
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
 
 
-def free_port():
+def pick_port():
+    """A port on 127.0.0.1 that nobody listens on right now (bind 0, read, close)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    print(port)
+    return port
+
+
+def free_port():
+    print(pick_port())
+
+
+def build_bins(root, tools, no_build, log):
+    """The Release discoveryd and bench_load of build-bench (configured and built unless no_build),
+    after checking that the tools a script needs are on PATH. Exits with a one-line reason."""
+    for tool in tuple(tools) + (() if no_build else ("cmake",)):
+        if shutil.which(tool) is None:
+            sys.exit("missing %s: run deploy/deps.sh first" % tool)
+    bdir = os.path.join(root, "build-bench")
+    if not no_build:
+        log("building discoveryd and bench_load (Release, build-bench)")
+        subprocess.run(["cmake", "-S", root, "-B", bdir, "-DCMAKE_BUILD_TYPE=Release"], check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", bdir, "--target", "discoveryd", "bench_load", "-j2"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return {"discoveryd": os.path.join(bdir, "discoveryd"), "bench_load": os.path.join(bdir, "tests/bench/bench_load")}
 
 
 def wait_ready(port, path, timeout, pid=None):

@@ -700,17 +700,7 @@ def main():
         write_section(args.out, section(meta, tput, fo, cu, DD_FLAGS))
         log("wrote %s from %d recorded run(s)" % (args.out, len(metas)))
         return
-    for tool in ("etcd", "wrk", "cmake"):
-        if shutil.which(tool) is None:
-            sys.exit("missing %s: run deploy/deps.sh first" % tool)
-    bdir = os.path.join(ROOT, "build-bench")
-    if not args.no_build:
-        log("building discoveryd and bench_load (Release, build-bench)")
-        subprocess.run(["cmake", "-S", ROOT, "-B", bdir, "-DCMAKE_BUILD_TYPE=Release"], check=True,
-                       stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", bdir, "--target", "discoveryd", "bench_load", "-j2"], check=True,
-                       stdout=subprocess.DEVNULL)
-    bins = {"discoveryd": os.path.join(bdir, "discoveryd"), "bench_load": os.path.join(bdir, "tests/bench/bench_load")}
+    bins = bench_helper.build_bins(ROOT, ("etcd", "wrk"), args.no_build, log)
     dd_origin = "Release build (`build-bench`)"
     if os.environ.get("DISCOVERYD_BIN"):
         bins["discoveryd"] = os.path.abspath(os.environ["DISCOVERYD_BIN"])

@@ -50,12 +50,7 @@ def log(msg):
 
 
 def port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return bench_helper.pick_port()
 
 
 class Server:
@@ -656,17 +651,7 @@ def main():
         write_section(args.out, section(meta, big, small, args))
         log("wrote %s from %d recorded run(s)" % (args.out, len(metas)))
         return
-    for tool in ("etcd", "cmake"):
-        if shutil.which(tool) is None:
-            sys.exit("missing %s: run deploy/deps.sh first" % tool)
-    bdir = os.path.join(ROOT, "build-bench")
-    if not args.no_build:
-        log("building discoveryd and bench_load (Release, build-bench)")
-        subprocess.run(["cmake", "-S", ROOT, "-B", bdir, "-DCMAKE_BUILD_TYPE=Release"], check=True,
-                       stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", bdir, "--target", "discoveryd", "bench_load", "-j2"], check=True,
-                       stdout=subprocess.DEVNULL)
-    bins = {"discoveryd": os.path.join(bdir, "discoveryd"), "bench_load": os.path.join(bdir, "tests/bench/bench_load")}
+    bins = bench_helper.build_bins(ROOT, ("etcd",), args.no_build, log)
     for b in bins.values():
         if not os.access(b, os.X_OK):
             sys.exit("missing %s (build it, or drop --no-build)" % b)

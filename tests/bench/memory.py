@@ -38,6 +38,8 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
+import bench_helper  # noqa: E402  (same directory)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -51,11 +53,7 @@ def log(msg):
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return bench_helper.pick_port()
 
 
 def raise_nofile():
