@@ -46,6 +46,13 @@ static int wait_for(struct waiter *w, int want)
     return d;
 }
 
+static void remove_dir(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static uint64_t snapshot_count; /* 0: the default */
 
 static struct node *start(const char *dir, char *err, size_t errlen)
@@ -85,9 +92,7 @@ static void test_writes_survive_a_restart_and_reads_never_stall(void **state)
     char err[512];
     struct node *n = start(dir, err, sizeof(err));
     assert_non_null(n);
-    struct waiter w = {.c = {post}};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
+    struct waiter w = {.c = {post}, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
     /* writes and quorum reads submitted together: every read completes even though a WAL batch is
      * out when it arrives */
@@ -162,11 +167,7 @@ static void test_writes_survive_a_restart_and_reads_never_stall(void **state)
     release(&op);
     node_free(n);
 
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
+    remove_dir(dir);
 }
 
 static int dump_line(void *arg, const struct kv_node *k)
@@ -214,9 +215,7 @@ static void test_snapshots_are_taken_and_a_restart_starts_from_one(void **state)
     snapshot_count = 50;
     struct node *n = start(dir, err, sizeof(err));
     assert_non_null(n);
-    struct waiter w = {.c = {post}};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
+    struct waiter w = {.c = {post}, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     static struct node_op ops[400];
     static char keys[400][48];
     int i = 0;
@@ -247,11 +246,7 @@ static void test_snapshots_are_taken_and_a_restart_starts_from_one(void **state)
     free(before);
     free(after);
     snapshot_count = 0;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
+    remove_dir(dir);
 }
 
 /* A snapshot rewrites the whole tree, so snapshots of a growing tree come further apart: after one
@@ -266,9 +261,7 @@ static void test_snapshots_of_a_bigger_tree_come_further_apart(void **state)
     snapshot_count = 20;
     struct node *n = start(dir, err, sizeof(err));
     assert_non_null(n);
-    struct waiter w = {.c = {post}};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
+    struct waiter w = {.c = {post}, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     enum { WRITES = 600 };
     uint64_t seen[64];
     size_t n_seen = 0;
@@ -295,11 +288,7 @@ static void test_snapshots_of_a_bigger_tree_come_further_apart(void **state)
     }
     assert_true(n_seen < 15); /* 600 entries 20 apart would be ~30 snapshots */
     snapshot_count = 0;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
+    remove_dir(dir);
 }
 
 int main(void)
