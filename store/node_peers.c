@@ -383,7 +383,10 @@ bool node_peers_forward(struct node *n, struct node_op *op, const uint8_t *cmd, 
     return true;
 }
 
-/* Ops that waited too long for a leader or its answer: 503 (the member retries). */
+/* Ops that waited too long for a leader, its answer, or their entry to commit and apply here: 503
+ * (the member retries). A write the leader took may still commit after its 503; a 5xx says only
+ * that the outcome is unknown. A follower cut off from the cluster (its leader gone with the
+ * majority) would otherwise hold such a write until the cluster came back. */
 void node_peers_expire(struct node *n)
 {
     struct node_raft *d = n->drv;
@@ -391,8 +394,8 @@ void node_peers_expire(struct node *n)
     if (!p)
         return;
     uint64_t now = uv_now(&n->loop);
-    struct opq *qs[4] = {&d->waiting, &d->unasked, &p->forwarded, &d->mwaiting};
-    for (int i = 0; i < 4; i++) {
+    struct opq *qs[] = {&d->waiting, &d->unasked, &p->forwarded, &d->mwaiting, &d->proposed, &d->reads};
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
         struct opq keep = {0};
         struct node_op *op;
         while ((op = q_pop(qs[i]))) {
