@@ -7,6 +7,8 @@
 #ifndef DISCOVERYD_API_HANDOFF_H
 #define DISCOVERYD_API_HANDOFF_H
 
+#include <stddef.h>
+
 #include "api/api_int.h"
 #include "api/keys.h"
 #include "api/token.h"
@@ -70,7 +72,8 @@ struct api_op {
     char *answer;       /* /new: the body to send on success */
     size_t answer_len;
     struct api_rate_state rate;
-    char buf[]; /* copies of key, value, prev_value, /new's answer */
+    _Alignas(max_align_t) char buf[]; /* copies of key, value, prev_value, /new's answer; a MEMBER
+                                         op's struct node_member first */
 };
 
 /* Allocate an op with extra bytes of buf, bound to req (NULL on ENOMEM). */

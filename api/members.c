@@ -155,7 +155,7 @@ static void on_member_done(struct node_op *nop)
             api_send(t, req, API_ROUTE_MEMBERS, 204, "application/json", "", 0);
         } else {
             struct api_buf b = {0};
-            member_json(&b, nop->member.id, nop->member.name, nop->member.peer_url, "");
+            member_json(&b, nop->member->id, nop->member->name, nop->member->peer_url, "");
             api_buf_puts(&b, "\n");
             api_send_buf(t, req, API_ROUTE_MEMBERS, 201, "application/json", &b);
         }
@@ -201,7 +201,7 @@ out:
 static void submit(struct api_thread *t, h2o_req_t *req, enum node_member_op mop, uint64_t id, const char *url)
 {
     size_t ul = url ? strlen(url) : 0;
-    struct api_op *op = api_op_new(t, req, API_ROUTE_MEMBERS, ul + 1);
+    struct api_op *op = api_op_new(t, req, API_ROUTE_MEMBERS, sizeof(struct node_member) + ul + 1);
     if (op == NULL) {
         send_message(t, req, 500, "out of memory");
         return;
@@ -209,9 +209,10 @@ static void submit(struct api_thread *t, h2o_req_t *req, enum node_member_op mop
     op->op.type = NODE_OP_MEMBER;
     op->op.member_op = mop;
     op->op.member_id = id;
+    op->op.member = (struct node_member *)op->buf; /* buf is aligned for it (handoff.h) */
     if (url) {
-        memcpy(op->buf, url, ul + 1);
-        op->op.peer_url = op->buf;
+        memcpy(op->buf + sizeof(struct node_member), url, ul + 1);
+        op->op.peer_url = op->buf + sizeof(struct node_member);
     }
     op->op.done = on_member_done;
     api_op_submit(op);

@@ -25,12 +25,13 @@ static void guard_refuse(struct svc_guard *c, int status, const char *why)
     int fd = h2o_socket_get_fd(c->sock);
     svc_log(SVC_LOG_DEBUG, "refused a request: %d %s", status, why);
     if (c->sock->ssl == NULL && fd >= 0) {
-        int n = snprintf(c->refusal, sizeof(c->refusal),
+        char refusal[320]; /* sent at once or never (a refused client gets one try) */
+        int n = snprintf(refusal, sizeof(refusal),
                          "HTTP/1.1 %d %s\r\nServer: discoveryd\r\nContent-Type: text/plain; charset=utf-8\r\n"
                          "Connection: close\r\nContent-Length: %zu\r\n\r\n%s\n",
                          status, status == 413 ? "Request Entity Too Large" : "Bad Request", strlen(why) + 1, why);
-        if (n > 0 && (size_t)n < sizeof(c->refusal))
-            (void)!send(fd, c->refusal, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0 && (size_t)n < sizeof(refusal))
+            (void)!send(fd, refusal, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     if (fd >= 0)
         shutdown(fd, SHUT_RDWR);
@@ -67,11 +68,31 @@ static void guard_on_read(h2o_socket_t *sock, const char *err)
     }
 }
 
+/* h2o's reader asks for 4096 free bytes before each read, and its first buffer holds twice that; a
+ * request keeps its buffer until it is answered (its head is parsed in place), so each parked watch
+ * held 8 KiB for the ~100 bytes it sent. Reads of plain connections ask for SVC_GUARD_READ instead,
+ * from a first buffer of that size; a bigger or pipelined input grows it as h2o always does. */
+static void guard_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct svc_guard *c = (struct svc_guard *)h; /* tcp is its first member */
+    (void)suggested;
+    h2o_iovec_t v = h2o_buffer_reserve(&c->sock->input, SVC_GUARD_READ);
+    *buf = uv_buf_init(v.base, (unsigned)v.len);
+}
+
+void svc_guard_thread_init(void)
+{
+    h2o_socket_buffer_prototype._initial_buf.capacity = SVC_GUARD_READ;
+}
+
 static void guard_io(uv_loop_t *loop, struct uv__io_s *w, unsigned int events)
 {
     struct svc_guard *c = H2O_STRUCT_FROM_MEMBER(struct svc_guard, tcp.io_watcher, w);
     h2o_socket_t *sock = c->sock;
     struct svc_guard *outer = guard_conn;
+    /* h2o (re)starts reading with its own allocator; over TLS it fills another buffer: leave it */
+    if (sock->ssl == NULL && c->tcp.alloc_cb != NULL)
+        c->tcp.alloc_cb = guard_alloc;
     if (sock->_cb.read != NULL && sock->_cb.read != guard_on_read) {
         c->read_cb = sock->_cb.read;
         sock->_cb.read = guard_on_read;

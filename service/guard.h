@@ -20,8 +20,13 @@ struct svc_guard {
     struct svc_frame frame;
     uv__io_cb io_cb;        /* libuv's own I/O callback of tcp, which the guard wraps */
     h2o_socket_cb read_cb;  /* the reader h2o (or the api) installed, during one I/O event */
-    char refusal[320];      /* the answer of a refused request */
 };
+
+/* The bytes a plain connection's read asks for, and the size of its first input buffer. */
+#define SVC_GUARD_READ 1024
+/* Size this thread's h2o input buffers for SVC_GUARD_READ: call on each HTTP thread before it
+ * has a socket (h2o's buffer prototype is thread-local). */
+void svc_guard_thread_init(void);
 
 /* tcp is open and sock = h2o's socket on it: from now on every read goes through the guard. */
 void svc_guard_attach(struct svc_guard *g, h2o_socket_t *sock, size_t max_body);

@@ -368,6 +368,7 @@ static void close_loop(struct svc_thread *t)
 static int thread_setup(struct svc_thread *t, char *err, size_t errlen)
 {
     struct svc_server *srv = t->srv;
+    svc_guard_thread_init();
     h2o_context_init(&t->ctx, &t->loop, &srv->gc);
     t->accept.ctx = &t->ctx;
     t->accept.hosts = srv->gc.hosts;

@@ -109,7 +109,9 @@ struct node_op {
     uint64_t etcd_index;        /* X-Etcd-Index: the index after the write / when the watch started */
     uint64_t raft_index;        /* X-Raft-Index: the last applied log entry at completion */
     uint64_t raft_term;         /* X-Raft-Term: its term */
-    struct node_member member;  /* MEMBER: the member added or removed */
+    struct node_member *member; /* MEMBER ADD/REMOVE: the submitter's storage, filled with the member
+                                   added or removed (NULL: not wanted); kept out of line because
+                                   every op (a parked watch's too) would carry it */
     /* ---- node-private ---- */
     struct node_op *next_;
     void *priv_;

@@ -178,15 +178,17 @@ void node_conf_applied(struct node *n, const struct raft_entry *e, struct node_o
     }
     if (!op)
         return;
-    memset(&op->member, 0, sizeof(op->member));
-    const struct node_member *src = op->member_op == NODE_MEMBER_REMOVE ? old : ms;
-    size_t ns = op->member_op == NODE_MEMBER_REMOVE ? n_old : k;
-    for (size_t i = 0; i < ns; i++)
-        if (op->member_op == NODE_MEMBER_ADD ? strcmp(src[i].peer_url, op->peer_url) == 0
-                                             : src[i].id == op->member_id)
-            op->member = src[i];
-    if (op->member_op == NODE_MEMBER_REMOVE)
-        op->member.id = op->member_id;
+    if (op->member) {
+        memset(op->member, 0, sizeof(*op->member));
+        const struct node_member *src = op->member_op == NODE_MEMBER_REMOVE ? old : ms;
+        size_t ns = op->member_op == NODE_MEMBER_REMOVE ? n_old : k;
+        for (size_t i = 0; i < ns; i++)
+            if (op->member_op == NODE_MEMBER_ADD ? strcmp(src[i].peer_url, op->peer_url) == 0
+                                                 : src[i].id == op->member_id)
+                *op->member = src[i];
+        if (op->member_op == NODE_MEMBER_REMOVE)
+            op->member->id = op->member_id;
+    }
     node_complete(n, op, NODE_OK);
 }
 

@@ -135,6 +135,33 @@ def scenario_huge_chunk(c, d, tok):
     c.eq("/health afterwards", r.status, 200)
 
 
+def scenario_bigger_than_a_read(c, d, tok):
+    # a read asks for 1 KiB (service/guard.h): heads and bodies over that grow the input buffer
+    value = "v" * 4000
+    pad = "".join("X-Pad-%d: %s\r\n" % (i, "p" * 90) for i in range(30))  # a 3 KiB head
+    body = ("value=" + value).encode()
+    raw = put_head(tok, "k9", pad + "Content-Length: %d\r\n" % len(body)) + body
+    raw += b"GET /v2/keys/discovery/%s/k9 HTTP/1.1\r\nHost: x\r\n\r\n" % tok.encode()
+    data, closed = exchange(d, raw * 3, want_responses=6)
+    c.eq("a 3 KiB head with a 4 KiB body, then a GET, three times on one socket: six answers",
+         (status_of(data), data.count(b"HTTP/1.1 201"), data.count(b"HTTP/1.1 200"), closed), (201, 1, 5, False))
+    c.check("... and the value arrived whole", ('"value":"%s"' % value).encode() in data, data[-120:])
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=15)
+    try:
+        for i in range(0, len(raw), 700):  # the same bytes in pieces that straddle reads
+            s.sendall(raw[i:i + 700])
+        got = b""
+        while not complete(got, 2):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    c.eq("... and sent in 700-byte pieces", (got.count(b"HTTP/1.1 200"), ('"value":"%s"' % value).encode() in got),
+         (2, True))
+
+
 def main():
     c = h.Checks("HTTP request framing")
     d = h.DiscoverydBackend(c)
@@ -144,6 +171,7 @@ def main():
     c.run("Content-Length and Transfer-Encoding", scenario_length_and_chunked, d, tok)
     c.run("chunked bodies", scenario_chunked_ok, d, tok)
     c.run("a chunk larger than the cap", scenario_huge_chunk, d, tok)
+    c.run("requests bigger than one read", scenario_bigger_than_a_read, d, tok)
     c.finish()
 
 
