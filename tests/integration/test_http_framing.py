@@ -162,6 +162,36 @@ def scenario_bigger_than_a_read(c, d, tok):
          (2, True))
 
 
+def scenario_pipelined(c, d, tok):
+    # h2o stops reading while it answers; the guard only pauses (guard.c): bytes that arrive
+    # meanwhile, or fill a read, must still be read once h2o reads again, and only then
+    get = b"GET /v2/keys/discovery/%s HTTP/1.1\r\nHost: x\r\n\r\n" % tok.encode()
+    raw = b""
+    for i in range(20):  # writes go to the store thread: later bytes wait while each is answered
+        raw += get * 3
+        body = b"value=p%d" % i
+        raw += put_head(tok, "pipe", "Content-Length: %d\r\n" % len(body)) + body
+    data, closed = exchange(d, raw, want_responses=80)
+    statuses = [int(x.split(b" ", 1)[0]) for x in data.split(b"HTTP/1.1 ")[1:]]
+    c.eq("80 pipelined requests (3 GETs and a PUT, 20 times; %d bytes) are answered in order" % len(raw),
+         (len(statuses), statuses[:4], statuses[-4:], closed), (80, [200, 200, 200, 201], [200, 200, 200, 200], False))
+    c.check("... and the last PUT's value is the one kept", b'"value":"p19"' in data[-400:], data[-200:])
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=15)
+    try:  # one GET, then the next sent while the first is being answered, byte by byte
+        got = b""
+        s.sendall(get)
+        for b in get:
+            s.sendall(bytes([b]))
+        while not complete(got, 2):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    c.eq("a request trickling in byte by byte behind another is answered", got.count(b"HTTP/1.1 200"), 2)
+
+
 def main():
     c = h.Checks("HTTP request framing")
     d = h.DiscoverydBackend(c)
@@ -172,6 +202,7 @@ def main():
     c.run("chunked bodies", scenario_chunked_ok, d, tok)
     c.run("a chunk larger than the cap", scenario_huge_chunk, d, tok)
     c.run("requests bigger than one read", scenario_bigger_than_a_read, d, tok)
+    c.run("pipelined requests", scenario_pipelined, d, tok)
     c.finish()
 
 
