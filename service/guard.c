@@ -99,7 +99,7 @@ static void guard_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  * that fails EEXIST, then a MOD): two system calls per request, which a GET answered from the cache
  * otherwise does not need. For a plain connection the guard only pauses: h2o sees it as stopped
  * (its read callback is NULL) while libuv keeps the descriptor armed, and a start while paused just
- * puts the callback back. Nothing is ever read for a connection that is not reading: an event that
+ * puts the callback back (unless libuv stopped by itself, as it does at EOF: then it starts). Nothing is ever read for a connection that is not reading: an event that
  * would make libuv read (POLLIN, POLLERR, POLLHUP) stops it for real first (guard_io; a write's
  * completion, POLLOUT alone, comes through there too and reads nothing), and so does a pause in a
  * read callback whose read filled the buffer, after which libuv reads again at once
@@ -150,8 +150,10 @@ void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
     struct svc_guard *c = guard_of(sock);
     if (c != NULL && c->paused) {
         c->paused = false;
-        sock->_cb.read = cb;
-        return;
+        if (c->tcp.io_watcher.pevents & POLLIN) {
+            sock->_cb.read = cb;
+            return;
+        } /* libuv stopped by itself meanwhile (it does at EOF): start for real */
     }
     h2o_read_start(sock, cb);
 }

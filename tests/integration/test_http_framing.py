@@ -190,6 +190,35 @@ def scenario_pipelined(c, d, tok):
     finally:
         s.close()
     c.eq("a request trickling in byte by byte behind another is answered", got.count(b"HTTP/1.1 200"), 2)
+    # a client that half-closes after its request (EOF while the answer is pending) gets the
+    # answer and then the close: libuv stops reading by itself at EOF, a pause must notice
+    body = b"value=h"
+    for what, req in (("a GET", get), ("a PUT", put_head(tok, "half", "Content-Length: %d\r\n" % len(body)) + body),
+                      ("a watch", b"GET /v2/keys/discovery/%s?wait=true&recursive=true HTTP/1.1\r\nHost: x\r\n\r\n"
+                       % tok.encode()),
+                      ("a watch answered from history",
+                       b"GET /v2/keys/discovery/%s?wait=true&recursive=true&waitIndex=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                       % tok.encode())):
+        # 5 s: well under h2o's 10 s idle timeout, which would close a hung connection for us
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+        try:
+            s.sendall(req)
+            s.shutdown(socket.SHUT_WR)
+            if what == "a watch":  # answer it with a write
+                h.http_request(d.hostport, "PUT", "/v2/keys/discovery/%s/half2" % tok, body="value=w")
+            got, closed = b"", False
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                got += chunk
+        except socket.timeout:
+            pass
+        finally:
+            s.close()
+        c.eq("%s, then the client's FIN: answered, then closed" % what, (status_of(got) in (200, 201), closed),
+             (True, True))
 
 
 def main():
