@@ -9,6 +9,8 @@
 
 int api_handle(struct api_thread *t, h2o_req_t *req)
 {
+    if (api_keys_repeat(t, req))
+        return 0;
     struct api_route r;
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     if (api_route(&r, req->path.base, plen, api_pool_alloc, &req->pool) != 0) {

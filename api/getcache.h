@@ -49,4 +49,24 @@ const struct api_getcache_entry *api_getcache_get(struct api_getcache *c, const 
 void api_getcache_put(struct api_getcache *c, const char *key, size_t key_len, bool recursive, bool sorted,
                       const struct api_getcache_entry *e, char *body);
 
+/* What a GET's target (its path and query, byte for byte as received) routed and parsed to, when
+ * that was a plain read whose answer was kept: a repeat of the same target then skips routing and
+ * form parsing and goes straight to the copy. A target's meaning never changes (it depends on the
+ * bytes and the configuration only), so these are never stale; the copy they lead to is checked as
+ * always. The caller records only targets that route to nothing else (never the token's HTML page). */
+struct api_getcache_target {
+    const char *key; /* the store key (NUL-terminated) */
+    size_t key_len;
+    const char *token; /* the token's name */
+    size_t token_len;
+    bool recursive, sorted;
+};
+
+/* The parse of target, or false; valid until the next api_getcache_target_put on this thread. */
+bool api_getcache_target_get(struct api_getcache *c, const char *target, size_t len,
+                             struct api_getcache_target *out);
+/* Record tg as the parse of target (copied), replacing any other in its slot. */
+void api_getcache_target_put(struct api_getcache *c, const char *target, size_t len,
+                             const struct api_getcache_target *tg);
+
 #endif

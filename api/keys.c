@@ -68,8 +68,11 @@ static bool read_copy(struct api_thread *t, h2o_req_t *req, const char *key, siz
 
 /* A read of applied state (plain GET/HEAD, or after a quorum barrier): from this thread's copy if
  * it is still right, else rendered under the read lock (and kept when it lies in the token). */
+/* target: the request's path and query when this is a plain GET whose parse may be remembered with
+ * the copy (getcache.h), else NULL. */
 static void do_read(struct api_thread *t, h2o_req_t *req, const char *key, size_t key_len, const char *token,
-                    size_t token_len, const struct api_keys_req *k, uint64_t raft_index, uint64_t raft_term)
+                    size_t token_len, const struct api_keys_req *k, uint64_t raft_index, uint64_t raft_term,
+                    const h2o_iovec_t *target)
 {
     int64_t now = node_wall_ms();
     if (read_copy(t, req, key, key_len, token, token_len, k, now, raft_index, raft_term))
@@ -119,6 +122,22 @@ static void do_read(struct api_thread *t, h2o_req_t *req, const char *key, size_
     e.tok = tok;
     e.body_len = b.len;
     api_getcache_put(gc, key, key_len, k->recursive, k->sorted, &e, b.p);
+    if (target != NULL) {
+        struct api_getcache_target tg = {.key = key, .key_len = key_len, .token = token, .token_len = token_len,
+                                         .recursive = k->recursive, .sorted = k->sorted};
+        api_getcache_target_put(gc, target->base, target->len, &tg);
+    }
+}
+
+bool api_keys_repeat(struct api_thread *t, h2o_req_t *req)
+{
+    struct api_getcache *gc = ((struct api_thread_priv *)t->priv)->getcache;
+    struct api_getcache_target tg;
+    if (gc == NULL || req->entity.base != NULL || !api_is_method(req, "GET") ||
+        !api_getcache_target_get(gc, req->path.base, req->path.len, &tg))
+        return false;
+    struct api_keys_req k = {.recursive = tg.recursive, .sorted = tg.sorted};
+    return read_copy(t, req, tg.key, tg.key_len, tg.token, tg.token_len, &k, node_wall_ms(), 0, 0);
 }
 
 static const char *op_key(const struct api_op *op)
@@ -212,7 +231,7 @@ static void answer(struct api_op *op, h2o_req_t *req)
         answer_failure(op, req);
     } else if (nop->type == NODE_OP_QUORUM) {
         do_read(op->t, req, op_key(op), op->kreq.cmd.key_len, op->token, op->token_len, &op->kreq,
-                nop->raft_index, nop->raft_term);
+                nop->raft_index, nop->raft_term, NULL);
     } else if (nop->type == NODE_OP_WATCH) {
         answer_event(op, req, nop, ev, 200, false);
     } else {
@@ -370,7 +389,10 @@ void api_keys_handle(struct api_thread *t, h2o_req_t *req, const struct api_rout
     switch (k.kind) {
     case API_KEYS_READ:
         if (!k.quorum) {
-            do_read(t, req, r->key, r->key_len, r->token, r->token_len, &k, 0, 0);
+            /* a GET the token's HTML page could answer (/<token>, no query) is never remembered */
+            bool page = r->short_form && req->query_at == SIZE_MAX;
+            do_read(t, req, r->key, r->key_len, r->token, r->token_len, &k, 0, 0,
+                    m == API_M_GET && req->entity.base == NULL && !page ? &req->path : NULL);
         } else if ((op = submit_op(t, req, r, &k, NODE_OP_QUORUM)) != NULL) {
             api_op_submit(op);
         }

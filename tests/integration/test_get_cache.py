@@ -7,7 +7,9 @@
 # ttl field counting down while nothing is written), after a DELETE of the token dir — and the
 # per-response headers (X-Etcd-Index, X-Raft-Index) must follow writes to other tokens. Without the
 # invalidation each of these reads would return the stale copy. One HTTP thread, so every read
-# of a scenario meets the same copy.
+# of a scenario meets the same copy. A repeated target (path and query byte for byte) also skips
+# routing and parsing: the token's HTML page (/<token>, no query, for a browser) must still be a
+# page after JSON reads of the same target, and a HEAD still gets no body.
 # Run: DISCOVERYD_BIN=build/discoveryd python3 tests/integration/test_get_cache.py
 
 import json
@@ -142,6 +144,25 @@ def scenario_delete(c, d):
     ka.close()
 
 
+def scenario_targets(c, d):
+    tok, _ = d.private_token(3)
+    h.http_request(d.hostport, "PUT", "/v2/keys/discovery/%s/eeee1" % tok, body=MEMBER)
+    ka = h.KeepAlive(d.hostport)
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/" + tok, "/" + tok + "?recursive=false", d.dir_path(tok)):
+        a, b = get(ka, path), get(ka, path)
+        c.eq("GET %s twice: JSON both times, the same bytes" % path.replace(tok, "<token>"),
+             (b.status, b.header("Content-Type"), b.body), (200, "application/json", a.body))
+        r, _ = ka.request("GET", path, headers=html)
+        page = path == "/" + tok  # only the short form without a query is the token's page
+        c.eq("... then a browser's GET of it: %s" % ("the HTML page" if page else "still JSON"),
+             (r.status, r.header("Content-Type").split(";")[0]), (200, "text/html" if page else "application/json"))
+        r, _ = ka.request("HEAD", path)
+        c.eq("... a HEAD: 200, no body", (r.status, r.body), (200, b""))
+        c.eq("... and JSON again after", get(ka, path).body, a.body)
+    ka.close()
+
+
 def main():
     c = h.Checks("copies of GET answers follow every change of their token")
     d = h.DiscoverydBackend(c, extra_args=["--threads", "1"])
@@ -149,6 +170,7 @@ def main():
     c.run("per-response headers", scenario_headers, d)
     c.run("a TTL expiry", scenario_ttl, d)
     c.run("a DELETE of the token dir", scenario_delete, d)
+    c.run("repeated targets", scenario_targets, d)
     c.finish()
 
 
