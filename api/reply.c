@@ -121,18 +121,22 @@ void api_send_405(struct api_thread *t, h2o_req_t *req, enum api_route_kind rout
     api_send_text(t, req, route, 405, "Method Not Allowed");
 }
 
-void api_header(h2o_req_t *req, const char *name, const char *orig, const char *value, size_t len)
+void api_header(h2o_req_t *req, const h2o_token_t *name, const char *value, size_t len)
 {
     char *v = h2o_mem_alloc_pool(&req->pool, len);
     memcpy(v, value, len);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, orig, v, len);
+    h2o_add_header(&req->pool, &req->res.headers, name, NULL, v, len);
 }
 
-void api_header_u64(h2o_req_t *req, const char *name, const char *orig, uint64_t v)
+void api_header_u64(h2o_req_t *req, const h2o_token_t *name, uint64_t v)
 {
     char d[API_U64_DIGITS];
-    api_header(req, name, orig, d, api_fmt_u64(d, v));
+    api_header(req, name, d, api_fmt_u64(d, v));
 }
+
+static const h2o_token_t H_CLUSTER_ID = API_HEADER_NAME("X-Etcd-Cluster-Id"), H_INDEX = API_HEADER_NAME("X-Etcd-Index"),
+                         H_RAFT_INDEX = API_HEADER_NAME("X-Raft-Index"), H_RAFT_TERM = API_HEADER_NAME("X-Raft-Term"),
+                         H_SIZE = API_HEADER_NAME("X-Discovery-Size"), H_FULL = API_HEADER_NAME("X-Discovery-Full");
 
 void api_etcd_headers(struct api_thread *t, h2o_req_t *req, uint64_t etcd_index, bool raft,
                       uint64_t raft_index, uint64_t raft_term)
@@ -142,13 +146,13 @@ void api_etcd_headers(struct api_thread *t, h2o_req_t *req, uint64_t etcd_index,
     uint64_t cid = node_cluster_id(t->api->node);
     for (int i = 15; i >= 0; i--, cid >>= 4)
         id[i] = hex[cid & 15];
-    api_header(req, "x-etcd-cluster-id", "X-Etcd-Cluster-Id", id, sizeof(id));
-    api_header_u64(req, "x-etcd-index", "X-Etcd-Index", etcd_index);
+    api_header(req, &H_CLUSTER_ID, id, sizeof(id));
+    api_header_u64(req, &H_INDEX, etcd_index);
     if (raft) {
         if (raft_index == 0 && raft_term == 0)
             node_raft_state(t->api->node, &raft_index, &raft_term);
-        api_header_u64(req, "x-raft-index", "X-Raft-Index", raft_index);
-        api_header_u64(req, "x-raft-term", "X-Raft-Term", raft_term);
+        api_header_u64(req, &H_RAFT_INDEX, raft_index);
+        api_header_u64(req, &H_RAFT_TERM, raft_term);
     }
 }
 
@@ -163,9 +167,9 @@ void api_discovery_headers(h2o_req_t *req, const struct kv_token_info *tok)
 {
     if (tok == NULL || !tok->exists || tok->size == 0)
         return;
-    api_header_u64(req, "x-discovery-size", "X-Discovery-Size", tok->size);
+    api_header_u64(req, &H_SIZE, tok->size);
     bool full = tok->members >= tok->size;
-    api_header(req, "x-discovery-full", "X-Discovery-Full", full ? "true" : "false", full ? 4 : 5);
+    api_header(req, &H_FULL, full ? "true" : "false", full ? 4 : 5);
 }
 
 void api_send_keys_error(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int code,

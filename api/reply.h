@@ -19,9 +19,13 @@ void api_send_buf(struct api_thread *t, h2o_req_t *req, enum api_route_kind rout
 void api_send_text(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int status,
                    const char *line);
 void api_send_405(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, const char *allow);
-/* Add a header (name lowercase, orig the canonical spelling; value copied into the pool). */
-void api_header(h2o_req_t *req, const char *name, const char *orig, const char *value, size_t len);
-void api_header_u64(h2o_req_t *req, const char *name, const char *orig, uint64_t v);
+/* A response header's name as a static h2o token, spelled as it goes on the wire (the server speaks
+ * HTTP/1 only, where h2o writes a name as given), so adding it copies nothing but the value:
+ *   static const h2o_token_t H_LINK = API_HEADER_NAME("Link");  */
+#define API_HEADER_NAME(s) {.buf = {(char *)(s), sizeof(s) - 1}}
+/* Add a header (the value is copied into the request's pool). */
+void api_header(h2o_req_t *req, const h2o_token_t *name, const char *value, size_t len);
+void api_header_u64(h2o_req_t *req, const h2o_token_t *name, uint64_t v);
 
 /* X-Etcd-Index, X-Etcd-Cluster-Id, and (raft) X-Raft-Index/Term: the given values, or with both 0
  * the node's last applied entry now. */

@@ -8,6 +8,8 @@
 #include "api/addr.h"
 #include "api/reply.h"
 
+static const h2o_token_t H_RETRY_AFTER = API_HEADER_NAME("Retry-After");
+
 int api_client_key(struct api_thread *t, h2o_req_t *req, unsigned prefix4, unsigned prefix6, uint8_t out[16])
 {
     struct sockaddr_storage ss;
@@ -62,7 +64,7 @@ void api_rate_refuse(struct api_op *op, h2o_req_t *req, int refused, uint32_t re
         snprintf(line, sizeof(line), "too many writes to this token; retry in %u s", retry_after);
         break;
     }
-    api_header_u64(req, "retry-after", "Retry-After", retry_after);
+    api_header_u64(req, &H_RETRY_AFTER, retry_after);
     if (op->route == API_ROUTE_KEYS) {
         struct kv_token_info tok;
         api_token_lookup(t, op->token, op->token_len, &tok);
@@ -204,7 +206,7 @@ bool api_tokens_at_cap(struct api_thread *t, h2o_req_t *req, enum api_route_kind
     char line[160];
     snprintf(line, sizeof(line), "this service holds its maximum of %llu tokens; retry in %d s",
              (unsigned long long)max, TOKENS_FULL_RETRY_S);
-    api_header_u64(req, "retry-after", "Retry-After", TOKENS_FULL_RETRY_S);
+    api_header_u64(req, &H_RETRY_AFTER, TOKENS_FULL_RETRY_S);
     if (route == API_ROUTE_KEYS)
         api_send_keys_error(t, req, route, API_E_TOKENS_FULL, line, 0, NULL);
     else

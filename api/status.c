@@ -9,6 +9,8 @@
 #include "api/reply.h"
 #include "api/token.h"
 
+static const h2o_token_t H_LINK = API_HEADER_NAME("Link");
+
 static int by_created(const void *a, const void *b)
 {
     const struct kv_node *x = *(const struct kv_node *const *)a, *y = *(const struct kv_node *const *)b;
@@ -103,6 +105,6 @@ void api_status_handle(struct api_thread *t, h2o_req_t *req, const struct api_ro
     char link[API_TOKEN_MAX_LEN + 48];
     int ln = snprintf(link, sizeof(link), "</%.*s>; rel=\"alternate\"; type=\"text/html\"", (int)r->token_len,
                       r->token);
-    api_header(req, "link", "Link", link, (size_t)ln);
+    api_header(req, &H_LINK, link, (size_t)ln);
     api_send_buf(t, req, API_ROUTE_STATUS, status, "application/json", &b);
 }

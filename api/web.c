@@ -11,6 +11,15 @@
 #include "api/request.h"
 #include "api/token.h"
 
+static const h2o_token_t H_CSP = API_HEADER_NAME("Content-Security-Policy");
+static const h2o_token_t H_NOSNIFF = API_HEADER_NAME("X-Content-Type-Options");
+static const h2o_token_t H_FRAME_OPTIONS = API_HEADER_NAME("X-Frame-Options");
+static const h2o_token_t H_REFERRER_POLICY = API_HEADER_NAME("Referrer-Policy");
+static const h2o_token_t H_CACHE_CONTROL = API_HEADER_NAME("Cache-Control");
+static const h2o_token_t H_VARY = API_HEADER_NAME("Vary");
+static const h2o_token_t H_ETAG = API_HEADER_NAME("ETag");
+static const h2o_token_t H_LOCATION = API_HEADER_NAME("Location");
+
 /* Nothing inline, nothing from elsewhere: scripts, styles, images and fetches from this origin. */
 #define WEB_CSP                                                                                              \
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "          \
@@ -205,11 +214,11 @@ static bool get_or_head(h2o_req_t *req)
 
 void api_web_headers(h2o_req_t *req, const char *cache)
 {
-    api_header(req, "content-security-policy", "Content-Security-Policy", WEB_CSP, sizeof(WEB_CSP) - 1);
-    api_header(req, "x-content-type-options", "X-Content-Type-Options", "nosniff", 7);
-    api_header(req, "x-frame-options", "X-Frame-Options", "DENY", 4);
-    api_header(req, "referrer-policy", "Referrer-Policy", "no-referrer", 11);
-    api_header(req, "cache-control", "Cache-Control", cache, strlen(cache));
+    api_header(req, &H_CSP, WEB_CSP, sizeof(WEB_CSP) - 1);
+    api_header(req, &H_NOSNIFF, "nosniff", 7);
+    api_header(req, &H_FRAME_OPTIONS, "DENY", 4);
+    api_header(req, &H_REFERRER_POLICY, "no-referrer", 11);
+    api_header(req, &H_CACHE_CONTROL, cache, strlen(cache));
 }
 
 void api_web_send_page(struct api_thread *t, h2o_req_t *req, enum api_route_kind route, int status,
@@ -233,7 +242,7 @@ void api_web_send_page(struct api_thread *t, h2o_req_t *req, enum api_route_kind
         return;
     }
     api_web_headers(req, cache);
-    api_header(req, "vary", "Vary", "Accept", 6);
+    api_header(req, &H_VARY, "Accept", 6);
     api_send_buf(t, req, route, status, "text/html; charset=utf-8", &b);
 }
 
@@ -304,7 +313,7 @@ void api_web_static(struct api_thread *t, h2o_req_t *req, const struct api_route
         return;
     }
     api_web_headers(req, versioned(req, f) ? "public, max-age=31536000, immutable" : "no-cache");
-    api_header(req, "etag", "ETag", f->etag, strlen(f->etag));
+    api_header(req, &H_ETAG, f->etag, strlen(f->etag));
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
     if (i >= 0 &&
         api_web_etag_match(req->headers.entries[i].value.base, req->headers.entries[i].value.len, f->etag)) {
@@ -320,7 +329,7 @@ void api_web_new_redirect(struct api_thread *t, h2o_req_t *req, const char *toke
 {
     char loc[API_TOKEN_MAX_LEN + 2];
     int n = snprintf(loc, sizeof(loc), "/%.*s", (int)token_len, token);
-    api_header(req, "location", "Location", loc, (size_t)n);
+    api_header(req, &H_LOCATION, loc, (size_t)n);
     api_web_headers(req, "no-store");
     char line[API_TOKEN_MAX_LEN + 16];
     snprintf(line, sizeof(line), "See %s", loc);
