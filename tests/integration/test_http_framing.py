@@ -61,6 +61,23 @@ def complete(data, n):
     return True
 
 
+def send_pieces(d, pieces, n):
+    """Send each piece with its own send on one socket; read until n whole answers (or EOF)."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=15)
+    got = b""
+    try:
+        for p in pieces:
+            s.sendall(p)
+        while not complete(got, n):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    return got
+
+
 def status_of(data):
     try:
         return int(data.split(b" ", 2)[1])
@@ -146,18 +163,8 @@ def scenario_bigger_than_a_read(c, d, tok):
     c.eq("a 3 KiB head with a 4 KiB body, then a GET, three times on one socket: six answers",
          (status_of(data), data.count(b"HTTP/1.1 201"), data.count(b"HTTP/1.1 200"), closed), (201, 1, 5, False))
     c.check("... and the value arrived whole", ('"value":"%s"' % value).encode() in data, data[-120:])
-    s = socket.create_connection(("127.0.0.1", d.port), timeout=15)
-    try:
-        for i in range(0, len(raw), 700):  # the same bytes in pieces that straddle reads
-            s.sendall(raw[i:i + 700])
-        got = b""
-        while not complete(got, 2):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    finally:
-        s.close()
+    # the same bytes in pieces that straddle reads
+    got = send_pieces(d, [raw[i:i + 700] for i in range(0, len(raw), 700)], 2)
     c.eq("... and sent in 700-byte pieces", (got.count(b"HTTP/1.1 200"), ('"value":"%s"' % value).encode() in got),
          (2, True))
 
@@ -176,19 +183,8 @@ def scenario_pipelined(c, d, tok):
     c.eq("80 pipelined requests (3 GETs and a PUT, 20 times; %d bytes) are answered in order" % len(raw),
          (len(statuses), statuses[:4], statuses[-4:], closed), (80, [200, 200, 200, 201], [200, 200, 200, 200], False))
     c.check("... and the last PUT's value is the one kept", b'"value":"p19"' in data[-400:], data[-200:])
-    s = socket.create_connection(("127.0.0.1", d.port), timeout=15)
-    try:  # one GET, then the next sent while the first is being answered, byte by byte
-        got = b""
-        s.sendall(get)
-        for b in get:
-            s.sendall(bytes([b]))
-        while not complete(got, 2):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    finally:
-        s.close()
+    # one GET, then the next sent while the first is being answered, byte by byte
+    got = send_pieces(d, [get] + [bytes([b]) for b in get], 2)
     c.eq("a request trickling in byte by byte behind another is answered", got.count(b"HTTP/1.1 200"), 2)
     # a client that half-closes after its request (EOF while the answer is pending) gets the
     # answer and then the close: libuv stops reading by itself at EOF, a pause must notice
