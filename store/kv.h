@@ -96,7 +96,7 @@ struct kv_node {
     uint8_t created_action; /* enum kv_action of the event that created it (set or create); the watch
                                hub rebuilds a token's creation event from it (0: unknown, restored) */
     uint8_t alloc_words_;   /* the tree's own: the size class of the node's block (kv_slab.h) */
-    bool ttl_;              /* the tree's own: it has a TTL (kv_node_expire_ms) */
+    uint8_t flags_;         /* the tree's own: KN_TTL, KN_KIDS_INDEXED (kv_int.h) */
     char name[];            /* "" for the root */
 };
 /* A name starting with '_' is hidden from listings and from live recursive watches. */
@@ -105,7 +105,7 @@ static inline bool kv_node_hidden(const struct kv_node *n) { return n->name[0] =
 static inline const char *kv_node_value(const struct kv_node *n) { return n->dir ? NULL : n->u_.value; }
 static inline uint32_t kv_node_value_len(const struct kv_node *n) { return n->dir ? 0 : n->c_.value_len; }
 /* A dir's oldest child (walk on with ->next_sibling) and its count of visible children; NULL and 0
- * for a file. Lookup by name is O(1) average through the tree's private index. */
+ * for a file. Lookup by name is O(1) average (a private index, or a few siblings compared). */
 static inline const struct kv_node *kv_node_first(const struct kv_node *n) { return n->dir ? n->u_.first : NULL; }
 static inline uint32_t kv_node_nvisible(const struct kv_node *n) { return n->dir ? n->c_.nvisible : 0; }
 /* The node's full key ("/discovery/T/6c00...", "/" for the root): in buf when it fits in cap bytes

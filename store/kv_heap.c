@@ -126,7 +126,7 @@ uint64_t kv_ttl_hash(const void *item)
 static struct kttl *ttl_find(const struct kv *kv, const struct kv_node *n)
 {
     const struct kv_index *ix = &kv->ttls;
-    if (!n->ttl_ || !ix->slots)
+    if (!(n->flags_ & KN_TTL) || !ix->slots)
         return NULL;
     uint64_t h = node_hash(n);
     for (size_t i = kv_index_start(ix, h); ix->slots[i]; i = kv_index_next(ix, i)) {
@@ -172,13 +172,13 @@ void kv_set_expiry(struct kv *kv, struct kv_node *k, int64_t expire_ms)
         heap_remove(&kv->ttl, x);
         kv_index_remove(&kv->ttls, x, node_hash(k));
         free(x);
-        k->ttl_ = false;
+        k->flags_ &= (uint8_t)~KN_TTL;
     } else if (expire_ms) {
         x = kv->ttl_spare; /* reserved */
         kv->ttl_spare = NULL;
         *x = (struct kttl){.n = k, .expire_ms = expire_ms};
         kv_index_insert(&kv->ttls, x, node_hash(k));
-        k->ttl_ = true;
+        k->flags_ |= KN_TTL;
         heap_push(&kv->ttl, x);
     }
 }

@@ -12,6 +12,15 @@
 
 #define KV_SWEEP_DEFAULT 1024u
 
+/* kv_node.flags_ */
+#define KN_TTL 1u          /* it has a TTL record (kv_heap.c) */
+#define KN_KIDS_INDEXED 2u /* a dir whose children are in kv->children (it had more than KV_KIDS_LINEAR) */
+
+/* A dir's children are found by comparing names along its sibling list while it has at most this
+ * many, and through the child index once it has had more: most dirs hold a handful (a token's
+ * _config and members, _config's size), and an index slot costs each of those ~16 bytes. */
+#define KV_KIDS_LINEAR 8u
+
 struct kttl; /* kv_heap.c: a node's TTL */
 
 struct kheap {
@@ -25,7 +34,7 @@ struct kv {
     struct kv_node *disc; /* /discovery */
     uint64_t index;
     uint64_t nnodes;
-    struct kv_index children; /* every node but the root, by (parent, name) */
+    struct kv_index children; /* the children of KN_KIDS_INDEXED dirs, by (parent, name) */
     struct kv_slab slab;      /* where the nodes live */
     struct kheap ttl, tok;
     struct kv_index ttls;   /* every TTL record, by its node */
@@ -80,7 +89,7 @@ struct kv_node *kv_node_alloc(struct kv *kv, const char *name, uint32_t name_len
                               uint32_t value_len);
 /* Give back a node from kv_node_alloc that was never linked. */
 void kv_node_discard(struct kv *kv, struct kv_node *k);
-/* Room in the child index for `more` kv_node_link calls. 0, or -1 on ENOMEM. */
+/* Room in the child index for `more` kv_node_link calls (and a dir's move into it). 0, or -1 on ENOMEM. */
 int kv_node_reserve(struct kv *kv, uint32_t more);
 /* Link k under parent (appended), with its expiry (0: none); a dir right under /discovery joins the
  * token heap by its created_ms. Room was reserved. */

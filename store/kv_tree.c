@@ -2,11 +2,14 @@
  * the tree's lifecycle (kv.h is the contract; the mutations are in kv_apply.c).
  *
  * Design:
- * - Every node is one allocation (struct kv_node: the public kv_node, its key and its first value
- *   inline after it); only a value written later gets a block of its own. Children are found
- *   through ONE global open-addressing index (kv_index.h) keyed by (parent pointer, child name),
- *   so a lookup costs a hash probe per path component whatever the directory size (/discovery may
- *   hold millions of tokens), a dir costs no table of its own, and a node pays one slot for it.
+ * - Every node is one allocation (the public kv_node, its name and its first value inline after
+ *   it); only a value written later gets a block of its own. A key is rebuilt from the parents.
+ * - A dir's children are found by comparing names along its sibling list while it has had at most
+ *   KV_KIDS_LINEAR of them (most dirs: a token, its _config), and through ONE global
+ *   open-addressing index (kv_index.h) keyed by (parent pointer, child name) once it has had more,
+ *   so a lookup costs at most a few compares or a hash probe per path component whatever the
+ *   directory size (/discovery may hold millions of tokens), a dir costs no table of its own, and
+ *   only a child of a big dir pays an index slot.
  * - Two binary min-heaps give O(log n) expiry bookkeeping: TTL nodes by expire_ms, and token dirs
  *   (dirs directly under /discovery) by created_ms. A node leaving the tree leaves its heaps at
  *   once, so a SWEEP never meets a stale entry and costs O(expired · log n).
@@ -46,9 +49,13 @@ static uint64_t knode_hash(const void *item)
 static struct kv_node *find_child(const struct kv *kv, const struct kv_node *parent, const char *name,
                                   size_t len)
 {
-    const struct kv_index *ix = &kv->children;
-    if (!ix->slots)
+    if (!(parent->flags_ & KN_KIDS_INDEXED)) {
+        for (struct kv_node *c = parent->u_.first; c; c = c->next_sibling)
+            if (c->name_len == len && memcmp(c->name, name, len) == 0)
+                return c;
         return NULL;
+    }
+    const struct kv_index *ix = &kv->children;
     uint64_t h = child_hash(parent, name, len);
     for (size_t i = kv_index_start(ix, h); ix->slots[i]; i = kv_index_next(ix, i)) {
         if (!kv_index_maybe(ix, i, h))
@@ -159,7 +166,7 @@ void kv_node_discard(struct kv *kv, struct kv_node *k)
 
 int kv_node_reserve(struct kv *kv, uint32_t more)
 {
-    return kv_index_reserve(&kv->children, more);
+    return kv_index_reserve(&kv->children, (size_t)more + KV_KIDS_LINEAR + 1);
 }
 
 void kv_node_value_free(struct kv_node *k)
@@ -176,7 +183,18 @@ void kv_node_link(struct kv *kv, struct kv_node *parent, struct kv_node *k, int6
     LIST_APPEND_R(parent->u_.first, k, prev_sibling_, next_sibling);
     if (!kv_name_hidden(k->name))
         parent->c_.nvisible++;
-    kv_index_insert(&kv->children, k, knode_hash(k));
+    if (parent->flags_ & KN_KIDS_INDEXED) {
+        kv_index_insert(&kv->children, k, knode_hash(k));
+    } else {
+        uint32_t n = 0;
+        for (struct kv_node *c = parent->u_.first; c && n <= KV_KIDS_LINEAR; c = c->next_sibling)
+            n++;
+        if (n > KV_KIDS_LINEAR) { /* for good: the index never shrinks either */
+            for (struct kv_node *c = parent->u_.first; c; c = c->next_sibling)
+                kv_index_insert(&kv->children, c, knode_hash(c));
+            parent->flags_ |= KN_KIDS_INDEXED;
+        }
+    }
     if (parent == kv->disc && k->dir)
         kv_token_push(kv, k);
     if (expire_ms)
@@ -208,7 +226,8 @@ static void node_free_one(struct kv *kv, struct kv_node *k)
 {
     struct kv_node *p = k->parent;
     if (p) {
-        kv_index_remove(&kv->children, k, knode_hash(k));
+        if (p->flags_ & KN_KIDS_INDEXED)
+            kv_index_remove(&kv->children, k, knode_hash(k));
         LIST_UNLINK_R(p->u_.first, k, prev_sibling_, next_sibling);
         if (!kv_name_hidden(k->name))
             p->c_.nvisible--;

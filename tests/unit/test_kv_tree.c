@@ -568,6 +568,45 @@ static void test_get_missing_names_first_missing_component(void **state)
     res_clear(&r);
 }
 
+/* A dir finds its first few children along its sibling list and moves them into the child index
+ * when it gets more: every child stays found, before and after, through deletes on both sides. */
+static void test_children_are_found_in_small_and_big_dirs(void **state)
+{
+    struct kv *kv = *state;
+    struct res r = {0};
+    char k[64];
+    for (int i = 0; i < 40; i++) {
+        snprintf(k, sizeof(k), "/discovery/T/%s%02d", i % 5 ? "m" : "_h", i);
+        assert_int_equal(do_create(kv, k, "v", &r), 0);
+        if (i % 7 == 3) { /* a delete now and then, before the move and after it */
+            snprintf(k, sizeof(k), "/discovery/T/%s%02d", (i - 2) % 5 ? "m" : "_h", i - 2);
+            assert_int_equal(do_delete(kv, k, false, false, &r), 0);
+        }
+        for (int j = 0; j <= i; j++) {
+            snprintf(k, sizeof(k), "/discovery/T/%s%02d", j % 5 ? "m" : "_h", j);
+            bool gone = (j + 2) % 7 == 3 && j + 2 <= i;
+            const struct kv_node *n = kv_lookup(kv, k, strlen(k));
+            if (gone)
+                assert_null(n);
+            else
+                assert_true(n != NULL && strcmp(n->name, k + 13) == 0);
+        }
+        if (i >= 2)
+            assert_int_equal(do_create(kv, "/discovery/T/m02", "again", &r), KV_EEXISTS);
+    }
+    const struct kv_node *t = kv_lookup(kv, "/discovery/T", 12);
+    uint32_t vis = 0;
+    for (const struct kv_node *c = kv_node_first(t); c; c = c->next_sibling)
+        vis += !kv_node_hidden(c);
+    assert_int_equal(vis, kv_node_nvisible(t));
+    /* the dir goes whole, its indexed children with it */
+    assert_int_equal(do_delete(kv, "/discovery/T", true, true, &r), 0);
+    assert_null(kv_lookup(kv, "/discovery/T/m01", 16));
+    assert_int_equal(do_create(kv, "/discovery/T/m01", "new", &r), 0);
+    assert_string_equal(kv_node_value(kv_lookup(kv, "/discovery/T/m01", 16)), "new");
+    res_clear(&r);
+}
+
 static void test_lookup_tolerates_unclean_paths(void **state)
 {
     struct kv *kv = *state;
@@ -853,6 +892,7 @@ int main(void)
         T(test_a_file_in_the_path_is_104_naming_it),
         T(test_get_missing_names_first_missing_component),
         T(test_lookup_tolerates_unclean_paths),
+        T(test_children_are_found_in_small_and_big_dirs),
         T(test_hidden_children_are_counted_apart),
         T(test_post_names_child_by_next_index_zero_padded),
         T(test_refresh_keeps_value_and_marks_event),
