@@ -74,7 +74,7 @@ void kv_error_clear(struct kv_error *e);
  * children and a TTL are read with the accessors below (a dir has no value and a file no children,
  * so they share their room, and an expiry is a record of the tree's, which only nodes with a TTL
  * pay for: kv_node_expire_ms()). Fields ending in '_' are the tree's own. Fields are ordered so
- * that the struct has no holes (a node's size counts a million times: 72 bytes + its name). */
+ * that the struct has no holes (a node's size counts a million times: 70 bytes + its name). */
 struct kv_node {
     struct kv_node *parent;        /* NULL for the root */
     struct kv_node *next_sibling;  /* children of a dir, in creation order (oldest first) */
@@ -90,8 +90,8 @@ struct kv_node {
         uint32_t value_len; /* a file's */
         uint32_t nvisible;  /* a dir's children not hidden */
     } c_;                   /* the tree's own: kv_node_value_len(), kv_node_nvisible() */
-    uint32_t name_len;
     uint32_t tok_slot_; /* the tree's own: position in its token heap + 1; 0 = not there */
+    uint16_t name_len;  /* at most KV_NAME_MAX */
     bool dir;
     uint8_t created_action; /* enum kv_action of the event that created it (set or create); the watch
                                hub rebuilds a token's creation event from it (0: unknown, restored) */

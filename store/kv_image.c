@@ -89,7 +89,8 @@ int kv_restore_node(struct kv *kv, const struct kv_image *img)
         size_t name_off = img->key_len;
         while (name_off > 0 && img->key[name_off - 1] != '/')
             name_off--;
-        if (w.notdir || w.miss_start != name_off || w.miss_end != img->key_len)
+        if (w.notdir || w.miss_start != name_off || w.miss_end != img->key_len ||
+            img->key_len - name_off > KV_NAME_MAX)
             return -1;
         k = kv_node_alloc(kv, img->key + name_off, (uint32_t)(img->key_len - name_off),
                           img->dir ? NULL : (img->value ? img->value : ""), img->dir ? 0 : img->value_len);

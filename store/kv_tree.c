@@ -129,7 +129,7 @@ static const char *inline_value(const struct kv_node *k)
     return k->name + k->name_len + 1;
 }
 
-_Static_assert(offsetof(struct kv_node, name) == 72, "a node's fixed part counts a million times over");
+_Static_assert(offsetof(struct kv_node, name) == 70, "a node's fixed part counts a million times over");
 
 struct kv_node *kv_node_alloc(struct kv *kv, const char *name, uint32_t name_len, const char *value,
                               uint32_t value_len)
@@ -144,7 +144,7 @@ struct kv_node *kv_node_alloc(struct kv *kv, const char *name, uint32_t name_len
     k->alloc_words_ = words;
     memcpy(k->name, name, name_len);
     k->name[name_len] = '\0';
-    k->name_len = name_len;
+    k->name_len = (uint16_t)name_len; /* <= KV_NAME_MAX: kv_cmd_decode and kv_restore_node check */
     if (value) {
         char *v = k->name + name_len + 1;
         if (value_len)
