@@ -249,32 +249,43 @@ void api_json_event(struct api_buf *b, const struct kv_event *ev, int64_t now_ms
     api_buf_puts(b, "}\n");
 }
 
+/* Siblings sort by key as by name: their keys differ only there. */
 static int cmp_key(const void *a, const void *b)
 {
     const struct kv_node *x = *(const struct kv_node *const *)a, *y = *(const struct kv_node *const *)b;
-    return strcmp(x->key, y->key);
+    return strcmp(x->name, y->name);
 }
 
 /* A tree node; list: render its visible children (always at the top of a GET, and at every
  * level when recursive). */
-static void tnode(struct api_buf *b, const struct kv_node *n, bool list, bool recursive, bool sorted,
-                  int64_t now_ms, int64_t *until)
+static void tnode(struct api_buf *b, const struct kv *kv, const struct kv_node *n, bool list, bool recursive,
+                  bool sorted, int64_t now_ms, int64_t *until)
 {
+    char kbuf[512];
+    size_t klen;
+    const char *key = kv_node_key(n, kbuf, sizeof(kbuf), &klen);
+    if (key == NULL) {
+        b->oom = true;
+        return;
+    }
     api_buf_puts(b, "{\"key\":");
-    api_json_str(b, n->key, n->key_len);
+    api_json_str(b, key, klen);
+    if (key != kbuf)
+        free((char *)key);
     if (!n->dir) {
         api_buf_puts(b, ",\"value\":");
-        api_json_str(b, n->value ? n->value : "", n->value ? n->value_len : 0);
+        api_json_str(b, kv_node_value(n), kv_node_value_len(n));
     }
     if (n->dir)
         api_buf_puts(b, ",\"dir\":true");
-    expiry(b, n->expire_ms, now_ms, until);
-    if (n->dir && list && n->nvisible > 0) {
+    expiry(b, kv_node_expire_ms(kv, n), now_ms, until);
+    uint32_t nvisible = kv_node_nvisible(n);
+    if (list && nvisible > 0) {
         const struct kv_node *stackv[64];
         const struct kv_node **v = stackv;
         size_t cnt = 0;
-        if (sorted && n->nvisible > sizeof(stackv) / sizeof(stackv[0])) {
-            v = malloc(n->nvisible * sizeof(*v));
+        if (sorted && nvisible > sizeof(stackv) / sizeof(stackv[0])) {
+            v = malloc(nvisible * sizeof(*v));
             if (v == NULL) {
                 b->oom = true;
                 return;
@@ -282,25 +293,25 @@ static void tnode(struct api_buf *b, const struct kv_node *n, bool list, bool re
         }
         bool first = true;
         api_buf_puts(b, ",\"nodes\":[");
-        for (const struct kv_node *c = n->first_child; c != NULL; c = c->next_sibling) {
+        for (const struct kv_node *c = kv_node_first(n); c != NULL; c = c->next_sibling) {
             if (kv_node_hidden(c))
                 continue;
             if (sorted) {
-                if (cnt < n->nvisible)
+                if (cnt < nvisible)
                     v[cnt++] = c;
                 continue;
             }
             if (!first)
                 api_buf_puts(b, ",");
             first = false;
-            tnode(b, c, recursive, recursive, sorted, now_ms, until);
+            tnode(b, kv, c, recursive, recursive, sorted, now_ms, until);
         }
         if (sorted) {
             qsort(v, cnt, sizeof(*v), cmp_key);
             for (size_t i = 0; i < cnt; i++) {
                 if (i)
                     api_buf_puts(b, ",");
-                tnode(b, v[i], recursive, recursive, sorted, now_ms, until);
+                tnode(b, kv, v[i], recursive, recursive, sorted, now_ms, until);
             }
             if (v != stackv)
                 free(v);
@@ -311,19 +322,20 @@ static void tnode(struct api_buf *b, const struct kv_node *n, bool list, bool re
     api_buf_puts(b, "}");
 }
 
-void api_json_get_until(struct api_buf *b, const struct kv_node *n, bool recursive, bool sorted, int64_t now_ms,
-                        int64_t *until)
+void api_json_get_until(struct api_buf *b, const struct kv *kv, const struct kv_node *n, bool recursive, bool sorted,
+                        int64_t now_ms, int64_t *until)
 {
     if (until != NULL)
         *until = INT64_MAX;
     api_buf_puts(b, "{\"action\":\"get\",\"node\":");
-    tnode(b, n, true, recursive, sorted, now_ms, until);
+    tnode(b, kv, n, true, recursive, sorted, now_ms, until);
     api_buf_puts(b, "}\n");
 }
 
-void api_json_get(struct api_buf *b, const struct kv_node *n, bool recursive, bool sorted, int64_t now_ms)
+void api_json_get(struct api_buf *b, const struct kv *kv, const struct kv_node *n, bool recursive, bool sorted,
+                  int64_t now_ms)
 {
-    api_json_get_until(b, n, recursive, sorted, now_ms, NULL);
+    api_json_get_until(b, kv, n, recursive, sorted, now_ms, NULL);
 }
 
 void api_json_error(struct api_buf *b, int code, const char *message, const char *cause, uint64_t index)

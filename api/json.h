@@ -43,12 +43,13 @@ int64_t api_ttl_seconds(int64_t expire_ms, int64_t now_ms);
 void api_json_event(struct api_buf *b, const struct kv_event *ev, int64_t now_ms, bool no_value);
 /* {"action":"get","node":{…}}\n for a GET of n: a dir lists its visible children (their own
  * children only when recursive), in creation order or sorted by key. */
-void api_json_get(struct api_buf *b, const struct kv_node *n, bool recursive, bool sorted, int64_t now_ms);
+void api_json_get(struct api_buf *b, const struct kv *kv, const struct kv_node *n, bool recursive, bool sorted,
+                  int64_t now_ms);
 /* The same, and *until = the first Unix ms after now_ms at which the same tree would render
  * differently because a TTL's remaining seconds changed (INT64_MAX when no node rendered has a TTL):
  * how long a copy of these bytes stays right if the tree does not change. */
-void api_json_get_until(struct api_buf *b, const struct kv_node *n, bool recursive, bool sorted, int64_t now_ms,
-                        int64_t *until);
+void api_json_get_until(struct api_buf *b, const struct kv *kv, const struct kv_node *n, bool recursive, bool sorted,
+                        int64_t now_ms, int64_t *until);
 /* {"errorCode":N,"message":"…","cause":"…","index":I}\n; cause omitted when NULL or empty. */
 void api_json_error(struct api_buf *b, int code, const char *message, const char *cause, uint64_t index);
 

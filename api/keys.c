@@ -88,13 +88,12 @@ static void do_read(struct api_thread *t, h2o_req_t *req, const char *key, size_
     uint64_t index = kv_index(kv);
     int rc = kv_get(kv, key, key_len, &n, &err);
     if (rc == 0) {
-        api_json_get_until(&b, n, k->recursive, k->sorted, now, &e.until_ms);
+        api_json_get_until(&b, kv, n, k->recursive, k->sorted, now, &e.until_ms);
         /* keep a copy only when the node read lies in the very token the request names (the
          * stamp and X-Discovery-* are that token's) */
-        const char *nt;
-        size_t ntl;
-        keep = token_len > 0 && kv_key_token(n->key, n->key_len, &nt, &ntl) && ntl == token_len &&
-               memcmp(nt, token, ntl) == 0;
+        const struct kv_node *d = token_len > 0 ? kv_token_dir(kv, token, token_len) : NULL;
+        for (const struct kv_node *x = n; d && x && !keep; x = x->parent)
+            keep = x == d;
         if (keep)
             e.stamp = node_view_stamp(node, token, token_len);
     }

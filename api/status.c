@@ -63,13 +63,13 @@ void api_status_handle(struct api_thread *t, h2o_req_t *req, const struct api_ro
         status = 404;
     } else {
         uint32_t size = tok.size;
-        const struct kv_node **v = calloc(d->nvisible ? d->nvisible : 1, sizeof(*v));
+        uint32_t nvisible = kv_node_nvisible(d);
+        const struct kv_node **v = calloc(nvisible ? nvisible : 1, sizeof(*v));
         size_t cnt = 0;
         if (v == NULL) {
             b.oom = true;
         } else {
-            for (const struct kv_node *c = d->first_child; c != NULL && cnt < d->nvisible;
-                 c = c->next_sibling)
+            for (const struct kv_node *c = kv_node_first(d); c != NULL && cnt < nvisible; c = c->next_sibling)
                 if (!kv_node_hidden(c) && !c->dir)
                     v[cnt++] = c;
             qsort(v, cnt, sizeof(*v), by_created);
@@ -89,8 +89,8 @@ void api_status_handle(struct api_thread *t, h2o_req_t *req, const struct api_ro
             if (i)
                 api_buf_puts(&b, ",");
             api_buf_puts(&b, "{\"id\":");
-            api_json_str(&b, v[i]->name, strlen(v[i]->name));
-            member_fields(&b, v[i]->value, v[i]->value_len);
+            api_json_str(&b, v[i]->name, v[i]->name_len);
+            member_fields(&b, kv_node_value(v[i]), kv_node_value_len(v[i]));
             api_buf_printf(&b, ",\"createdIndex\":%llu,\"role\":\"%s\",\"registered\":",
                            (unsigned long long)v[i]->created_index, i < size ? "member" : "surplus");
             api_json_time(&b, v[i]->created_ms);

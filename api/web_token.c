@@ -37,8 +37,8 @@ static void cell(struct api_buf *b, const char *label)
 /* One member row; value is "name=url[,name=url]" as etcd registers it. */
 static void member_row(struct api_buf *b, size_t pos, const struct kv_node *m, bool member)
 {
-    const char *v = m->value ? m->value : "";
-    size_t n = m->value ? m->value_len : 0;
+    const char *v = kv_node_value(m) ? kv_node_value(m) : "";
+    size_t n = kv_node_value_len(m);
     const char *eq = memchr(v, '=', n);
     api_buf_printf(b, "<tr class=\"%s\">", member ? "member" : "surplus");
     cell(b, "#");
@@ -51,7 +51,7 @@ static void member_row(struct api_buf *b, size_t pos, const struct kv_node *m, b
     api_buf_puts(b, "</td>");
     cell(b, "Member ID");
     api_buf_puts(b, "<code>");
-    api_html_escape(b, m->name, strlen(m->name));
+    api_html_escape(b, m->name, m->name_len);
     api_buf_puts(b, "</code></td>");
     cell(b, "Peer URLs");
     for (size_t i = 0; i < n;) {
@@ -92,12 +92,13 @@ static void snapshot(struct token_ctx *c)
     c->found = true;
     c->size = info.size;
     c->created_ms = d->created_ms;
-    const struct kv_node **v = calloc(d->nvisible ? d->nvisible : 1, sizeof(*v));
+    uint32_t nvisible = kv_node_nvisible(d);
+    const struct kv_node **v = calloc(nvisible ? nvisible : 1, sizeof(*v));
     if (v == NULL) {
         c->rows.oom = true;
         return;
     }
-    for (const struct kv_node *m = d->first_child; m != NULL && c->count < d->nvisible; m = m->next_sibling)
+    for (const struct kv_node *m = kv_node_first(d); m != NULL && c->count < nvisible; m = m->next_sibling)
         if (!kv_node_hidden(m) && !m->dir)
             v[c->count++] = m;
     qsort(v, c->count, sizeof(*v), by_created);

@@ -191,11 +191,11 @@ struct kv_event *kv_event_new(enum kv_action action, uint64_t index, const char 
 }
 
 /* prevNode as etcd's non-recursive Repr: flags and indexes, value for files, no children. */
-void kv_ev_set_prev(struct kv_event *ev, const struct kv_node *n)
+void kv_ev_set_prev(const struct kv *kv, struct kv_event *ev, const struct kv_node *n)
 {
     ev->has_prev = true;
     ev->prev.dir = n->dir;
-    ev->prev.expire_ms = n->expire_ms;
+    ev->prev.expire_ms = kv_node_expire_ms(kv, n);
     ev->prev.modified_index = n->modified_index;
     ev->prev.created_index = n->created_index;
 }

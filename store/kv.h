@@ -66,30 +66,54 @@ struct kv_error {
 };
 void kv_error_clear(struct kv_error *e);
 
-/* A node of the tree. Read-only outside kv.c; valid while the reader holds node_rdlock().
- * Fields are ordered so that the struct has no holes (a node's size counts a million times). */
+/* A node of the tree. Read-only outside the tree's files (store/kv_*.c); valid while the reader
+ * holds node_rdlock(). One block holds the struct, the node's name (its last path component,
+ * NUL-terminated) and, for a file created with a value, that value: a node costs its own bytes and
+ * its name, never its full key (an empty token's three nodes used to repeat "/discovery/<token>"
+ * three times). The full key is rebuilt from the parents with kv_node_key(); the value, the
+ * children and a TTL are read with the accessors below (a dir has no value and a file no children,
+ * so they share their room, and an expiry is a record of the tree's, which only nodes with a TTL
+ * pay for: kv_node_expire_ms()). Fields ending in '_' are the tree's own. Fields are ordered so
+ * that the struct has no holes (a node's size counts a million times: 70 bytes + its name). */
 struct kv_node {
-    char *key;              /* full path, NUL-terminated: "/discovery/T/6c00..." ("/" for the root) */
-    const char *name;       /* the last component, points into key */
-    struct kv_node *parent; /* NULL for the root */
-    char *value;            /* NUL-terminated copy; NULL for dirs */
+    struct kv_node *parent;        /* NULL for the root */
+    struct kv_node *next_sibling;  /* children of a dir, in creation order (oldest first) */
+    struct kv_node *prev_sibling_; /* the tree's own (the first child's points at the last one) */
     uint64_t created_index;
     uint64_t modified_index;
-    int64_t expire_ms;      /* absolute Unix ms at which a TTL expires it; 0 = permanent */
-    int64_t created_ms;     /* the proposer's clock when it was created (token creation time) */
-    /* children of a dir, in creation order (oldest first); lookup by name is O(1) average
-     * through a private index. nchildren counts all; nvisible those not hidden. */
-    struct kv_node *first_child, *last_child, *next_sibling, *prev_sibling;
-    uint32_t key_len;
-    uint32_t value_len;
-    uint32_t nchildren, nvisible;
+    int64_t created_ms; /* the proposer's clock when it was created (token creation time) */
+    union {
+        char *value;           /* a file's NUL-terminated value */
+        struct kv_node *first; /* a dir's oldest child */
+    } u_;                      /* the tree's own: kv_node_value(), kv_node_first() */
+    union {
+        uint32_t value_len; /* a file's */
+        uint32_t nvisible;  /* a dir's children not hidden */
+    } c_;                   /* the tree's own: kv_node_value_len(), kv_node_nvisible() */
+    uint32_t tok_slot_; /* the tree's own: position in its token heap + 1; 0 = not there */
+    uint16_t name_len;  /* at most KV_NAME_MAX */
     bool dir;
     uint8_t created_action; /* enum kv_action of the event that created it (set or create); the watch
                                hub rebuilds a token's creation event from it (0: unknown, restored) */
-    uint16_t alloc_words_;  /* the tree's own: the size class of the node's block (kv_slab.h) */
+    uint8_t alloc_words_;   /* the tree's own: the size class of the node's block (kv_slab.h) */
+    uint8_t flags_;         /* the tree's own: KN_TTL, KN_KIDS_INDEXED (kv_int.h) */
+    char name[];            /* "" for the root */
 };
 /* A name starting with '_' is hidden from listings and from live recursive watches. */
 static inline bool kv_node_hidden(const struct kv_node *n) { return n->name[0] == '_'; }
+/* A file's value (NUL-terminated) and its length; NULL and 0 for a dir. */
+static inline const char *kv_node_value(const struct kv_node *n) { return n->dir ? NULL : n->u_.value; }
+static inline uint32_t kv_node_value_len(const struct kv_node *n) { return n->dir ? 0 : n->c_.value_len; }
+/* A dir's oldest child (walk on with ->next_sibling) and its count of visible children; NULL and 0
+ * for a file. Lookup by name is O(1) average (a private index, or a few siblings compared). */
+static inline const struct kv_node *kv_node_first(const struct kv_node *n) { return n->dir ? n->u_.first : NULL; }
+static inline uint32_t kv_node_nvisible(const struct kv_node *n) { return n->dir ? n->c_.nvisible : 0; }
+/* The node's full key ("/discovery/T/6c00...", "/" for the root): in buf when it fits in cap bytes
+ * with its NUL, else in a malloc'd block (free it when the result is not buf); its length in *len.
+ * NULL on ENOMEM. */
+const char *kv_node_key(const struct kv_node *n, char *buf, size_t cap, size_t *len);
+/* Its key's length, without building it. */
+size_t kv_node_key_len(const struct kv_node *n);
 
 /* A node as an event carries it: a flat, owned copy (no children). */
 struct kv_enode {
@@ -166,16 +190,30 @@ bool kv_key_token(const char *key, size_t len, const char **token, size_t *token
 
 /* Earliest Unix ms at which a SWEEP would do something (TTL or token expiry), or INT64_MAX. */
 int64_t kv_next_due(const struct kv *kv, int64_t token_ttl_ms);
+/* The absolute Unix ms at which n's TTL expires it (0 = permanent). It lives out of the node, so it
+ * is read through the tree. */
+int64_t kv_node_expire_ms(const struct kv *kv, const struct kv_node *n);
 
 /* ---- snapshots (kv_image.c) ---- */
 
+/* A node as a snapshot carries it. */
+struct kv_image {
+    const char *key;    /* full path, NUL-terminated */
+    const char *value;  /* a file's (NULL: ""); ignored for dirs */
+    uint64_t created_index;
+    uint64_t modified_index;
+    int64_t created_ms; /* the proposer's clock when it was created */
+    int64_t expire_ms;  /* 0 = permanent */
+    uint32_t key_len;
+    uint32_t value_len;
+    bool dir;
+};
 /* Call fn for every node but the root, parents before children, siblings in creation order; a
- * non-zero return stops the walk and is returned. Only reads. */
-int kv_dump(const struct kv *kv, int (*fn)(void *arg, const struct kv_node *n), void *arg);
-/* Rebuild one node from a kv_dump of another tree, in dump order, into a tree fresh from kv_new():
- * key, dir, value, created/modified index, created_ms and expire_ms are taken from img (the rest is
- * ignored). 0, or -1 when img does not follow (parent missing, key twice, bad key) or on ENOMEM. */
-int kv_restore_node(struct kv *kv, const struct kv_node *img);
+ * non-zero return stops the walk and is returned (-1 also on ENOMEM). Only reads. */
+int kv_dump(const struct kv *kv, int (*fn)(void *arg, const struct kv_image *img), void *arg);
+/* Rebuild one node from a kv_dump of another tree, in dump order, into a tree fresh from kv_new().
+ * 0, or -1 when img does not follow (parent missing, key twice, bad key) or on ENOMEM. */
+int kv_restore_node(struct kv *kv, const struct kv_image *img);
 /* The global index of the restored tree. */
 void kv_restore_index(struct kv *kv, uint64_t index);
 

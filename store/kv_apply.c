@@ -23,10 +23,10 @@ static void emit_one(kv_emit_fn emit, void *arg, struct kv_event *ev)
 }
 
 /* Fill the event's node from the tree node as it is after the mutation. */
-static void ev_set_node(struct kv_event *ev, const struct kv_node *n, uint64_t modified)
+static void ev_set_node(const struct kv *kv, struct kv_event *ev, const struct kv_node *n, uint64_t modified)
 {
     ev->node.dir = n->dir;
-    ev->node.expire_ms = n->expire_ms;
+    ev->node.expire_ms = kv_node_expire_ms(kv, n);
     ev->node.modified_index = modified;
     ev->node.created_index = n->created_index;
 }
@@ -35,8 +35,9 @@ static void ev_set_node(struct kv_event *ev, const struct kv_node *n, uint64_t m
 static int compare(struct kv *kv, const struct kv_cmd *c, const struct kv_node *n, struct kv_error *err)
 {
     bool vgiven = c->has_prev_value && c->prev_value_len > 0;
-    bool vok =
-        !vgiven || (n->value_len == c->prev_value_len && memcmp(n->value, c->prev_value, n->value_len) == 0);
+    const char *nv = kv_node_value(n);
+    uint32_t nvl = kv_node_value_len(n);
+    bool vok = !vgiven || (nvl == c->prev_value_len && memcmp(nv, c->prev_value, nvl) == 0);
     bool iok = c->prev_index == 0 || n->modified_index == c->prev_index;
     if (vok && iok)
         return 0;
@@ -45,15 +46,15 @@ static int compare(struct kv *kv, const struct kv_cmd *c, const struct kv_node *
                           n->modified_index);
     if (!vok && iok)
         return kv_set_err(err, KV_ETESTFAILED, kv->index, "[%.*s != %s]", (int)c->prev_value_len,
-                          c->prev_value, n->value);
+                          c->prev_value, nv);
     return kv_set_err(err, KV_ETESTFAILED, kv->index, "[%.*s != %s] [%" PRIu64 " != %" PRIu64 "]",
-                      (int)c->prev_value_len, c->prev_value, n->value, c->prev_index, n->modified_index);
+                      (int)c->prev_value_len, c->prev_value, nv, c->prev_index, n->modified_index);
 }
 
 /* Create the missing tail of a path (implicit dirs, then the node itself) with index idx.
  * w says where the existing part ends. Everything is allocated before anything is linked. */
 static int create_path(struct kv *kv, const struct kv_cmd *c, const char *key, size_t len,
-                       const struct walk *w, uint64_t idx, struct knode **out)
+                       const struct walk *w, uint64_t idx, struct kv_node **out)
 {
     /* count the missing components */
     uint32_t m = 0;
@@ -66,7 +67,7 @@ static int create_path(struct kv *kv, const struct kv_cmd *c, const char *key, s
         while (pos < len && key[pos] == '/')
             pos++;
     }
-    struct knode *stackv[8], **v = m <= 8 ? stackv : malloc((size_t)m * sizeof(*v));
+    struct kv_node *stackv[8], **v = m <= 8 ? stackv : malloc((size_t)m * sizeof(*v));
     if (!v)
         return -1;
     uint32_t i = 0;
@@ -76,7 +77,7 @@ static int create_path(struct kv *kv, const struct kv_cmd *c, const char *key, s
             end++;
         bool last = i + 1 == m;
         const char *val = last && !c->dir ? (c->value ? c->value : "") : NULL;
-        v[i] = kv_node_alloc(kv, key, (uint32_t)end, (uint32_t)pos, val, c->value ? c->value_len : 0);
+        v[i] = kv_node_alloc(kv, key + pos, (uint32_t)(end - pos), val, c->value ? c->value_len : 0);
         if (!v[i])
             goto fail_nodes;
         pos = end;
@@ -84,19 +85,16 @@ static int create_path(struct kv *kv, const struct kv_cmd *c, const char *key, s
             pos++;
     }
     /* heap room: implicit dirs directly under /discovery are tokens; the node may be both */
-    if (kv_heap_reserve(&kv->tok, 2) != 0 || kv_heap_reserve(&kv->ttl, 1) != 0 || kv_node_reserve(kv, m) != 0)
+    if (kv_expiry_reserve(kv, 2) != 0 || kv_node_reserve(kv, m) != 0)
         goto fail_nodes;
-    struct knode *parent = w->at;
+    struct kv_node *parent = w->at;
     for (i = 0; i < m; i++) {
-        struct knode *k = v[i];
+        struct kv_node *k = v[i];
         bool last = i + 1 == m;
-        k->n.dir = last ? c->dir : true;
-        k->n.created_action = (uint8_t)(c->type == KV_CMD_SET ? KV_ACT_SET : KV_ACT_CREATE);
-        k->n.created_index = k->n.modified_index = idx;
-        k->n.created_ms = c->now_ms;
-        if (last)
-            k->n.expire_ms = c->expire_ms;
-        kv_node_link(kv, parent, k);
+        k->created_action = (uint8_t)(c->type == KV_CMD_SET ? KV_ACT_SET : KV_ACT_CREATE);
+        k->created_index = k->modified_index = idx;
+        k->created_ms = c->now_ms;
+        kv_node_link(kv, parent, k, last ? c->expire_ms : 0);
         parent = k;
     }
     *out = parent;
@@ -120,12 +118,21 @@ static int check_cap(struct kv *kv, const struct kv_cmd *c, const char *key, con
         return 0;
     if (kv_name_hidden(key + w->miss_start))
         return 0;
-    uint32_t size = kv_dir_size(kv, &w->at->n);
+    uint32_t size = kv_dir_size(kv, w->at);
     uint64_t cap = (uint64_t)(size ? size : c->cap_size) + c->cap_surplus;
-    if (w->at->n.nvisible < cap)
+    uint32_t nvisible = kv_node_nvisible(w->at);
+    if (nvisible < cap)
         return 0;
-    return kv_set_err(err, KV_ETOOMANYCHILDREN, kv->index, "%s already holds %" PRIu32 " members (the limit)",
-                      w->at->n.key, w->at->n.nvisible);
+    char buf[512];
+    size_t len;
+    const char *at = kv_node_key(w->at, buf, sizeof(buf), &len);
+    if (!at)
+        return enomem(kv, err);
+    int rc = kv_set_err(err, KV_ETOOMANYCHILDREN, kv->index,
+                        "%s already holds %" PRIu32 " members (the limit)", at, nvisible);
+    if (at != buf)
+        free((char *)at);
+    return rc;
 }
 
 /* keep_config (kv_cmd.h): 0, or KV_ECONFIGLOCKED when the command would change or remove a
@@ -153,11 +160,12 @@ static int check_config(struct kv *kv, const struct kv_cmd *c, struct kv_error *
         return 0; /* longer than any token path the api lets through */
     struct walk w;
     kv_walk_path(kv, path, (size_t)n, &w);
-    if (w.node == NULL || w.node->n.dir)
+    if (w.node == NULL || w.node->dir)
         return 0; /* no size yet: the write may create the token */
-    if (at_size && c->type == KV_CMD_SET && !c->dir && !c->refresh && c->expire_ms == w.node->n.expire_ms &&
-        (c->value ? c->value_len : 0) == w.node->n.value_len &&
-        memcmp(c->value ? c->value : "", w.node->n.value, w.node->n.value_len) == 0)
+    if (at_size && c->type == KV_CMD_SET && !c->dir && !c->refresh &&
+        c->expire_ms == kv_node_expire_ms(kv, w.node) &&
+        (c->value ? c->value_len : 0) == w.node->c_.value_len &&
+        memcmp(c->value ? c->value : "", w.node->u_.value, w.node->c_.value_len) == 0)
         return 0; /* the same size again: a retried creation */
     return kv_set_err(err, KV_ECONFIGLOCKED, kv->index, "%s is set once, when the token is created", path);
 }
@@ -206,50 +214,55 @@ static int do_create(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
     }
     struct kv_event *ev;
     if (w.node) {
-        struct knode *k = w.node;
+        struct kv_node *k = w.node;
         if (c->type != KV_CMD_SET) {
             rc = kv_set_err(err, KV_EEXISTS, kv->index, "%.*s", (int)len, key);
             goto out;
         }
-        if (k->n.dir) {
+        if (k->dir) {
             rc = kv_set_err(err, KV_ENOTFILE, kv->index, "%.*s", (int)len, key);
             goto out;
         }
         /* replace a file: etcd removes it and creates a new node (new createdIndex) */
-        const char *nv = refresh ? k->n.value : (c->value ? c->value : "");
-        uint32_t nvl = refresh ? k->n.value_len : (c->value ? c->value_len : 0);
+        const char *nv = refresh ? k->u_.value : (c->value ? c->value : "");
+        uint32_t nvl = refresh ? k->c_.value_len : (c->value ? c->value_len : 0);
         bool dir = refresh ? false : c->dir;
         char *val = NULL;
         if (!dir && !(val = kv_value_dup(nv, nvl))) {
             rc = enomem(kv, err);
             goto out;
         }
-        ev = kv_event_new(KV_ACT_SET, idx, key, (uint32_t)len, dir ? NULL : nv, nvl, k->n.value,
-                          k->n.value_len);
-        if (!ev || kv_heap_reserve(&kv->tok, 1) != 0 || kv_heap_reserve(&kv->ttl, 1) != 0) {
+        ev = kv_event_new(KV_ACT_SET, idx, key, (uint32_t)len, dir ? NULL : nv, nvl, k->u_.value,
+                          k->c_.value_len);
+        if (!ev || kv_expiry_reserve(kv, 1) != 0) {
             kv_value_free(val);
             free(ev);
             rc = enomem(kv, err);
             goto out;
         }
-        kv_ev_set_prev(ev, &k->n);
+        kv_ev_set_prev(kv, ev, k);
         kv_node_value_free(k);
-        k->n.value = dir ? NULL : val;
-        k->n.value_len = dir ? 0 : nvl;
-        k->n.dir = dir;
-        k->n.created_action = KV_ACT_SET;
-        k->n.created_index = k->n.modified_index = idx;
-        k->n.created_ms = c->now_ms;
+        if (dir) {
+            k->dir = true;
+            k->u_.first = NULL;
+            k->c_.nvisible = 0;
+        } else {
+            k->u_.value = val;
+            k->c_.value_len = nvl;
+        }
+        k->created_action = KV_ACT_SET;
+        k->created_index = k->modified_index = idx;
+        k->created_ms = c->now_ms;
         kv_set_expiry(kv, k, c->expire_ms);
-        if (dir && k->n.parent == &kv->disc->n)
-            kv_heap_push(&kv->tok, k);
-        ev_set_node(ev, &k->n, idx);
+        if (dir && k->parent == kv->disc)
+            kv_token_push(kv, k);
+        ev_set_node(kv, ev, k, idx);
         ev->refresh = refresh;
     } else {
         rc = check_cap(kv, c, key, &w, err);
         if (rc)
             goto out;
-        struct knode *k;
+        struct kv_node *k;
         ev = kv_event_new(c->type == KV_CMD_SET ? KV_ACT_SET : KV_ACT_CREATE, idx, key, (uint32_t)len,
                           c->dir ? NULL : (c->value ? c->value : ""), c->value ? c->value_len : 0, NULL, 0);
         if (!ev) {
@@ -261,7 +274,7 @@ static int do_create(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
             rc = enomem(kv, err);
             goto out;
         }
-        ev_set_node(ev, &k->n, idx);
+        ev_set_node(kv, ev, k, idx);
     }
     kv->index = idx;
     free(ukey);
@@ -273,7 +286,7 @@ out:
 }
 
 /* Read the node a command on an existing key works on: 100/104 as internalGet. */
-static struct knode *existing(struct kv *kv, const struct kv_cmd *c, struct kv_error *err, int *rc)
+static struct kv_node *existing(struct kv *kv, const struct kv_cmd *c, struct kv_error *err, int *rc)
 {
     struct walk w;
     kv_walk_path(kv, c->key, c->key_len, &w);
@@ -290,57 +303,65 @@ static int do_update(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
     int rc = 0;
     if (kv_is_root(c->key, c->key_len))
         return kv_set_err(err, KV_EROOTRONLY, kv->index, "/");
-    struct knode *k = existing(kv, c, err, &rc);
+    struct kv_node *k = existing(kv, c, err, &rc);
     if (!k)
         return rc;
     bool cas = c->type == KV_CMD_CAS;
     uint32_t vlen = c->value ? c->value_len : 0;
-    if (k->n.dir && (cas || vlen != 0))
+    if (k->dir && (cas || vlen != 0))
         return kv_set_err(err, KV_ENOTFILE, kv->index, "%.*s", (int)c->key_len, c->key);
-    if (cas && (rc = compare(kv, c, &k->n, err)) != 0)
+    if (cas && (rc = compare(kv, c, k, err)) != 0)
         return rc;
     uint64_t idx = kv->index + 1;
-    const char *nv = c->refresh ? k->n.value : (c->value ? c->value : "");
-    uint32_t nvl = c->refresh ? k->n.value_len : vlen;
+    const char *nv = c->refresh ? kv_node_value(k) : (c->value ? c->value : "");
+    uint32_t nvl = c->refresh ? kv_node_value_len(k) : vlen;
     char *val = NULL;
-    if (!k->n.dir && !(val = kv_value_dup(nv, nvl)))
+    if (!k->dir && !(val = kv_value_dup(nv, nvl)))
         return enomem(kv, err);
     struct kv_event *ev = kv_event_new(cas ? KV_ACT_CAS : KV_ACT_UPDATE, idx, c->key, c->key_len,
-                                       k->n.dir ? NULL : nv, nvl, k->n.value, k->n.value_len);
-    if (!ev || kv_heap_reserve(&kv->ttl, 1) != 0) {
+                                       k->dir ? NULL : nv, nvl, kv_node_value(k), kv_node_value_len(k));
+    if (!ev || kv_expiry_reserve(kv, 0) != 0) {
         free(ev);
         kv_value_free(val);
         return enomem(kv, err);
     }
-    kv_ev_set_prev(ev, &k->n);
-    if (!k->n.dir) {
+    kv_ev_set_prev(kv, ev, k);
+    if (!k->dir) {
         /* etcd's node.Write: a dir keeps its value (none) and its modifiedIndex */
         kv_node_value_free(k);
-        k->n.value = val;
-        k->n.value_len = nvl;
-        k->n.modified_index = idx;
+        k->u_.value = val;
+        k->c_.value_len = nvl;
+        k->modified_index = idx;
     }
     kv_set_expiry(kv, k, c->expire_ms);
-    ev_set_node(ev, &k->n, idx);
+    ev_set_node(kv, ev, k, idx);
     ev->refresh = c->refresh;
     kv->index = idx;
     emit_one(emit, arg, ev);
     return 0;
 }
 
-/* Remove k and its subtree with one event named key (the key as the command spelled it). 0, or -1
- * on ENOMEM with nothing changed. */
-static int remove_node(struct kv *kv, struct knode *k, enum kv_action action, const char *key,
+/* Remove k and its subtree with one event named key (the key as the command spelled it; NULL: k's
+ * own). 0, or -1 on ENOMEM with nothing changed. */
+static int remove_node(struct kv *kv, struct kv_node *k, enum kv_action action, const char *key,
                        uint32_t key_len, kv_emit_fn emit, void *arg)
 {
     uint64_t idx = kv->index + 1;
-    struct kv_event *ev = kv_event_new(action, idx, key, key_len, NULL, 0, k->n.value, k->n.value_len);
+    char buf[512];
+    size_t own_len;
+    const char *own = key ? key : kv_node_key(k, buf, sizeof(buf), &own_len);
+    if (!own)
+        return -1;
+    struct kv_event *ev = kv_event_new(action, idx, own, key ? key_len : (uint32_t)own_len, NULL, 0,
+                                       kv_node_value(k), kv_node_value_len(k));
+    if (own != key && own != buf)
+        free((char *)own);
     if (!ev)
         return -1;
-    kv_ev_set_prev(ev, &k->n);
-    ev->node.dir = k->n.dir;
+    kv_ev_set_prev(kv, ev, k);
+    ev->node.dir = k->dir;
     ev->node.modified_index = idx;
-    ev->node.created_index = k->n.created_index;
+    ev->node.created_index = k->created_index;
     kv_subtree_free(kv, k);
     kv->index = idx;
     emit_one(emit, arg, ev);
@@ -354,20 +375,24 @@ static int do_delete(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
     bool cad = c->type == KV_CMD_CAD;
     if (!cad && kv_is_root(c->key, c->key_len))
         return kv_set_err(err, KV_EROOTRONLY, kv->index, "/");
-    struct knode *k = existing(kv, c, err, &rc);
+    struct kv_node *k = existing(kv, c, err, &rc);
     if (!k)
         return rc;
     if (cad) {
-        if (k->n.dir)
+        if (k->dir)
             return kv_set_err(err, KV_ENOTFILE, kv->index, "%.*s", (int)c->key_len, c->key);
-        if ((rc = compare(kv, c, &k->n, err)) != 0)
+        if ((rc = compare(kv, c, k, err)) != 0)
             return rc;
-    } else if (k->n.dir) {
-        bool dir = c->dir || c->recursive;
-        if (!dir)
-            return kv_set_err(err, KV_ENOTFILE, kv->index, "%s", k->n.key);
-        if (k->n.nchildren && !c->recursive)
-            return kv_set_err(err, KV_EDIRNOTEMPTY, kv->index, "%s", k->n.key);
+    } else if (k->dir && (!(c->dir || c->recursive) || (k->u_.first && !c->recursive))) {
+        char buf[512];
+        size_t len;
+        const char *key = kv_node_key(k, buf, sizeof(buf), &len);
+        if (!key)
+            return enomem(kv, err);
+        rc = kv_set_err(err, !(c->dir || c->recursive) ? KV_ENOTFILE : KV_EDIRNOTEMPTY, kv->index, "%s", key);
+        if (key != buf)
+            free((char *)key);
+        return rc;
     }
     if (remove_node(kv, k, cad ? KV_ACT_CAD : KV_ACT_DELETE, c->key, c->key_len, emit, arg) != 0)
         return enomem(kv, err);
@@ -377,19 +402,20 @@ static int do_delete(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, voi
 static int do_sweep(struct kv *kv, const struct kv_cmd *c, kv_emit_fn emit, void *arg, struct kv_error *err)
 {
     uint32_t max = c->sweep_max ? c->sweep_max : KV_SWEEP_DEFAULT, done = 0;
-    struct knode *k;
-    while (done < max && (k = kv_heap_top(&kv->ttl)) && k->n.expire_ms <= c->now_ms) {
-        if (remove_node(kv, k, KV_ACT_EXPIRE, k->n.key, k->n.key_len, emit, arg) != 0)
+    struct kv_node *k;
+    int64_t t;
+    while (done < max && (k = kv_ttl_top(kv, &t)) && t <= c->now_ms) {
+        if (remove_node(kv, k, KV_ACT_EXPIRE, NULL, 0, emit, arg) != 0)
             return done ? 0 : enomem(kv, err);
         done++;
     }
     if (c->token_ttl_ms <= 0)
         return 0;
-    while (done < max && (k = kv_heap_top(&kv->tok))) {
+    while (done < max && (k = kv_token_top(kv))) {
         int64_t due;
-        if (__builtin_add_overflow(k->n.created_ms, c->token_ttl_ms, &due) || due > c->now_ms)
+        if (__builtin_add_overflow(k->created_ms, c->token_ttl_ms, &due) || due > c->now_ms)
             break;
-        if (remove_node(kv, k, KV_ACT_DELETE, k->n.key, k->n.key_len, emit, arg) != 0)
+        if (remove_node(kv, k, KV_ACT_DELETE, NULL, 0, emit, arg) != 0)
             return done ? 0 : enomem(kv, err);
         done++;
     }

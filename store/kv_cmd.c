@@ -107,7 +107,8 @@ static int get_str(const uint8_t *buf, size_t len, size_t *off, const char **s, 
     return 0;
 }
 
-/* A clean absolute path: "/" or "/a/b" with no empty, "." or ".." component and no NUL. */
+/* A clean absolute path: "/" or "/a/b" with no empty, "." or ".." component, none longer than
+ * KV_NAME_MAX, and no NUL. */
 static bool key_is_clean(const char *k, uint32_t n)
 {
     if (n == 0 || k[0] != '/')
@@ -122,7 +123,7 @@ static bool key_is_clean(const char *k, uint32_t n)
             return false;
         if (i == n || k[i] == '/') {
             uint32_t cl = i - start;
-            if (cl == 0)
+            if (cl == 0 || cl > KV_NAME_MAX)
                 return false;
             if (cl == 1 && k[start] == '.')
                 return false;

@@ -26,10 +26,15 @@ enum kv_cmd_type {
                         (recursive "delete" events), at most sweep_max events in all */
 };
 
+/* The longest key component a command may name, in bytes (the api allows at most --max-key, 4096;
+ * the tree keeps a name's length in 16 bits). */
+#define KV_NAME_MAX 65535u
+
 struct kv_cmd {
     enum kv_cmd_type type;
     int64_t now_ms;           /* proposer's clock (Unix ms): created_ms of new nodes, sweep time */
-    const char *key;          /* absolute, clean path ("/discovery/T/x"); not NUL-terminated */
+    const char *key;          /* absolute, clean path ("/discovery/T/x", components of at most
+                                 KV_NAME_MAX bytes); not NUL-terminated */
     uint32_t key_len;
     const char *value;        /* may be NULL (== "") */
     uint32_t value_len;

@@ -40,7 +40,7 @@ void kv_slab_free_all(struct kv_slab *s)
     kv_slab_init(s);
 }
 
-void *kv_slab_alloc(struct kv_slab *s, size_t size, uint16_t *words)
+void *kv_slab_alloc(struct kv_slab *s, size_t size, uint8_t *words)
 {
     size_t w = (size + 7) / 8;
     if (w == 0)
@@ -69,11 +69,11 @@ void *kv_slab_alloc(struct kv_slab *s, size_t size, uint16_t *words)
         s->cur += w * 8;
         s->left -= w * 8;
     }
-    *words = (uint16_t)w;
+    *words = (uint8_t)w;
     return b;
 }
 
-void kv_slab_release(struct kv_slab *s, void *p, uint16_t words)
+void kv_slab_release(struct kv_slab *s, void *p, uint8_t words)
 {
     if (!p)
         return;

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KV_SLAB_MAX 512
+#define KV_SLAB_MAX 512 /* a size class (KV_SLAB_MAX / 8) fits in a byte */
 
 struct kv_slab_page;
 
@@ -27,7 +27,7 @@ void kv_slab_init(struct kv_slab *s);
 void kv_slab_free_all(struct kv_slab *s); /* every page at once (blocks from malloc are the caller's) */
 /* A block of at least size bytes, 8-byte aligned; *words = its size class (0: it came from malloc,
  * release it with free() or kv_slab_release(s, p, 0)). NULL on ENOMEM. */
-void *kv_slab_alloc(struct kv_slab *s, size_t size, uint16_t *words);
-void kv_slab_release(struct kv_slab *s, void *p, uint16_t words);
+void *kv_slab_alloc(struct kv_slab *s, size_t size, uint8_t *words);
+void kv_slab_release(struct kv_slab *s, void *p, uint8_t words);
 
 #endif

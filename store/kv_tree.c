@@ -2,11 +2,14 @@
  * the tree's lifecycle (kv.h is the contract; the mutations are in kv_apply.c).
  *
  * Design:
- * - Every node is one allocation (struct knode: the public kv_node, its key and its first value
- *   inline after it); only a value written later gets a block of its own. Children are found
- *   through ONE global open-addressing index (kv_index.h) keyed by (parent pointer, child name),
- *   so a lookup costs a hash probe per path component whatever the directory size (/discovery may
- *   hold millions of tokens), a dir costs no table of its own, and a node pays one slot for it.
+ * - Every node is one allocation (the public kv_node, its name and its first value inline after
+ *   it); only a value written later gets a block of its own. A key is rebuilt from the parents.
+ * - A dir's children are found by comparing names along its sibling list while it has had at most
+ *   KV_KIDS_LINEAR of them (most dirs: a token, its _config), and through ONE global
+ *   open-addressing index (kv_index.h) keyed by (parent pointer, child name) once it has had more,
+ *   so a lookup costs at most a few compares or a hash probe per path component whatever the
+ *   directory size (/discovery may hold millions of tokens), a dir costs no table of its own, and
+ *   only a child of a big dir pays an index slot.
  * - Two binary min-heaps give O(log n) expiry bookkeeping: TTL nodes by expire_ms, and token dirs
  *   (dirs directly under /discovery) by created_ms. A node leaving the tree leaves its heaps at
  *   once, so a SWEEP never meets a stale entry and costs O(expired · log n).
@@ -21,6 +24,7 @@
 #include "store/list.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,107 +34,171 @@ static const char kv_empty_value[1] = "";
 
 /* ---------------------------------------------------------------- tree primitives */
 
-static uint64_t child_hash(const struct knode *parent, const char *name, size_t len)
+static uint64_t child_hash(const struct kv_node *parent, const char *name, size_t len)
 {
     return hash_of(hash_salt(HASH_INIT, (uint64_t)(uintptr_t)parent), name, len);
-}
-
-static size_t name_len(const struct knode *k)
-{
-    return k->n.key_len - (size_t)(k->n.name - k->n.key);
 }
 
 /* The index's hash of a linked node (kv_index.h recomputes it when it grows or shifts). */
 static uint64_t knode_hash(const void *item)
 {
-    const struct knode *k = item;
-    return child_hash(KN(k->n.parent), k->n.name, name_len(k));
+    const struct kv_node *k = item;
+    return child_hash(k->parent, k->name, k->name_len);
 }
 
-static struct knode *find_child(const struct kv *kv, const struct knode *parent, const char *name, size_t len)
+static struct kv_node *find_child(const struct kv *kv, const struct kv_node *parent, const char *name,
+                                  size_t len)
 {
-    const struct kv_index *ix = &kv->children;
-    if (!ix->slots)
+    if (!(parent->flags_ & KN_KIDS_INDEXED)) {
+        for (struct kv_node *c = parent->u_.first; c; c = c->next_sibling)
+            if (c->name_len == len && memcmp(c->name, name, len) == 0)
+                return c;
         return NULL;
+    }
+    const struct kv_index *ix = &kv->children;
     uint64_t h = child_hash(parent, name, len);
     for (size_t i = kv_index_start(ix, h); ix->slots[i]; i = kv_index_next(ix, i)) {
         if (!kv_index_maybe(ix, i, h))
             continue;
-        struct knode *k = kv_index_item(ix, i);
-        if (k->n.parent == &parent->n && name_len(k) == len && memcmp(k->n.name, name, len) == 0)
+        struct kv_node *k = kv_index_item(ix, i);
+        if (k->parent == parent && k->name_len == len && memcmp(k->name, name, len) == 0)
             return k;
     }
     return NULL;
 }
 
-/* The inline value's place: just after the key's NUL. A node made without a value (a dir) has
- * nothing of its own there (the next node's block may start there), but a value is only ever
- * that inline copy, NULL, the shared "" or a malloc'd block, and no malloc'd block starts at an
- * address inside a node's page or block, so the test is exact. */
-static const char *inline_value(const struct knode *k)
+size_t kv_node_key_len(const struct kv_node *n)
 {
-    return k->n.key + k->n.key_len + 1;
+    size_t len = 0;
+    for (; n->parent; n = n->parent)
+        len += 1 + n->name_len;
+    return len ? len : 1;
 }
 
-struct knode *kv_node_alloc(struct kv *kv, const char *key, uint32_t key_len, uint32_t name_off,
-                            const char *value, uint32_t value_len)
+const char *kv_node_key(const struct kv_node *n, char *buf, size_t cap, size_t *len)
 {
-    size_t size = sizeof(struct knode) + (size_t)key_len + 1 + (value ? (size_t)value_len + 1 : 0);
-    uint16_t words;
-    struct knode *k = kv_slab_alloc(&kv->slab, size, &words);
+    size_t l = kv_node_key_len(n);
+    char *k = l < cap ? buf : malloc(l + 1);
     if (!k)
         return NULL;
-    memset(k, 0, sizeof(*k));
-    k->n.alloc_words_ = words;
-    char *kp = (char *)(k + 1);
-    memcpy(kp, key, key_len);
-    kp[key_len] = '\0';
-    k->n.key = kp;
-    k->n.key_len = key_len;
-    k->n.name = kp + name_off;
+    k[0] = '/';
+    k[l] = '\0';
+    for (size_t end = l; n->parent; n = n->parent) {
+        end -= n->name_len;
+        memcpy(k + end, n->name, n->name_len);
+        k[--end] = '/';
+    }
+    *len = l;
+    return k;
+}
+
+/* The byte at offset i of n's key (len its key's length; i < len). O(depth). */
+static char key_byte(const struct kv_node *n, size_t len, size_t i)
+{
+    size_t end = len; /* n's name ends here */
+    for (; n->parent; n = n->parent) {
+        size_t start = end - n->name_len;
+        if (i >= start)
+            return n->name[i - start];
+        if (i == start - 1)
+            return '/';
+        end = start - 1;
+    }
+    return '/';
+}
+
+/* Without building either key: a heap compares keys only when two entries tie on time and
+ * createdIndex, which is rare, and it must not fail for want of memory. */
+int kv_node_keycmp(const struct kv_node *a, const struct kv_node *b)
+{
+    size_t la = kv_node_key_len(a), lb = kv_node_key_len(b);
+    for (size_t i = 0; i < la && i < lb; i++) {
+        unsigned char x = (unsigned char)key_byte(a, la, i), y = (unsigned char)key_byte(b, lb, i);
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return la < lb ? -1 : la > lb;
+}
+
+/* The inline value's place: just after the name's NUL. A node made without a value (a dir) has
+ * nothing of its own there (the next node's block may start there), but a value is only ever
+ * that inline copy, the shared "" or a malloc'd block, and no malloc'd block starts at an address
+ * inside a node's page or block, so the test is exact. */
+static const char *inline_value(const struct kv_node *k)
+{
+    return k->name + k->name_len + 1;
+}
+
+_Static_assert(offsetof(struct kv_node, name) == 70, "a node's fixed part counts a million times over");
+
+struct kv_node *kv_node_alloc(struct kv *kv, const char *name, uint32_t name_len, const char *value,
+                              uint32_t value_len)
+{
+    size_t head = offsetof(struct kv_node, name);
+    size_t size = head + (size_t)name_len + 1 + (value ? (size_t)value_len + 1 : 0);
+    uint8_t words;
+    struct kv_node *k = kv_slab_alloc(&kv->slab, size, &words);
+    if (!k)
+        return NULL;
+    memset(k, 0, head);
+    k->alloc_words_ = words;
+    memcpy(k->name, name, name_len);
+    k->name[name_len] = '\0';
+    k->name_len = (uint16_t)name_len; /* <= KV_NAME_MAX: kv_cmd_decode and kv_restore_node check */
     if (value) {
-        char *v = kp + key_len + 1;
+        char *v = k->name + name_len + 1;
         if (value_len)
             memcpy(v, value, value_len);
         v[value_len] = '\0';
-        k->n.value = v;
-        k->n.value_len = value_len;
+        k->u_.value = v;
+        k->c_.value_len = value_len;
+    } else {
+        k->dir = true;
     }
     return k;
 }
 
-void kv_node_discard(struct kv *kv, struct knode *k)
+void kv_node_discard(struct kv *kv, struct kv_node *k)
 {
     if (k)
-        kv_slab_release(&kv->slab, k, k->n.alloc_words_);
+        kv_slab_release(&kv->slab, k, k->alloc_words_);
 }
 
 int kv_node_reserve(struct kv *kv, uint32_t more)
 {
-    return kv_index_reserve(&kv->children, more);
+    return kv_index_reserve(&kv->children, (size_t)more + KV_KIDS_LINEAR + 1);
 }
 
-void kv_node_value_free(struct knode *k)
+void kv_node_value_free(struct kv_node *k)
 {
-    if (k->n.value != inline_value(k))
-        kv_value_free(k->n.value);
+    if (!k->dir && k->u_.value != inline_value(k))
+        kv_value_free(k->u_.value);
 }
 
 /* Link a fresh node under parent (tail of the creation-ordered list) and index it. Heap room and
  * index room were reserved, so this cannot fail. */
-void kv_node_link(struct kv *kv, struct knode *parent, struct knode *k)
+void kv_node_link(struct kv *kv, struct kv_node *parent, struct kv_node *k, int64_t expire_ms)
 {
-    struct kv_node *p = &parent->n, *n = &k->n;
-    n->parent = p;
-    LIST_APPEND_T(p->first_child, p->last_child, n, prev_sibling, next_sibling);
-    p->nchildren++;
-    if (!kv_name_hidden(n->name))
-        p->nvisible++;
-    kv_index_insert(&kv->children, k, knode_hash(k));
-    if (parent == kv->disc && n->dir)
-        kv_heap_push(&kv->tok, k);
-    if (n->expire_ms)
-        kv_heap_push(&kv->ttl, k);
+    k->parent = parent;
+    LIST_APPEND_R(parent->u_.first, k, prev_sibling_, next_sibling);
+    if (!kv_name_hidden(k->name))
+        parent->c_.nvisible++;
+    if (parent->flags_ & KN_KIDS_INDEXED) {
+        kv_index_insert(&kv->children, k, knode_hash(k));
+    } else {
+        uint32_t n = 0;
+        for (struct kv_node *c = parent->u_.first; c && n <= KV_KIDS_LINEAR; c = c->next_sibling)
+            n++;
+        if (n > KV_KIDS_LINEAR) { /* for good: the index never shrinks either */
+            for (struct kv_node *c = parent->u_.first; c; c = c->next_sibling)
+                kv_index_insert(&kv->children, c, knode_hash(c));
+            parent->flags_ |= KN_KIDS_INDEXED;
+        }
+    }
+    if (parent == kv->disc && k->dir)
+        kv_token_push(kv, k);
+    if (expire_ms)
+        kv_set_expiry(kv, k, expire_ms);
     kv->nnodes++;
 }
 
@@ -154,31 +222,30 @@ char *kv_value_dup(const char *v, uint32_t len)
 }
 
 /* Unlink one childless node from its parent, its indexes and heaps, and free it. */
-static void node_free_one(struct kv *kv, struct knode *k)
+static void node_free_one(struct kv *kv, struct kv_node *k)
 {
-    struct kv_node *n = &k->n, *p = n->parent;
+    struct kv_node *p = k->parent;
     if (p) {
-        kv_index_remove(&kv->children, k, knode_hash(k));
-        LIST_UNLINK_T(p->first_child, p->last_child, n, prev_sibling, next_sibling);
-        p->nchildren--;
-        if (!kv_name_hidden(n->name))
-            p->nvisible--;
+        if (p->flags_ & KN_KIDS_INDEXED)
+            kv_index_remove(&kv->children, k, knode_hash(k));
+        LIST_UNLINK_R(p->u_.first, k, prev_sibling_, next_sibling);
+        if (!kv_name_hidden(k->name))
+            p->c_.nvisible--;
     }
-    kv_heap_remove(&kv->ttl, k);
-    kv_heap_remove(&kv->tok, k);
+    kv_expiry_forget(kv, k);
     kv_node_value_free(k);
     kv_node_discard(kv, k);
     kv->nnodes--;
 }
 
 /* Remove top and its whole subtree; iterative, so a deep path cannot exhaust the stack. */
-void kv_subtree_free(struct kv *kv, struct knode *top)
+void kv_subtree_free(struct kv *kv, struct kv_node *top)
 {
-    struct knode *cur = top;
+    struct kv_node *cur = top;
     for (;;) {
-        while (cur->n.first_child)
-            cur = KN(cur->n.first_child);
-        struct knode *parent = KN(cur->n.parent);
+        while (cur->dir && cur->u_.first)
+            cur = cur->u_.first;
+        struct kv_node *parent = cur->parent;
         bool last = cur == top;
         node_free_one(kv, cur);
         if (last)
@@ -190,7 +257,7 @@ void kv_subtree_free(struct kv *kv, struct knode *top)
 /* Empty components ("//", a trailing "/") are skipped, as path.Clean would. */
 void kv_walk_path(const struct kv *kv, const char *key, size_t len, struct walk *w)
 {
-    struct knode *cur = kv->root;
+    struct kv_node *cur = kv->root;
     size_t pos = 0;
     memset(w, 0, sizeof(*w));
     for (;;) {
@@ -203,12 +270,12 @@ void kv_walk_path(const struct kv *kv, const char *key, size_t len, struct walk 
         size_t end = pos;
         while (end < len && key[end] != '/')
             end++;
-        if (!cur->n.dir) {
+        if (!cur->dir) {
             w->at = cur;
             w->notdir = true;
             return;
         }
-        struct knode *c = find_child(kv, cur, key + pos, end - pos);
+        struct kv_node *c = find_child(kv, cur, key + pos, end - pos);
         if (!c) {
             w->at = cur;
             w->miss_start = pos;
@@ -224,9 +291,15 @@ void kv_walk_path(const struct kv *kv, const char *key, size_t len, struct walk 
  * component. */
 int kv_walk_error(const struct kv *kv, const char *key, const struct walk *w, struct kv_error *err)
 {
-    if (w->notdir)
-        return kv_set_err(err, KV_ENOTDIR, kv->index, "%s", w->at->n.key);
-    return kv_set_err(err, KV_ENOTFOUND, kv->index, "%.*s", (int)w->miss_end, key);
+    if (!w->notdir)
+        return kv_set_err(err, KV_ENOTFOUND, kv->index, "%.*s", (int)w->miss_end, key);
+    char buf[512];
+    size_t len;
+    const char *at = kv_node_key(w->at, buf, sizeof(buf), &len);
+    int rc = kv_set_err(err, KV_ENOTDIR, kv->index, "%s", at ? at : "");
+    if (at != buf)
+        free((char *)at);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- public reads */
@@ -250,7 +323,7 @@ const struct kv_node *kv_lookup(const struct kv *kv, const char *key, size_t key
 {
     struct walk w;
     kv_walk_path(kv, key, key_len, &w);
-    return w.node ? &w.node->n : NULL;
+    return w.node;
 }
 
 int kv_get(const struct kv *kv, const char *key, size_t key_len, const struct kv_node **out,
@@ -260,20 +333,20 @@ int kv_get(const struct kv *kv, const char *key, size_t key_len, const struct kv
     kv_walk_path(kv, key, key_len, &w);
     if (!w.node)
         return kv_walk_error(kv, key, &w, err);
-    *out = &w.node->n;
+    *out = w.node;
     return 0;
 }
 
 int64_t kv_next_due(const struct kv *kv, int64_t token_ttl_ms)
 {
     int64_t due = INT64_MAX;
-    struct knode *t = kv_heap_top(&kv->ttl);
-    if (t)
-        due = t->n.expire_ms;
+    int64_t t;
+    if (kv_ttl_top(kv, &t))
+        due = t;
     if (token_ttl_ms > 0) {
-        struct knode *k = kv_heap_top(&kv->tok);
+        const struct kv_node *k = kv_token_top(kv);
         int64_t d;
-        if (k && !__builtin_add_overflow(k->n.created_ms, token_ttl_ms, &d) && d < due)
+        if (k && !__builtin_add_overflow(k->created_ms, token_ttl_ms, &d) && d < due)
             due = d;
     }
     return due;
@@ -300,10 +373,10 @@ uint32_t kv_dir_size(const struct kv *kv, const struct kv_node *dir)
     static const char cfg[] = "_config", size[] = "size";
     if (!dir || !dir->dir)
         return 0;
-    const struct knode *c = find_child(kv, KN(dir), cfg, sizeof(cfg) - 1);
-    const struct knode *s = c && c->n.dir ? find_child(kv, c, size, sizeof(size) - 1) : NULL;
+    const struct kv_node *c = find_child(kv, dir, cfg, sizeof(cfg) - 1);
+    const struct kv_node *s = c && c->dir ? find_child(kv, c, size, sizeof(size) - 1) : NULL;
     uint32_t v;
-    if (!s || s->n.dir || !s->n.value || kv_parse_size(s->n.value, s->n.value_len, &v) != 0)
+    if (!s || s->dir || kv_parse_size(s->u_.value, s->c_.value_len, &v) != 0)
         return 0;
     return v;
 }
@@ -312,8 +385,8 @@ const struct kv_node *kv_token_dir(const struct kv *kv, const char *token, size_
 {
     if (token_len == 0)
         return NULL;
-    const struct knode *d = find_child(kv, kv->disc, token, token_len);
-    return d && d->n.dir ? &d->n : NULL;
+    const struct kv_node *d = find_child(kv, kv->disc, token, token_len);
+    return d && d->dir ? d : NULL;
 }
 
 void kv_token_info(const struct kv *kv, const char *token, size_t token_len, struct kv_token_info *out)
@@ -324,7 +397,7 @@ void kv_token_info(const struct kv *kv, const char *token, size_t token_len, str
         return;
     out->exists = true;
     out->size = kv_dir_size(kv, d);
-    out->members = d->nvisible;
+    out->members = d->c_.nvisible;
     out->created_ms = d->created_ms;
 }
 
@@ -350,23 +423,23 @@ struct kv *kv_new(void)
     if (!kv)
         return NULL;
     kv_index_init(&kv->children, knode_hash);
+    kv_index_init(&kv->ttls, kv_ttl_hash);
     kv_slab_init(&kv->slab);
     kv->tok.tok = true;
-    kv->root = kv_node_alloc(kv, "/", 1, 1, NULL, 0);
+    kv->root = kv_node_alloc(kv, "", 0, NULL, 0);
     if (!kv->root)
         goto fail;
-    kv->root->n.dir = true;
     kv->nnodes = 1;
-    struct knode *d = kv_node_alloc(kv, KV_DISCOVERY_DIR, (uint32_t)strlen(KV_DISCOVERY_DIR), 1, NULL, 0);
+    struct kv_node *d =
+        kv_node_alloc(kv, KV_DISCOVERY_DIR + 1, (uint32_t)strlen(KV_DISCOVERY_DIR) - 1, NULL, 0);
     if (!d)
         goto fail;
-    d->n.dir = true;
-    d->n.created_index = d->n.modified_index = 1;
+    d->created_index = d->modified_index = 1;
     if (kv_node_reserve(kv, 1) != 0) {
         kv_node_discard(kv, d);
         goto fail;
     }
-    kv_node_link(kv, kv->root, d);
+    kv_node_link(kv, kv->root, d, 0);
     kv->disc = d;
     kv->index = 1;
     return kv;
@@ -382,6 +455,8 @@ void kv_free(struct kv *kv)
     if (kv->root)
         kv_subtree_free(kv, kv->root);
     kv_index_free(&kv->children);
+    kv_index_free(&kv->ttls);
+    free(kv->ttl_spare);
     kv_slab_free_all(&kv->slab);
     free(kv->ttl.a);
     free(kv->tok.a);

@@ -3,7 +3,9 @@
  * Each element carries its own (prev, next) pointers, named by the caller, so one element can sit
  * on several lists (a tree node on its parent's child list, a bucket on an LRU) and public structs
  * keep readable field names. A list is a head pointer, plus a tail pointer when it needs O(1)
- * append (the _T forms). O(1) insert and unlink; no allocation; not thread-safe (callers lock).
+ * append (the _T forms), or a head pointer whose element's prev is the tail (the _R forms: O(1)
+ * append without a tail pointer, for the tree's millions of dirs). O(1) insert and unlink; no
+ * allocation; not thread-safe (callers lock).
  * Used by store/ (tree siblings, parked-watch deadlines, watch groups) and service/.
  */
 #ifndef DISCOVERYD_STORE_LIST_H
@@ -54,6 +56,35 @@
             (elm)->next->prev = (elm)->prev;                                                                 \
         else                                                                                                 \
             (tail) = (elm)->prev;                                                                            \
+        (elm)->prev = (elm)->next = NULL;                                                                    \
+    } while (0)
+
+/* Head-only lists with O(1) append: the head's prev points at the tail (the tail's next is NULL, so
+ * a walk from the head by next is as for the other forms; prev is for the list's own use). */
+#define LIST_APPEND_R(head, elm, prev, next)                                                                 \
+    do {                                                                                                     \
+        (elm)->next = NULL;                                                                                  \
+        if (head) {                                                                                          \
+            (elm)->prev = (head)->prev;                                                                      \
+            (head)->prev->next = (elm);                                                                      \
+            (head)->prev = (elm);                                                                            \
+        } else {                                                                                             \
+            (elm)->prev = (elm);                                                                             \
+            (head) = (elm);                                                                                  \
+        }                                                                                                    \
+    } while (0)
+
+/* Unlink elm, which must be on the list, and clear its links. */
+#define LIST_UNLINK_R(head, elm, prev, next)                                                                 \
+    do {                                                                                                     \
+        if ((elm) == (head))                                                                                 \
+            (head) = (elm)->next;                                                                            \
+        else                                                                                                 \
+            (elm)->prev->next = (elm)->next;                                                                 \
+        if ((elm)->next)                                                                                     \
+            (elm)->next->prev = (elm)->prev;                                                                 \
+        else if (head)                                                                                       \
+            (head)->prev = (elm)->prev;                                                                      \
         (elm)->prev = (elm)->next = NULL;                                                                    \
     } while (0)
 

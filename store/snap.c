@@ -91,7 +91,7 @@ static void wstr(struct wbuf *w, const char *s, uint32_t n)
     wput(w, s, n);
 }
 
-static int put_node(void *arg, const struct kv_node *n)
+static int put_node(void *arg, const struct kv_image *n)
 {
     struct wbuf *w = arg;
     wu8(w, 'N');
@@ -178,7 +178,9 @@ int snap_write(const struct fileio *io, const char *dir, const struct snap_meta 
     wu32(w, m->members_len);
     wput(w, m->members, m->members_len);
     const struct watch_dump_fns fns = {put_ring, put_event};
-    if (!w->err && kv_dump(kv, put_node, w) == 0 && !w->err)
+    if (!w->err && kv_dump(kv, put_node, w) != 0 && !w->err)
+        w->err = -ENOMEM; /* the walk's own key buffer: a snapshot short of nodes must not be written */
+    if (!w->err)
         watch_dump(hub, &fns, w);
     wu8(w, 'E');
     wu64(w, w->nodes);
@@ -354,11 +356,11 @@ int snap_parse(const uint8_t *buf, size_t len, struct snap_meta *m, struct kv *k
             break;
         }
         if (tag == 'N') {
-            struct kv_node img;
+            struct kv_image img;
             memset(&img, 0, sizeof(img));
-            img.key = (char *)rstr(&r, &img.key_len);
+            img.key = rstr(&r, &img.key_len);
             img.dir = ru8(&r) != 0;
-            img.value = (char *)rstr(&r, &img.value_len);
+            img.value = rstr(&r, &img.value_len);
             img.created_index = ru64(&r);
             img.modified_index = ru64(&r);
             img.created_ms = (int64_t)ru64(&r);

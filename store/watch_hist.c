@@ -249,23 +249,29 @@ static struct kv_event *creation_event(enum kv_action action, uint64_t c, const 
 /* Rebuild the creation event of a token holding only it, from the tree: the command made a chain
  * of nodes from top down, every one at index c, and nothing has touched them since (anything would
  * have been an event of the token). NULL when the tree does not show that (or on ENOMEM). */
-static struct kv_event *creation_from_tree(const struct kv_node *top)
+static struct kv_event *creation_from_tree(const struct kv *kv, const struct kv_node *top)
 {
     uint64_t c = top->created_index;
     const struct kv_node *l = top;
     if (top->created_action != KV_ACT_SET && top->created_action != KV_ACT_CREATE)
         return NULL;
-    while (l->first_child) {
-        if (l->nchildren != 1)
-            return NULL;
-        l = l->first_child;
-        if (l->created_index != c)
+    while (kv_node_first(l)) {
+        l = kv_node_first(l);
+        if (l->next_sibling || l->created_index != c)
             return NULL;
     }
     if (l->modified_index != c)
         return NULL;
-    return creation_event((enum kv_action)top->created_action, c, l->key, l->key_len, l->dir, l->value,
-                          l->value_len, l->expire_ms);
+    char buf[512];
+    size_t klen;
+    const char *key = kv_node_key(l, buf, sizeof(buf), &klen);
+    if (!key)
+        return NULL;
+    struct kv_event *ev = creation_event((enum kv_action)top->created_action, c, key, klen, l->dir,
+                                         kv_node_value(l), kv_node_value_len(l), kv_node_expire_ms(kv, l));
+    if (key != buf)
+        free((char *)key);
+    return ev;
 }
 
 /* The same from the first later event, when that is an expiry or deletion of the created node
@@ -302,7 +308,7 @@ void watch_prepare(struct watch_hub *h, const char *key, size_t len)
         return;
     const struct kv_node *top = wh_tree_top(h, name, n);
     if (wh_only_creation(h, wh_token_find(h, name, n), top))
-        wh_record_creation(h, name, n, creation_from_tree(top));
+        wh_record_creation(h, name, n, creation_from_tree(h->kv, top));
 }
 
 /* A history scan that ran out of memory: KV_ERAFT, as the tree answers ENOMEM. */
@@ -337,7 +343,7 @@ int watch_start(struct watch_hub *h, struct watcher *w, uint64_t wait_index, uin
         const struct kv_node *top = h->kv && wh_ring_empty(t) ? wh_tree_top(h, name, nlen) : NULL;
         if (wh_only_creation(h, t, top)) {
             /* the token's one event, rebuilt from the tree */
-            struct kv_event *c = top->created_index >= since ? creation_from_tree(top) : NULL;
+            struct kv_event *c = top->created_index >= since ? creation_from_tree(h->kv, top) : NULL;
             if (c && hist_match(c, w->key, w->key_len, w->recursive)) {
                 *ev = c;
                 return 0;
@@ -434,11 +440,11 @@ int watch_dump(const struct watch_hub *h, const struct watch_dump_fns *f, void *
         }
     /* tokens holding only their creation: a ring of that one event, as if it had been kept */
     const struct kv_node *disc = h->kv ? kv_lookup(h->kv, KV_DISCOVERY_DIR, TOKEN_PREFIX_LEN - 1) : NULL;
-    for (const struct kv_node *top = disc ? disc->first_child : NULL; rv == 0 && top; top = top->next_sibling) {
-        size_t n = top->key_len - TOKEN_PREFIX_LEN;
+    for (const struct kv_node *top = disc ? kv_node_first(disc) : NULL; rv == 0 && top; top = top->next_sibling) {
+        size_t n = top->name_len;
         if (!wh_ring_empty(wh_token_find(h, top->name, n)))
             continue;
-        struct kv_event *c = creation_from_tree(top);
+        struct kv_event *c = creation_from_tree(h->kv, top);
         if (!c)
             continue; /* not rebuildable: the token has no history (as when it was restored without one) */
         rv = f->ring(arg, top->name, n, 0, 1);

@@ -107,48 +107,49 @@ static void test_large_bodies_are_not_kept(void **s)
 
 /* ttl = ceil((expire - now) / 1 s): the rendering is right until the next whole second of the
  * remainder is crossed, and no later. */
+/* A tree holding /discovery/t with one member m, expiring at expire_ms (0: never); *d = the dir. */
+static struct kv *ttl_tree(int64_t expire_ms, const struct kv_node **d)
+{
+    struct kv *kv = kv_new();
+    assert_non_null(kv);
+    struct kv_image t = {.key = "/discovery/t", .key_len = 12, .created_index = 4, .modified_index = 4, .dir = true};
+    struct kv_image m = {.key = "/discovery/t/m", .key_len = 14, .value = "v", .value_len = 1, .created_index = 5,
+                         .modified_index = 5, .expire_ms = expire_ms};
+    assert_int_equal(kv_restore_node(kv, &t), 0);
+    assert_int_equal(kv_restore_node(kv, &m), 0);
+    *d = kv_lookup(kv, "/discovery/t", 12);
+    return kv;
+}
+
 static void test_until_is_the_next_ttl_change(void **s)
 {
-    static struct kv_node d, m;
-    memset(&d, 0, sizeof(d));
-    memset(&m, 0, sizeof(m));
-    d.key = (char *)"/discovery/t";
-    d.key_len = 12;
-    d.name = d.key + 11;
-    d.dir = true;
-    d.first_child = d.last_child = &m;
-    d.nchildren = d.nvisible = 1;
-    m.key = (char *)"/discovery/t/m";
-    m.key_len = 14;
-    m.name = m.key + 13;
-    m.value = (char *)"v";
-    m.value_len = 1;
-    m.parent = &d;
-    m.created_index = m.modified_index = 5;
-    m.expire_ms = 100500;
+    const struct kv_node *d;
+    struct kv *kv = ttl_tree(100500, &d);
     const int64_t nows[] = {90000, 98500, 98501, 99499, 99500, 99501, 100499, 100500, 100501, 101000};
     for (size_t i = 0; i < sizeof(nows) / sizeof(nows[0]); i++) {
         struct api_buf a = {0}, b = {0};
         int64_t until = 0;
-        api_json_get_until(&a, &d, false, false, nows[i], &until);
+        api_json_get_until(&a, kv, d, false, false, nows[i], &until);
         assert_true(until > nows[i]);
         /* the same bytes at until - 1, different ones at until */
-        api_json_get(&b, &d, false, false, until - 1);
+        api_json_get(&b, kv, d, false, false, until - 1);
         assert_int_equal(a.len, b.len);
         assert_memory_equal(a.p, b.p, a.len);
         api_buf_free(&b);
-        api_json_get(&b, &d, false, false, until);
+        api_json_get(&b, kv, d, false, false, until);
         assert_true(a.len != b.len || memcmp(a.p, b.p, a.len) != 0);
         api_buf_free(&a);
         api_buf_free(&b);
     }
+    kv_free(kv);
     /* no TTL anywhere: right until the tree changes */
-    m.expire_ms = 0;
+    kv = ttl_tree(0, &d);
     struct api_buf a = {0};
     int64_t until = 0;
-    api_json_get_until(&a, &d, true, true, 5, &until);
+    api_json_get_until(&a, kv, d, true, true, 5, &until);
     assert_int_equal(until, INT64_MAX);
     api_buf_free(&a);
+    kv_free(kv);
 }
 
 int main(void)

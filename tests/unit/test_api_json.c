@@ -1,5 +1,5 @@
 /* tests/unit/test_api_json.c — JSON rendering byte for byte against etcd 3.4's answers in
- * reference/etcd-3.4-trace/store-json-examples.txt (nodes and events built by hand). */
+ * reference/etcd-3.4-trace/store-json-examples.txt (events built by hand, nodes restored into a tree). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,42 +12,31 @@
 
 #define T "/discovery/3ca67c9f-5e6b-4705-8f60-a8e758d1ce15"
 
-static struct kv_node nodes[32];
-static int nnodes;
+/* Nodes are restored into a real tree, as a snapshot would restore them, so that their indexes
+ * are the trace's; a fresh tree for each test. */
+static struct kv *kv;
 
 static struct kv_node *mk(struct kv_node *parent, const char *key, const char *value, uint64_t ci,
                           uint64_t mi)
 {
-    struct kv_node *n = &nodes[nnodes++];
-    memset(n, 0, sizeof(*n));
-    n->key = (char *)key;
-    n->key_len = (uint32_t)strlen(key);
-    n->name = strrchr(key, '/') + 1;
-    n->dir = value == NULL;
-    n->value = (char *)value;
-    n->value_len = value ? (uint32_t)strlen(value) : 0;
-    n->created_index = ci;
-    n->modified_index = mi;
-    n->parent = parent;
-    if (parent) {
-        if (parent->last_child) {
-            parent->last_child->next_sibling = n;
-            n->prev_sibling = parent->last_child;
-        } else {
-            parent->first_child = n;
-        }
-        parent->last_child = n;
-        parent->nchildren++;
-        if (n->name[0] != '_')
-            parent->nvisible++;
-    }
-    return n;
+    (void)parent; /* the key says where it goes */
+    struct kv_image img = {.key = key,
+                           .key_len = (uint32_t)strlen(key),
+                           .value = value,
+                           .value_len = value ? (uint32_t)strlen(value) : 0,
+                           .created_index = ci,
+                           .modified_index = mi,
+                           .dir = value == NULL};
+    assert_int_equal(kv_restore_node(kv, &img), 0);
+    return (struct kv_node *)kv_lookup(kv, key, strlen(key));
 }
 
 static int reset(void **s)
 {
-    nnodes = 0;
-    return 0;
+    (void)s;
+    kv_free(kv);
+    kv = kv_new();
+    return kv ? 0 : -1;
 }
 
 static void expect(struct api_buf *b, const char *want)
@@ -73,7 +62,7 @@ static struct kv_node *token_dir(void)
 static void test_get_token_dir_hides_config_and_matches_etcd(void **s)
 {
     struct api_buf b = {0};
-    api_json_get(&b, token_dir(), false, false, 0);
+    api_json_get(&b, kv, token_dir(), false, false, 0);
     expect(
         &b,
         "{\"action\":\"get\",\"node\":{\"key\":\"" T "\",\"dir\":true,\"nodes\":["
@@ -89,7 +78,7 @@ static void test_get_token_dir_hides_config_and_matches_etcd(void **s)
 static void test_get_token_dir_body_is_576_bytes_as_in_the_trace(void **s)
 {
     struct api_buf b = {0};
-    api_json_get(&b, token_dir(), true, false, 0);
+    api_json_get(&b, kv, token_dir(), true, false, 0);
     assert_int_equal(b.len, 576);
     api_buf_free(&b);
 }
@@ -97,7 +86,7 @@ static void test_get_token_dir_body_is_576_bytes_as_in_the_trace(void **s)
 static void test_sorted_get_orders_by_key(void **s)
 {
     struct api_buf b = {0};
-    api_json_get(&b, token_dir(), true, true, 0);
+    api_json_get(&b, kv, token_dir(), true, true, 0);
     expect(
         &b,
         "{\"action\":\"get\",\"node\":{\"key\":\"" T "\",\"dir\":true,\"nodes\":["
@@ -114,11 +103,11 @@ static void test_get_hidden_dir_directly_lists_its_children(void **s)
 {
     struct kv_node *d = token_dir();
     struct api_buf b = {0};
-    api_json_get(&b, d->first_child, false, false, 0);
+    api_json_get(&b, kv, kv_node_first(d), false, false, 0);
     expect(&b, "{\"action\":\"get\",\"node\":{\"key\":\"" T "/_config\",\"dir\":true,\"nodes\":["
                "{\"key\":\"" T "/_config/size\",\"value\":\"3\",\"modifiedIndex\":6,\"createdIndex\":6}"
                "],\"modifiedIndex\":6,\"createdIndex\":6}}\n");
-    api_json_get(&b, d->first_child->first_child, false, false, 0);
+    api_json_get(&b, kv, kv_node_first(kv_node_first(d)), false, false, 0);
     expect(&b, "{\"action\":\"get\",\"node\":{\"key\":\"" T
                "/_config/size\",\"value\":\"3\",\"modifiedIndex\":6,\"createdIndex\":6}}\n");
 }
@@ -129,7 +118,7 @@ static void test_empty_dir_has_no_nodes_field(void **s)
     struct kv_node *cfg = mk(d, "/discovery/T/_config", NULL, 7, 7);
     mk(cfg, "/discovery/T/_config/size", "3", 7, 7);
     struct api_buf b = {0};
-    api_json_get(&b, d, true, false, 0);
+    api_json_get(&b, kv, d, true, false, 0);
     expect(&b, "{\"action\":\"get\",\"node\":{\"key\":\"/discovery/"
                "T\",\"dir\":true,\"modifiedIndex\":7,\"createdIndex\":7}}\n");
 }
@@ -141,11 +130,11 @@ static void test_child_dirs_list_children_only_when_recursive(void **s)
     mk(sub, "/discovery/T/sub/x", "", 3, 3);
     mk(sub, "/discovery/T/sub/_h", "hidden", 4, 4);
     struct api_buf b = {0};
-    api_json_get(&b, d, false, false, 0);
+    api_json_get(&b, kv, d, false, false, 0);
     expect(&b, "{\"action\":\"get\",\"node\":{\"key\":\"/discovery/T\",\"dir\":true,\"nodes\":["
                "{\"key\":\"/discovery/T/sub\",\"dir\":true,\"modifiedIndex\":3,\"createdIndex\":3}"
                "],\"modifiedIndex\":2,\"createdIndex\":2}}\n");
-    api_json_get(&b, d, true, false, 0);
+    api_json_get(&b, kv, d, true, false, 0);
     expect(&b, "{\"action\":\"get\",\"node\":{\"key\":\"/discovery/T\",\"dir\":true,\"nodes\":["
                "{\"key\":\"/discovery/T/sub\",\"dir\":true,\"nodes\":["
                "{\"key\":\"/discovery/T/sub/x\",\"value\":\"\",\"modifiedIndex\":3,\"createdIndex\":3}"
@@ -338,5 +327,7 @@ int main(void)
         cmocka_unit_test_setup(test_strings_escape_as_go_json_encoder, reset),
         cmocka_unit_test_setup(test_time_format_trims_fraction_zeros, reset),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    kv_free(kv);
+    return rc;
 }

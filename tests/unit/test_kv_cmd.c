@@ -240,6 +240,21 @@ static void test_unclean_keys_are_refused(void **state)
         assert_int_equal(kv_cmd_decode(buf, len, &d), 0);
         free(buf);
     }
+    /* a component of KV_NAME_MAX bytes is the longest the tree keeps */
+    size_t big = KV_NAME_MAX + 1 + 3;
+    char *k = malloc(big + 1);
+    assert_non_null(k);
+    memcpy(k, "/a/", 3);
+    memset(k + 3, 'x', big - 3);
+    for (int over = 0; over <= 1; over++) {
+        c = full_cmd();
+        c.key = k;
+        c.key_len = (uint32_t)(3 + KV_NAME_MAX + (size_t)over);
+        assert_int_equal(kv_cmd_encode(&c, &buf, &len), 0);
+        assert_int_equal(kv_cmd_decode(buf, len, &d), over ? -1 : 0);
+        free(buf);
+    }
+    free(k);
 }
 
 /* Every single-byte corruption (three values per byte) either decodes or is refused, and

@@ -16,7 +16,7 @@
 struct blk {
     unsigned char *p;
     size_t size;
-    uint16_t words;
+    uint8_t words;
     unsigned char fill;
 };
 
@@ -73,7 +73,7 @@ static void test_a_released_block_is_reused_for_its_size(void **s)
     (void)s;
     struct kv_slab sl;
     kv_slab_init(&sl);
-    uint16_t w1, w2, w3;
+    uint8_t w1, w2, w3;
     void *a = kv_slab_alloc(&sl, 180, &w1);
     void *b = kv_slab_alloc(&sl, 200, &w2);
     assert_ptr_not_equal(a, b);
@@ -84,7 +84,7 @@ static void test_a_released_block_is_reused_for_its_size(void **s)
     assert_ptr_equal(d, a);
     assert_int_equal(w3, w1);
     /* consecutive blocks of one class sit back to back: no header, no rounding beyond 8 bytes */
-    uint16_t wx, wy;
+    uint8_t wx, wy;
     char *x = kv_slab_alloc(&sl, 172, &wx), *y = kv_slab_alloc(&sl, 172, &wy);
     assert_int_equal(y - x, 176);
     kv_slab_free_all(&sl);

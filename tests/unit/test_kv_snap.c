@@ -78,20 +78,24 @@ static void destroy(struct world *w)
     kv_free(w->kv);
 }
 
-/* A dump as text, one line per node with every field a snapshot keeps. */
+/* A dump as text, one line per node with every field a snapshot keeps (and the visible count the
+ * tree derives). */
 struct text {
     char *p;
     size_t len;
+    const struct kv *kv;
 };
 
-static int dump_line(void *arg, const struct kv_node *n)
+static int dump_line(void *arg, const struct kv_image *n)
 {
     struct text *t = arg;
     char line[512];
+    const struct kv_node *node = kv_lookup(t->kv, n->key, n->key_len);
+    assert_non_null(node);
     int l = snprintf(line, sizeof(line), "%s d=%d v=%s c=%llu m=%llu cms=%lld exp=%lld vis=%u\n", n->key,
                      n->dir, n->value ? n->value : "-", (unsigned long long)n->created_index,
                      (unsigned long long)n->modified_index, (long long)n->created_ms, (long long)n->expire_ms,
-                     n->nvisible);
+                     kv_node_nvisible(node));
     t->p = realloc(t->p, t->len + (size_t)l + 1);
     memcpy(t->p + t->len, line, (size_t)l + 1);
     t->len += (size_t)l;
@@ -100,7 +104,7 @@ static int dump_line(void *arg, const struct kv_node *n)
 
 static char *dump_text(const struct kv *kv)
 {
-    struct text t = {calloc(1, 1), 0};
+    struct text t = {calloc(1, 1), 0, kv};
     kv_dump(kv, dump_line, &t);
     return t.p;
 }

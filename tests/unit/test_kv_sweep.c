@@ -299,18 +299,78 @@ static void test_token_expiry_is_proportional_to_expired(void **state)
     kv_free(kv);
 }
 
+/* A key longer than the stack buffers the tree builds keys in: its expiry event still names it whole. */
+static void test_a_long_key_expires_under_its_whole_key(void **state)
+{
+    (void)state;
+    struct kv *kv = kv_new();
+    char key[700];
+    int n = snprintf(key, sizeof(key), "/discovery/T/%0300d/%0300d", 1, 2);
+    assert_true(n > 600 && (size_t)n < sizeof(key));
+    assert_int_equal(put(kv, key, "v", false, 0, 5000), 0);
+    const struct kv_node *node = kv_lookup(kv, key, (size_t)n);
+    assert_non_null(node);
+    char small[64];
+    size_t len;
+    const char *k = kv_node_key(node, small, sizeof(small), &len);
+    assert_true(k != small);
+    assert_int_equal(len, (size_t)n);
+    assert_int_equal(kv_node_key_len(node), (size_t)n);
+    assert_string_equal(k, key);
+    free((char *)k);
+    struct evs e = {.n = 0};
+    assert_int_equal(sweep(kv, 6000, 0, 0, &e), 0);
+    assert_int_equal(e.n, 1);
+    assert_int_equal(e.v[0]->action, KV_ACT_EXPIRE);
+    assert_string_equal(e.v[0]->node.key, key);
+    evs_clear(&e);
+    kv_free(kv);
+}
+
+/* Two TTLs due at the same instant on nodes created by one command: the key decides, on every node. */
+static void test_ties_expire_in_key_order(void **state)
+{
+    (void)state;
+    struct kv *kv = kv_new();
+    assert_int_equal(put(kv, "/discovery/T/a/b", "v", false, 0, 5000), 0);
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_UPDATE;
+    c.key = "/discovery/T/a";
+    c.key_len = (uint32_t)strlen(c.key);
+    c.dir = true;
+    c.expire_ms = 5000;
+    struct evs e = {.n = 0};
+    assert_int_equal(apply_cmd(kv, &c, &e), 0);
+    evs_clear(&e);
+    const struct kv_node *a = kv_lookup(kv, "/discovery/T/a", 14), *b = kv_lookup(kv, "/discovery/T/a/b", 16);
+    assert_int_equal(a->created_index, b->created_index);
+    assert_int_equal(kv_node_expire_ms(kv, a), kv_node_expire_ms(kv, b));
+    assert_int_equal(sweep(kv, 6000, 0, 0, &e), 0);
+    assert_int_equal(e.n, 1); /* the dir first ("/discovery/T/a" < "/discovery/T/a/b"), b with it */
+    assert_string_equal(e.v[0]->node.key, "/discovery/T/a");
+    assert_null(kv_lookup(kv, "/discovery/T/a/b", 16));
+    evs_clear(&e);
+    kv_free(kv);
+}
+
 /* ---- determinism ---- */
 
-static void tree_fingerprint(const struct kv_node *n, char *out, size_t cap, size_t *used)
+static void tree_fingerprint(const struct kv *kv, const struct kv_node *n, char *out, size_t cap,
+                             size_t *used)
 {
-    int w =
-        snprintf(out + *used, cap - *used, "%s|%d|%s|%llu|%llu|%lld|%lld;", n->key, n->dir,
-                 n->value ? n->value : "-", (unsigned long long)n->created_index,
-                 (unsigned long long)n->modified_index, (long long)n->expire_ms, (long long)n->created_ms);
+    char kb[256];
+    size_t kl;
+    const char *key = kv_node_key(n, kb, sizeof(kb), &kl);
+    assert_ptr_equal(key, kb);
+    int w = snprintf(out + *used, cap - *used, "%s|%d|%s|%llu|%llu|%lld|%lld;", key, n->dir,
+                     kv_node_value(n) ? kv_node_value(n) : "-", (unsigned long long)n->created_index,
+                     (unsigned long long)n->modified_index, (long long)kv_node_expire_ms(kv, n),
+                     (long long)n->created_ms);
     assert_true(w > 0 && (size_t)w < cap - *used);
     *used += (size_t)w;
-    for (const struct kv_node *c = n->first_child; c; c = c->next_sibling)
-        tree_fingerprint(c, out, cap, used);
+    for (const struct kv_node *c = kv_node_first(n); c; c = c->next_sibling)
+        tree_fingerprint(kv, c, out, cap, used);
 }
 
 static void test_same_commands_give_the_same_tree(void **state)
@@ -382,8 +442,8 @@ static void test_same_commands_give_the_same_tree(void **state)
     assert_true(kv_index(a) > 8);
     static char fa[65536], fb[65536];
     size_t ua = 0, ub = 0;
-    tree_fingerprint(kv_lookup(a, "/", 1), fa, sizeof(fa), &ua);
-    tree_fingerprint(kv_lookup(b, "/", 1), fb, sizeof(fb), &ub);
+    tree_fingerprint(a, kv_lookup(a, "/", 1), fa, sizeof(fa), &ua);
+    tree_fingerprint(b, kv_lookup(b, "/", 1), fb, sizeof(fb), &ub);
     assert_string_equal(fa, fb);
     kv_free(a);
     kv_free(b);
@@ -402,6 +462,8 @@ int main(void)
         cmocka_unit_test(test_sweep_max_bounds_events_per_command),
         cmocka_unit_test(test_token_expiry_is_proportional_to_expired),
         cmocka_unit_test(test_same_commands_give_the_same_tree),
+        cmocka_unit_test(test_a_long_key_expires_under_its_whole_key),
+        cmocka_unit_test(test_ties_expire_in_key_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

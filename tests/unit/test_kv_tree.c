@@ -222,7 +222,7 @@ static void test_set_existing_file_replaces_it_with_prev_node(void **state)
     assert_int_equal(r.ev->node.created_index, 3);
     assert_int_equal(r.ev->node.modified_index, 3);
     const struct kv_node *n = kv_lookup(kv, "/discovery/T/a", 14);
-    assert_string_equal(n->value, "two");
+    assert_string_equal(kv_node_value(n), "two");
     assert_int_equal(n->created_index, 3);
     res_clear(&r);
 }
@@ -290,7 +290,7 @@ static void test_create_dir_makes_an_empty_dir(void **state)
     assert_true(r.ev->node.dir);
     const struct kv_node *t = kv_lookup(kv, "/discovery/T", 12);
     assert_true(t->dir);
-    assert_int_equal(t->nchildren, 0);
+    assert_null(kv_node_first(t));
     res_clear(&r);
 }
 
@@ -304,8 +304,8 @@ static void test_values_are_stored_verbatim(void **state)
     c.value_len = sizeof(v) - 1;
     assert_int_equal(apply(kv, &c, &r), 0);
     const struct kv_node *n = kv_lookup(kv, "/discovery/T/x", 14);
-    assert_int_equal(n->value_len, sizeof(v) - 1);
-    assert_memory_equal(n->value, v, sizeof(v) - 1);
+    assert_int_equal(kv_node_value_len(n), sizeof(v) - 1);
+    assert_memory_equal(kv_node_value(n), v, sizeof(v) - 1);
     assert_int_equal(r.ev->node.value_len, sizeof(v) - 1);
     assert_memory_equal(r.ev->node.value, v, sizeof(v) - 1);
     /* an empty value is "" (present), not NULL */
@@ -357,7 +357,7 @@ static void test_update_dir_with_ttl_is_update_and_keeps_dir_modified_index(void
     assert_int_equal(r.ev->node.expire_ms, 50000);
     assert_int_equal(r.ev->node.modified_index, 3);
     const struct kv_node *t = kv_lookup(kv, "/discovery/T", 12);
-    assert_int_equal(t->expire_ms, 50000);
+    assert_int_equal(kv_node_expire_ms(kv, t), 50000);
     assert_int_equal(t->modified_index, 2); /* etcd's node.Write does not touch a dir */
     assert_int_equal(kv_index(kv), 3);
     /* a value on a dir is 102 */
@@ -563,8 +563,47 @@ static void test_get_missing_names_first_missing_component(void **state)
     assert_string_equal(r.err.cause, "/discovery/T/no-such-member");
     assert_int_equal(r.err.index, 2);
     assert_int_equal(kv_get(kv, "/discovery/T/_config/size", 25, &n, &r.err), 0);
-    assert_string_equal(n->value, "3");
+    assert_string_equal(kv_node_value(n), "3");
     assert_string_equal(kv_err_message(KV_ENOTFOUND), "Key not found");
+    res_clear(&r);
+}
+
+/* A dir finds its first few children along its sibling list and moves them into the child index
+ * when it gets more: every child stays found, before and after, through deletes on both sides. */
+static void test_children_are_found_in_small_and_big_dirs(void **state)
+{
+    struct kv *kv = *state;
+    struct res r = {0};
+    char k[64];
+    for (int i = 0; i < 40; i++) {
+        snprintf(k, sizeof(k), "/discovery/T/%s%02d", i % 5 ? "m" : "_h", i);
+        assert_int_equal(do_create(kv, k, "v", &r), 0);
+        if (i % 7 == 3) { /* a delete now and then, before the move and after it */
+            snprintf(k, sizeof(k), "/discovery/T/%s%02d", (i - 2) % 5 ? "m" : "_h", i - 2);
+            assert_int_equal(do_delete(kv, k, false, false, &r), 0);
+        }
+        for (int j = 0; j <= i; j++) {
+            snprintf(k, sizeof(k), "/discovery/T/%s%02d", j % 5 ? "m" : "_h", j);
+            bool gone = (j + 2) % 7 == 3 && j + 2 <= i;
+            const struct kv_node *n = kv_lookup(kv, k, strlen(k));
+            if (gone)
+                assert_null(n);
+            else
+                assert_true(n != NULL && strcmp(n->name, k + 13) == 0);
+        }
+        if (i >= 2)
+            assert_int_equal(do_create(kv, "/discovery/T/m02", "again", &r), KV_EEXISTS);
+    }
+    const struct kv_node *t = kv_lookup(kv, "/discovery/T", 12);
+    uint32_t vis = 0;
+    for (const struct kv_node *c = kv_node_first(t); c; c = c->next_sibling)
+        vis += !kv_node_hidden(c);
+    assert_int_equal(vis, kv_node_nvisible(t));
+    /* the dir goes whole, its indexed children with it */
+    assert_int_equal(do_delete(kv, "/discovery/T", true, true, &r), 0);
+    assert_null(kv_lookup(kv, "/discovery/T/m01", 16));
+    assert_int_equal(do_create(kv, "/discovery/T/m01", "new", &r), 0);
+    assert_string_equal(kv_node_value(kv_lookup(kv, "/discovery/T/m01", 16)), "new");
     res_clear(&r);
 }
 
@@ -594,18 +633,33 @@ static void test_hidden_children_are_counted_apart(void **state)
     assert_int_equal(do_create(kv, "/discovery/T/m1", "a", &r), 0);
     assert_int_equal(do_create(kv, "/discovery/T/m2", "b", &r), 0);
     const struct kv_node *t = kv_lookup(kv, "/discovery/T", 12);
-    assert_int_equal(t->nchildren, 3);
-    assert_int_equal(t->nvisible, 2);
+    assert_int_equal(kv_node_nvisible(t), 2);
     assert_true(kv_node_hidden(kv_lookup(kv, "/discovery/T/_config", 20)));
     assert_false(kv_node_hidden(kv_lookup(kv, "/discovery/T/m1", 15)));
     /* children in creation order */
-    assert_string_equal(t->first_child->name, "_config");
-    assert_string_equal(t->first_child->next_sibling->name, "m1");
-    assert_string_equal(t->last_child->name, "m2");
+    assert_string_equal(kv_node_first(t)->name, "_config");
+    assert_string_equal(kv_node_first(t)->next_sibling->name, "m1");
+    assert_string_equal(kv_node_first(t)->next_sibling->next_sibling->name, "m2");
+    assert_null(kv_node_first(t)->next_sibling->next_sibling->next_sibling);
     assert_int_equal(do_delete(kv, "/discovery/T/m1", false, false, &r), 0);
-    assert_int_equal(t->nvisible, 1);
-    assert_int_equal(t->nchildren, 2);
-    assert_string_equal(t->first_child->next_sibling->name, "m2");
+    assert_int_equal(kv_node_nvisible(t), 1);
+    assert_string_equal(kv_node_first(t)->next_sibling->name, "m2");
+    assert_null(kv_node_first(t)->next_sibling->next_sibling);
+    /* the list's tail follows removals at either end: appends still go last */
+    assert_int_equal(do_delete(kv, "/discovery/T/m2", false, false, &r), 0);
+    assert_int_equal(do_create(kv, "/discovery/T/m3", "c", &r), 0);
+    assert_int_equal(do_delete(kv, "/discovery/T/_config", true, true, &r), 0);
+    assert_int_equal(do_create(kv, "/discovery/T/m4", "d", &r), 0);
+    assert_string_equal(kv_node_first(t)->name, "m3");
+    assert_string_equal(kv_node_first(t)->next_sibling->name, "m4");
+    assert_null(kv_node_first(t)->next_sibling->next_sibling);
+    assert_int_equal(do_delete(kv, "/discovery/T/m3", false, false, &r), 0);
+    assert_int_equal(do_delete(kv, "/discovery/T/m4", false, false, &r), 0);
+    assert_null(kv_node_first(t));
+    assert_int_equal(do_create(kv, "/discovery/T/m5", "e", &r), 0);
+    assert_string_equal(kv_node_first(t)->name, "m5");
+    assert_null(kv_node_first(t)->next_sibling);
+    assert_int_equal(kv_node_nvisible(t), 1);
     res_clear(&r);
 }
 
@@ -640,8 +694,8 @@ static void test_refresh_keeps_value_and_marks_event(void **state)
     assert_string_equal(r.ev->node.value, "v");
     assert_int_equal(r.ev->node.expire_ms, 9000);
     const struct kv_node *n = kv_lookup(kv, "/discovery/T/k", 14);
-    assert_string_equal(n->value, "v");
-    assert_int_equal(n->expire_ms, 9000);
+    assert_string_equal(kv_node_value(n), "v");
+    assert_int_equal(kv_node_expire_ms(kv, n), 9000);
     /* SET refresh of a missing key is 100 */
     c = cmd(KV_CMD_SET, "/discovery/T/none", NULL);
     c.refresh = true;
@@ -654,7 +708,7 @@ static void test_refresh_keeps_value_and_marks_event(void **state)
     c.expire_ms = 12000;
     assert_int_equal(apply(kv, &c, &r), 0);
     assert_true(r.ev->refresh);
-    assert_string_equal(kv_lookup(kv, "/discovery/T/k", 14)->value, "v");
+    assert_string_equal(kv_node_value(kv_lookup(kv, "/discovery/T/k", 14)), "v");
     res_clear(&r);
 }
 
@@ -748,7 +802,7 @@ static void test_many_tokens_lookup_and_counts(void **state)
     }
     assert_int_equal(kv_ntokens(kv), 20000);
     assert_int_equal(kv_nnodes(kv), 2 + 3 * 20000);
-    assert_int_equal(kv_lookup(kv, "/discovery", 10)->nvisible, 20000);
+    assert_int_equal(kv_node_nvisible(kv_lookup(kv, "/discovery", 10)), 20000);
     char k[80];
     snprintf(k, sizeof(k), "/discovery/%032x/_config/size", 12345);
     const struct kv_node *n = kv_lookup(kv, k, strlen(k));
@@ -838,6 +892,7 @@ int main(void)
         T(test_a_file_in_the_path_is_104_naming_it),
         T(test_get_missing_names_first_missing_component),
         T(test_lookup_tolerates_unclean_paths),
+        T(test_children_are_found_in_small_and_big_dirs),
         T(test_hidden_children_are_counted_apart),
         T(test_post_names_child_by_next_index_zero_padded),
         T(test_refresh_keeps_value_and_marks_event),

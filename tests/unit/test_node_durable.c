@@ -149,7 +149,7 @@ static void test_writes_survive_a_restart_and_reads_never_stall(void **state)
     assert_int_equal(kv_index(node_kv(n)), index);
     const struct kv_node *k = kv_lookup(node_kv(n), keys[ROUNDS - 1], strlen(keys[ROUNDS - 1]));
     assert_non_null(k);
-    assert_string_equal(k->value, "v");
+    assert_string_equal(kv_node_value(k), "v");
     node_rdunlock(n);
     uint64_t ri2, rt2;
     node_raft_state(n, &ri2, &rt2);
@@ -170,7 +170,7 @@ static void test_writes_survive_a_restart_and_reads_never_stall(void **state)
     remove_dir(dir);
 }
 
-static int dump_line(void *arg, const struct kv_node *k)
+static int dump_line(void *arg, const struct kv_image *k)
 {
     FILE *f = arg;
     fprintf(f, "%s %d %s %llu %llu %lld %lld\n", k->key, k->dir, k->value ? k->value : "-",

@@ -185,7 +185,7 @@ static void test_write_completes_through_post_with_event(void **state)
     node_rdlock(n);
     const struct kv_node *m = kv_lookup(node_kv(n), "/discovery/T/m1", 15);
     assert_non_null(m);
-    assert_string_equal(m->value, "m1=http://a:2380");
+    assert_string_equal(kv_node_value(m), "m1=http://a:2380");
     node_rdunlock(n);
     uint64_t ri, rt;
     node_raft_state(n, &ri, &rt);
@@ -451,9 +451,9 @@ static void *reader(void *p)
         const struct kv_node *d = kv_lookup(node_kv(n), "/discovery/T", 12);
         if (d) {
             uint32_t c = 0;
-            for (const struct kv_node *x = d->first_child; x; x = x->next_sibling)
-                c++;
-            if (c != d->nchildren)
+            for (const struct kv_node *x = kv_node_first(d); x; x = x->next_sibling)
+                c += !kv_node_hidden(x);
+            if (c != kv_node_nvisible(d))
                 __atomic_add_fetch(&reader_mismatches, 1, __ATOMIC_RELAXED);
         }
         node_rdunlock(n);

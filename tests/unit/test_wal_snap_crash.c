@@ -43,7 +43,7 @@ static void put(struct kv *kv, struct watch_hub *hub, const char *key, const cha
     free(b);
 }
 
-static int line(void *arg, const struct kv_node *n)
+static int line(void *arg, const struct kv_image *n)
 {
     char **s = arg;
     char *t;
