@@ -20,13 +20,27 @@
  *     3. install rd.snapshot into the state machine (if any), then apply rd.committed in order.
  *        rd.read_states: serve each read once the state machine has applied read_state.index.
  *     4. raft_advance(&rd): tells the core that everything in rd is durable and applied.
- *   The leader counts its own log toward a commit quorum only for entries acknowledged durable by
- *   raft_advance(), so committing never outruns the leader's disk. Committed entries are handed
+ *   The leader counts its own log toward a commit quorum only for entries acknowledged durable (by
+ *   raft_advance(), or raft_durable_to() below), so its own vote never outruns its disk. Committed entries are handed
  *   out only once they are durable locally. Pointers in rd are valid until raft_advance().
  *
  * Glue that persists on another thread (group commit) keeps its inputs queued while a ready is
  * with the WAL thread and calls raft_advance() when the write is reported durable; many proposals
  * made before raft_ready() travel in one ready and one append message per follower.
+ *
+ * The leader's pipeline (optional): when rd.async_ok is set (a leader's ready: no snapshot, term and
+ * vote unchanged) nothing in rd.messages depends on rd's own writes, so the caller may start those
+ * writes, do steps 2-3 at once and call raft_advance_async(&rd) instead of waiting: the core then
+ * takes input and hands out later readies (with the entries that follow) while the write runs.
+ * When the write is durable the caller reports raft_durable_to(index, term) of its last entry. Only
+ * then does the leader count its own log toward a commit quorum and hand those entries out as
+ * committed (a majority of followers may commit them first; they are still applied only once
+ * durable here). Writes MUST become durable in the order their readies were handed out (one FIFO
+ * write queue): raft_advance() of a later ready (any ready without async_ok is advanced that way,
+ * after its writes are durable) also vouches for every entry handed out before it, and no other raft_*
+ * call (raft_durable_to() included) is made while that ready is out. Entries of a ready advanced with
+ * raft_advance_async() may be truncated away in the core (leadership lost) before the write is
+ * durable: the caller's write must own a copy of them, not rd's pointers.
  *
  * Errors: functions return 0 or a small positive RAFT_E* code; raft_errmsg() says more.
  */
@@ -145,6 +159,7 @@ struct raft_ready {
     size_t n_committed;
     const struct raft_read_state *read_states;
     size_t n_read_states;
+    bool async_ok; /* raft_advance_async() may be used (see the leader's pipeline above) */
 };
 
 struct raft_config {
@@ -215,6 +230,11 @@ int raft_compact(struct raft *r, uint64_t index, const void *data, uint64_t len,
 bool raft_has_ready(const struct raft *r);
 void raft_ready(struct raft *r, struct raft_ready *rd);
 void raft_advance(struct raft *r, const struct raft_ready *rd);
+/* rd.async_ok only (else RAFT_EINVAL, nothing done): steps 2-4 are done, rd's writes are under way. */
+int raft_advance_async(struct raft *r, const struct raft_ready *rd);
+/* The writes of entries up to index (that entry's term: term) are durable. Entries the log no longer
+ * holds at that term (truncated meanwhile) are ignored. */
+void raft_durable_to(struct raft *r, uint64_t index, uint64_t term);
 
 /* Introspection (for the glue's status and for tests). */
 uint64_t raft_id(const struct raft *r);
