@@ -84,6 +84,8 @@ static inline void sim_pw_tell(struct sim_node *n)
             raft_durable_to(n->r, w->es[w->n - 1].index, w->es[w->n - 1].term);
         sim_pw_free(w);
     }
+    if (k == 0)
+        return;
     memmove(n->pw, n->pw + k, (n->n_pw - k) * sizeof(*n->pw));
     n->n_pw -= k;
 }
