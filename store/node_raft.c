@@ -8,11 +8,12 @@
  *   and snapshot marker go to the WAL thread as one batch; when the WAL reports the batch durable,
  *   messages are sent and the core is advanced. Proposals that arrive meanwhile wait in a queue and
  *   enter the core together, so a burst of writes shares one fdatasync (group commit).
- *   A leader's ready (async_ok in raft.h) is pipelined instead: its batch (with copies of the
- *   entries) goes to the WAL, its messages go out and the core is advanced at once, so the store
- *   thread proposes and submits the next batch while this one's fdatasync runs and the WAL thread
- *   syncs back to back; each completed batch is reported with raft_durable_to(), and only then are
- *   its entries committed by this member's vote and applied (acknowledged).
+ *   Most readies are pipelined instead (raft.h): the batch (with copies of the entries) goes to the
+ *   WAL and the core is advanced at once, so the store thread proposes and submits the next batch
+ *   while this one's fdatasync runs and the WAL thread syncs back to back; a leader's messages go out
+ *   at once, a follower's when its batch is durable. Each completed batch is reported with
+ *   raft_durable_to(), and only then are its entries counted by this member's vote and applied
+ *   (acknowledged).
  * With no data dir (unit tests) the same loop runs with nothing written.
  *
  * A failed write or fsync poisons the WAL: nothing is acknowledged after it, writes answer 5xx,
@@ -339,22 +340,27 @@ static void maybe_snapshot(struct node *n)
     }
 }
 
-/* ---------------------------------------------------------------- the leader's pipeline */
+/* ---------------------------------------------------------------- the pipeline */
 
-/* A leader's ready (raft.h: async_ok) is written while the core goes on: the store thread proposes and
- * hands the WAL the next batch during this one's fdatasync, and a leader's appends go to the followers
- * before its own write. The batch owns copies of its entries (the core may truncate its own if the
- * leadership is lost meanwhile). The WAL completes batches in submission order, so the store thread
- * only counts completions; raft_durable_to() then lets the core commit and hand the entries out to
- * apply, never before they are durable here. */
+/* A ready (raft.h: the pipeline) is written while the core goes on: the store thread proposes, steps
+ * and hands the WAL the next batch during this one's fdatasync. A leader's messages go at once
+ * (early_send: its appends reach the followers before its own write); anyone else's (append
+ * responses, votes) travel with the batch and go when it is durable, as do those of a ready with
+ * nothing to write while earlier batches are out (an empty batch: a barrier). The batch owns copies
+ * of its entries and messages (the core may truncate its log meanwhile). The WAL completes batches in
+ * submission order, so the store thread only counts completions; raft_durable_to() then lets the
+ * core commit and hand the entries out to apply, never before they are durable here. A received
+ * snapshot is never pipelined. */
 #define PIPE_MAX 64 /* batches in flight; beyond, a ready waits for its write as before */
 
 struct pbatch {
     struct wal_batch b;
     struct pbatch *next;
     struct raft_hard_state hs;
-    uint64_t last_index, last_term; /* 0: no entries (a commit hint only) */
-    struct raft_entry es[];         /* then the entries' bytes */
+    uint64_t last_index, last_term; /* 0: no entries */
+    struct raft_message *msgs;      /* held until durable (NULL: sent already) */
+    size_t n_msgs;
+    struct raft_entry es[];         /* then the messages, then the entries' bytes */
 };
 
 static void on_pbatch_done(void *arg, int err, const char *msg)
@@ -372,21 +378,39 @@ static void on_pbatch_done(void *arg, int err, const char *msg)
     pthread_mutex_unlock(&d->mu);
 }
 
-/* Hand the ready that is out to the WAL as a pipelined batch. -ENOMEM: not submitted (the caller
- * writes it the ordinary way); another error: the WAL is poisoned. */
-static int pipe_submit(struct node *n)
+/* Can the ready that is out go through the pipeline? Held messages are copied flat, so they may not
+ * point anywhere (entries, a snapshot): those readies (rare: a leader's ready with a new term) are
+ * written the ordinary way. */
+static bool pipe_fits(const struct node_raft *d)
+{
+    if (d->rd.snapshot || d->pq_n >= PIPE_MAX)
+        return false;
+    for (size_t i = 0; !d->rd.early_send && i < d->rd.n_messages; i++)
+        if (d->rd.messages[i].type == RAFT_MSG_SNAPSHOT || d->rd.messages[i].n_entries > 0)
+            return false;
+    return true;
+}
+
+/* Hand the ready that is out to the WAL as a pipelined batch (writes=false: nothing to write, a
+ * barrier for its messages). -ENOMEM: not submitted (the caller writes it the ordinary way); another
+ * error: the WAL is poisoned. */
+static int pipe_submit(struct node *n, bool writes)
 {
     struct node_raft *d = n->drv;
     const struct raft_ready *rd = &d->rd;
-    size_t bytes = 0;
-    for (size_t i = 0; i < rd->n_entries; i++)
+    size_t ne = writes ? rd->n_entries : 0, nm = rd->early_send ? 0 : rd->n_messages, bytes = 0;
+    for (size_t i = 0; i < ne; i++)
         bytes += rd->entries[i].len;
-    struct pbatch *p = malloc(sizeof(*p) + rd->n_entries * sizeof(struct raft_entry) + bytes);
+    struct pbatch *p = malloc(sizeof(*p) + ne * sizeof(struct raft_entry) + nm * sizeof(struct raft_message) + bytes);
     if (!p)
         return -ENOMEM;
     memset(p, 0, sizeof(*p));
-    uint8_t *data = (uint8_t *)(p->es + rd->n_entries);
-    for (size_t i = 0; i < rd->n_entries; i++) {
+    p->msgs = nm ? (struct raft_message *)(p->es + ne) : NULL;
+    p->n_msgs = nm;
+    if (nm)
+        memcpy(p->msgs, rd->messages, nm * sizeof(*p->msgs));
+    uint8_t *data = (uint8_t *)(p->es + ne) + nm * sizeof(struct raft_message);
+    for (size_t i = 0; i < ne; i++) {
         p->es[i] = rd->entries[i];
         p->es[i].data = data;
         if (rd->entries[i].len)
@@ -394,14 +418,14 @@ static int pipe_submit(struct node *n)
         data += rd->entries[i].len;
     }
     p->b.entries = p->es;
-    p->b.n_entries = rd->n_entries;
-    if (rd->has_hard_state) {
+    p->b.n_entries = ne;
+    if (writes && rd->has_hard_state) {
         p->hs = rd->hard_state;
         p->b.hard_state = &p->hs;
     }
-    if (rd->n_entries) {
-        p->last_index = rd->entries[rd->n_entries - 1].index;
-        p->last_term = rd->entries[rd->n_entries - 1].term;
+    if (ne) {
+        p->last_index = rd->entries[ne - 1].index;
+        p->last_term = rd->entries[ne - 1].term;
     }
     p->b.done = on_pbatch_done;
     p->b.arg = n;
@@ -414,7 +438,7 @@ static int pipe_submit(struct node *n)
         poison(n, msg);
         return rv;
     }
-    if (rd->has_hard_state)
+    if (p->b.hard_state)
         d->hs_disk = rd->hard_state;
     if (d->pq_tail)
         d->pq_tail->next = p;
@@ -423,6 +447,23 @@ static int pipe_submit(struct node *n)
     d->pq_tail = p;
     d->pq_n++;
     return 0;
+}
+
+/* count more batches are durable: the messages they held may go (a ready may be out: no raft call). */
+static void pipe_land(struct node *n, size_t count)
+{
+    struct node_raft *d = n->drv;
+    struct pbatch *p = d->pq_head;
+    for (size_t i = 0; p && i < d->pq_landed; i++)
+        p = p->next;
+    for (; p && count > 0; p = p->next, count--) {
+        d->pq_landed++;
+        if (p->n_msgs) {
+            struct raft_ready held = {.messages = p->msgs, .n_messages = p->n_msgs};
+            node_peers_send(n, &held);
+            p->n_msgs = 0;
+        }
+    }
 }
 
 /* Tell the core which pipelined batches are durable (never while a ready is out). */
@@ -459,7 +500,8 @@ void node_raft_pipe_free(struct node *n)
 static void finish_ready(struct node *n, bool durable)
 {
     struct node_raft *d = n->drv;
-    node_peers_send(n, &d->rd); /* durable now (or a leader's, which does not depend on its writes) */
+    if (durable || d->rd.early_send) /* else they went with the pipelined batch */
+        node_peers_send(n, &d->rd);
     if (d->rd.snapshot) {
         char why[512];
         if (node_peers_install_snapshot(n, d->rd.snapshot, why, sizeof(why)) != 0) {
@@ -471,7 +513,7 @@ static void finish_ready(struct node *n, bool durable)
     if (durable)
         raft_advance(d->raft, &d->rd);
     else
-        raft_advance_async(d->raft, &d->rd); /* async_ok was checked: cannot fail */
+        raft_advance_async(d->raft, &d->rd); /* no snapshot (pipe_fits): cannot fail */
     d->rd_out = false;
     pipe_tell(n); /* pipelined batches that landed while this ready was out */
     __atomic_store_n(&n->st_term, raft_term(d->raft), __ATOMIC_RELAXED);
@@ -530,7 +572,7 @@ void node_raft_on_wal(uv_async_t *a)
         poison(n, pmsg);
         return;
     }
-    d->pq_landed += pdone;
+    pipe_land(n, pdone);
     if (mdone && merr) {
         poison(n, mmsg);
         return;
@@ -687,17 +729,19 @@ static void drive(struct node *n)
         poison(n, "a snapshot arrived but there is no data dir to keep it");
         return;
     }
-    if (!d->wt || !writes) {
+    if (!d->wt || (!writes && (!d->pq_n || d->rd.early_send))) { /* nothing to wait for */
         finish_ready(n, true);
         return;
     }
-    if (d->rd.async_ok && d->pq_n < PIPE_MAX) {
-        int rv = pipe_submit(n);
+    if (pipe_fits(d)) {
+        int rv = pipe_submit(n, writes);
         if (rv == 0)
             finish_ready(n, false);
         if (rv != -ENOMEM)
             return;
     }
+    /* the ordinary way (with nothing to write while batches are out: an empty batch, so that the
+     * messages wait for them) */
     memset(&d->batch, 0, sizeof(d->batch));
     if (d->rd.snapshot) {
         /* a snapshot from the leader: its file goes into our snap dir (durable) before the marker */

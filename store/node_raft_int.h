@@ -38,8 +38,8 @@ struct node_raft {
     bool wal_done, closing;
     int wal_err;
     char wal_msg[512];
-    /* the leader's pipeline (raft.h): batches of async_ok readies with the WAL thread, oldest first;
-     * the WAL completes them in this order */
+    /* the pipeline (raft.h, node_raft.c): batches of readies advanced before they were durable, with
+     * the WAL thread, oldest first; the WAL completes them in this order */
     struct pbatch *pq_head, *pq_tail;
     size_t pq_n;       /* how many */
     size_t pq_landed;  /* how many at the head are durable (raft_durable_to not yet called) */

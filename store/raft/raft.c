@@ -506,9 +506,11 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
         rd->n_entries = (size_t)(last - r->log.handed);
     }
     /* A leader's messages (appends, heartbeats, snapshots, refusals) promise nothing about its own
-     * disk beyond a term and vote that are already durable, so they may go out before its new entries
-     * are written (Raft thesis §10.2.1); a follower's append response, a vote or a new term must wait. */
-    rd->async_ok = r->role == RAFT_LEADER && !rd->snapshot &&
+     * disk beyond its term and vote, so they may go out before its new entries are written (Raft
+     * thesis §10.2.1); a follower's append response, a vote or a new term must wait. That term and
+     * vote are durable: a leader was elected by votes answering requests sent only once they were
+     * (a single voter sends nothing). */
+    rd->early_send = r->role == RAFT_LEADER && !rd->snapshot &&
                    (!rd->has_hard_state || (rd->hard_state.term == r->prev_hs.term &&
                                             rd->hard_state.vote == r->prev_hs.vote));
     resolve_messages(r);
@@ -574,8 +576,8 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 
 int raft_advance_async(struct raft *r, const struct raft_ready *rd)
 {
-    if (!rd->async_ok)
-        return RAFT_ERR(r, RAFT_EINVAL, "this ready's writes must be durable before it is advanced");
+    if (rd->snapshot != NULL)
+        return RAFT_ERR(r, RAFT_EINVAL, "a received snapshot must be durable before it is advanced");
     advance(r, rd, false);
     return 0;
 }

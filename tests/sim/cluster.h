@@ -22,7 +22,10 @@
 #include "tests/sim/sim_model.h"
 
 /* ---- the leader's pipeline (raft_advance_async): writes under way, durable in order ---- */
-static inline void sim_pw_push(struct sim *s, struct sim_node *n, const struct raft_ready *rd)
+static inline void sim_send(struct sim *s, const struct raft_message *m);
+
+/* Start rd's writes (none: a barrier behind the earlier ones, holding rd's messages). */
+static inline void sim_pw_push(struct sim *s, struct sim_node *n, const struct raft_ready *rd, bool disk)
 {
     if (n->n_pw == n->cap_pw) {
         n->cap_pw = n->cap_pw ? n->cap_pw * 2 : 8;
@@ -30,7 +33,7 @@ static inline void sim_pw_push(struct sim *s, struct sim_node *n, const struct r
     }
     struct sim_pwrite *w = &n->pw[n->n_pw++];
     memset(w, 0, sizeof(*w));
-    w->at = s->now + 1 + sim_rand_n(s, s->cfg.disk_lat_max);
+    w->at = disk ? s->now + 1 + sim_rand_n(s, s->cfg.disk_lat_max) : s->now;
     if (n->n_pw > 1 && n->pw[n->n_pw - 2].at > w->at)
         w->at = n->pw[n->n_pw - 2].at; /* one disk queue */
     w->n = rd->n_entries;
@@ -43,8 +46,19 @@ static inline void sim_pw_push(struct sim *s, struct sim_node *n, const struct r
             memcpy(w->es[i].data, rd->entries[i].data, rd->entries[i].len);
         }
     }
-    w->has_hs = rd->has_hard_state;
+    w->has_hs = disk && rd->has_hard_state;
     w->hs = rd->hard_state;
+    if (!rd->early_send && rd->n_messages > 0) {
+        w->msgs = calloc(rd->n_messages, sizeof(*w->msgs));
+        w->msg_lens = calloc(rd->n_messages, sizeof(*w->msg_lens));
+        for (size_t i = 0; i < rd->n_messages; i++) {
+            size_t sz = raft_msg_size(&rd->messages[i]);
+            w->msgs[i] = malloc(sz);
+            if (raft_msg_encode(&rd->messages[i], w->msgs[i], sz, &w->msg_lens[i]) != 0)
+                sim_fail(s, "encode failed for a held message");
+        }
+        w->n_msgs = rd->n_messages;
+    }
     struct sim_event ev = {.at = w->at, .kind = SIM_EV_AWRITE, .node = (uint8_t)n->id, .gen = n->gen};
     sim_push(s, ev);
 }
@@ -54,10 +68,15 @@ static inline void sim_pw_free(struct sim_pwrite *w)
     for (size_t i = 0; i < w->n; i++)
         free(w->es[i].data);
     free(w->es);
+    for (size_t i = 0; i < w->n_msgs; i++)
+        free(w->msgs[i]);
+    free(w->msgs);
+    free(w->msg_lens);
+    w->n_msgs = 0;
 }
 
-/* The writes due by t reach the disk (in order). */
-static inline void sim_pw_land(struct sim_node *n, uint64_t t)
+/* The writes due by t reach the disk (in order); the messages they held go out. */
+static inline void sim_pw_land(struct sim *s, struct sim_node *n, uint64_t t)
 {
     for (size_t k = 0; k < n->n_pw && n->pw[k].at <= t; k++) {
         struct sim_pwrite *w = &n->pw[k];
@@ -71,6 +90,15 @@ static inline void sim_pw_land(struct sim_node *n, uint64_t t)
         if (w->has_hs)
             n->hs = w->hs;
         w->on_disk = true;
+        for (size_t i = 0; i < w->n_msgs; i++) {
+            struct raft_message m;
+            if (raft_msg_decode(w->msgs[i], w->msg_lens[i], &m, NULL) != 0) {
+                sim_fail(s, "decode failed for a held message");
+                continue;
+            }
+            sim_send(s, &m);
+            raft_msg_release(&m, NULL);
+        }
     }
 }
 
@@ -241,7 +269,7 @@ static inline void sim_lm_ready(struct sim *s, struct sim_node *n, const struct 
     }
 }
 
-/* Steps 2-3: send, install, apply, serve reads. */
+/* Step 3: install, apply, serve reads. */
 static inline void sim_effects(struct sim *s, struct sim_node *n, const struct raft_ready *rd);
 /* The state machine snapshots itself now and then. */
 static inline void sim_maybe_compact(struct sim *s, struct sim_node *n);
@@ -250,7 +278,7 @@ static inline void sim_finish_ready(struct sim *s, struct sim_node *n)
 {
     struct raft_ready *rd = &n->rd;
     struct raft *r = n->r;
-    sim_pw_land(n, UINT64_MAX); /* the disk queue: what the pipeline started is written first */
+    sim_pw_land(s, n, UINT64_MAX); /* the disk queue: what the pipeline started is written first */
     if (rd->snapshot != NULL) {
         sim_disk_set_snapshot(n, &rd->snapshot->meta, rd->snapshot->data, rd->snapshot->len);
         sim_disk_truncate(n, 0);
@@ -269,6 +297,8 @@ static inline void sim_finish_ready(struct sim *s, struct sim_node *n)
     }
     if (rd->has_hard_state)
         n->hs = rd->hard_state;
+    for (size_t i = 0; i < rd->n_messages; i++)
+        sim_send(s, &rd->messages[i]);
     sim_effects(s, n, rd);
     raft_advance(r, rd);
     n->writing = false;
@@ -278,8 +308,6 @@ static inline void sim_finish_ready(struct sim *s, struct sim_node *n)
 
 static inline void sim_effects(struct sim *s, struct sim_node *n, const struct raft_ready *rd)
 {
-    for (size_t i = 0; i < rd->n_messages; i++)
-        sim_send(s, &rd->messages[i]);
     if (rd->snapshot != NULL) {
         n->applied = rd->snapshot->meta.index;
         if (rd->snapshot->len == 16)
@@ -327,13 +355,17 @@ static inline void sim_process(struct sim *s, struct sim_node *n)
     while (n->up && !n->writing && raft_has_ready(n->r) && !s->failed) {
         raft_ready(n->r, &n->rd);
         bool disk = n->rd.has_hard_state || n->rd.n_entries > 0 || n->rd.snapshot != NULL;
-        if (disk && s->cfg.disk_lat_max > 0 && s->cfg.pipeline && n->rd.async_ok) {
-            /* the leader's pipeline: the write goes on while the core takes input */
+        if ((disk || n->n_pw > 0) && s->cfg.disk_lat_max > 0 && s->cfg.pipeline && !n->rd.snapshot) {
+            /* the pipeline: the write goes on while the core takes input; the messages go now
+             * (early_send) or when the write (and every one before it) is durable */
             sim_lm_ready(s, n, &n->rd);
-            sim_pw_push(s, n, &n->rd);
+            sim_pw_push(s, n, &n->rd, disk);
+            if (n->rd.early_send)
+                for (size_t i = 0; i < n->rd.n_messages; i++)
+                    sim_send(s, &n->rd.messages[i]);
             sim_effects(s, n, &n->rd);
             if (raft_advance_async(n->r, &n->rd) != 0)
-                sim_fail(s, "raft_advance_async refused an async_ok ready: %s", raft_errmsg(n->r));
+                sim_fail(s, "raft_advance_async refused a ready: %s", raft_errmsg(n->r));
             n->pipelined++;
             sim_maybe_compact(s, n);
             continue;
@@ -420,7 +452,7 @@ static inline bool sim_step(struct sim *s)
     case SIM_EV_AWRITE:
         if (!n->up || ev.gen != n->gen)
             break;
-        sim_pw_land(n, s->now);
+        sim_pw_land(s, n, s->now);
         if (!n->writing) { /* else the synchronous ready's completion tells the core */
             sim_pw_tell(n);
             sim_process(s, n);

@@ -53,6 +53,8 @@ struct sim_pwrite {
     bool has_hs;
     struct raft_hard_state hs;
     bool on_disk; /* written, raft_durable_to() not yet told (a synchronous ready was out) */
+    uint8_t **msgs; /* messages held until the write is durable (not early_send), encoded */
+    size_t *msg_lens, n_msgs;
 };
 
 struct sim;
@@ -103,7 +105,7 @@ struct sim_config {
     unsigned trailing;
     bool check_invariants;
     bool manual_ticks; /* scenario tests tick nodes themselves */
-    bool pipeline;     /* leaders advance async_ok readies before their writes are durable */
+    bool pipeline;     /* readies are advanced before their writes are durable (raft_advance_async) */
 };
 
 struct sim {
