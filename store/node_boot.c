@@ -361,6 +361,7 @@ void node_raft_stop(struct node *n)
         wal_thread_stop(d->wt); /* completes the batch that is out */
         d->wt = NULL;
     }
+    node_raft_pipe_free(n);
     node_raft_fail(n, &d->waiting, NODE_EUNAVAILABLE);
     node_raft_fail(n, &d->proposed, NODE_EUNAVAILABLE);
     node_raft_fail(n, &d->reads, NODE_EUNAVAILABLE);
@@ -389,6 +390,7 @@ void node_raft_free(struct node *n)
         return;
     if (d->wt)
         wal_thread_stop(d->wt);
+    node_raft_pipe_free(n);
     if (d->wal)
         wal_close(d->wal);
     /* a marker that became durable while stopping: its segments go now (the marker covers them) */

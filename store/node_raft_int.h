@@ -38,6 +38,14 @@ struct node_raft {
     bool wal_done, closing;
     int wal_err;
     char wal_msg[512];
+    /* the pipeline (raft.h, node_raft.c): batches of readies advanced before they were durable, with
+     * the WAL thread, oldest first; the WAL completes them in this order */
+    struct pbatch *pq_head, *pq_tail;
+    size_t pq_n;       /* how many */
+    size_t pq_landed;  /* how many at the head are durable (raft_durable_to not yet called) */
+    size_t pq_done;    /* under mu: completed by the WAL thread since the store thread last looked */
+    int pq_err;        /* under mu: the first error of one of them */
+    char pq_msg[512];  /* under mu */
     /* ops */
     struct opq waiting;  /* writes not yet proposed (a ready is out) */
     struct opq proposed; /* writes in the log, by index, until applied */
@@ -126,6 +134,7 @@ void node_raft_apply(struct node *n, const struct raft_entry *es, size_t count);
 void node_raft_on_tick(uv_timer_t *t);
 void node_raft_on_wal(uv_async_t *a);
 void node_raft_on_kick(uv_async_t *a);
+void node_raft_pipe_free(struct node *n); /* after the WAL thread stopped: drop the pipeline's batches */
 
 /* node_peers.c: a cluster's side of the driver (see there) */
 int node_peers_start(struct node *n, char *err, size_t errlen);

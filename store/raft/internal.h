@@ -14,13 +14,16 @@
 /* ---------------- log.c: the in-memory log ----------------
  * entries[0] has index offset+1; offset_term is the term of entry `offset` (the entry just before
  * the first in memory, known from a snapshot or a compaction). stable: the last index reported
- * durable. The log owns every entry's data. */
+ * durable. handed: the last index handed out in a ready (stable <= handed; they differ only while a
+ * leader's writes advanced with raft_advance_async() are not yet reported by raft_durable_to()). The log
+ * owns every entry's data. */
 struct raft_log {
     const struct raft_alloc *a;
     struct raft_entry *entries;
     size_t n, cap;
     uint64_t offset, offset_term;
     uint64_t stable;
+    uint64_t handed;
 };
 void raft_log_init(struct raft_log *l, const struct raft_alloc *a);
 void raft_log_free(struct raft_log *l);

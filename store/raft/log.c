@@ -110,6 +110,8 @@ void raft_log_truncate(struct raft_log *l, uint64_t from)
     }
     if (l->stable >= from)
         l->stable = from - 1;
+    if (l->handed >= from)
+        l->handed = from - 1;
 }
 
 void raft_log_compact(struct raft_log *l, uint64_t upto)
@@ -135,6 +137,7 @@ void raft_log_restart(struct raft_log *l, uint64_t index, uint64_t term)
     l->offset = index;
     l->offset_term = term;
     l->stable = index;
+    l->handed = index;
 }
 
 bool raft_log_up_to_date(const struct raft_log *l, uint64_t idx, uint64_t term)

@@ -211,7 +211,7 @@ int raft_new(struct raft **out, const struct raft_config *cfg, const struct raft
         int rv = raft_log_append(&r->log, st->entries, st->n_entries);
         if (rv != 0)
             return fail_new(r, rv, errmsg, errlen, "out of memory");
-        r->log.stable = raft_log_last_index(&r->log);
+        r->log.stable = r->log.handed = raft_log_last_index(&r->log);
         r->term = st->hard_state.term;
         r->vote = st->hard_state.vote;
         uint64_t c = st->hard_state.commit;
@@ -444,7 +444,7 @@ bool raft_has_ready(const struct raft *r)
 {
     if (hs_differs(r) || r->role != r->prev_role || r->lead != r->prev_lead || r->has_pending_snap)
         return true;
-    if (r->log.stable < raft_log_last_index(&r->log) || r->n_out > 0 || r->n_read_states > 0)
+    if (r->log.handed < raft_log_last_index(&r->log) || r->n_out > 0 || r->n_read_states > 0)
         return true;
     if (r->role == RAFT_LEADER && (r->need_bcast || r->need_heartbeat))
         return true;
@@ -501,10 +501,18 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     if (r->has_pending_snap)
         rd->snapshot = &r->pending_snap;
     uint64_t last = raft_log_last_index(&r->log);
-    if (r->log.stable < last) {
-        rd->entries = raft_log_get(&r->log, r->log.stable + 1);
-        rd->n_entries = (size_t)(last - r->log.stable);
+    if (r->log.handed < last) {
+        rd->entries = raft_log_get(&r->log, r->log.handed + 1);
+        rd->n_entries = (size_t)(last - r->log.handed);
     }
+    /* A leader's messages (appends, heartbeats, snapshots, refusals) promise nothing about its own
+     * disk beyond its term and vote, so they may go out before its new entries are written (Raft
+     * thesis §10.2.1); a follower's append response, a vote or a new term must wait. That term and
+     * vote are durable: a leader was elected by votes answering requests sent only once they were
+     * (a single voter sends nothing). */
+    rd->early_send = r->role == RAFT_LEADER && !rd->snapshot &&
+                   (!rd->has_hard_state || (rd->hard_state.term == r->prev_hs.term &&
+                                            rd->hard_state.vote == r->prev_hs.vote));
     resolve_messages(r);
     rd->messages = r->out;
     rd->n_messages = r->n_out;
@@ -518,7 +526,20 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     rd->n_read_states = r->n_read_states;
 }
 
-void raft_advance(struct raft *r, const struct raft_ready *rd)
+/* The leader counts its own log toward a commit quorum up to what is durable. */
+static void self_durable(struct raft *r)
+{
+    if (r->role != RAFT_LEADER)
+        return;
+    struct raft_progress *self = raft_pr(r, r->id);
+    if (self != NULL)
+        raft_pr_maybe_update(self, r->log.stable);
+    if (raft_maybe_commit(r))
+        raft_after_commit(r);
+}
+
+/* Everything in rd except (when !durable) its entries' durability is done. */
+static void advance(struct raft *r, const struct raft_ready *rd, bool durable)
 {
     if (rd->snapshot != NULL) {
         assert(r->has_pending_snap);
@@ -532,7 +553,9 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     }
     if (rd->n_entries > 0) {
         uint64_t s = rd->entries[rd->n_entries - 1].index;
-        if (s > r->log.stable && s <= raft_log_last_index(&r->log))
+        if (s > r->log.handed && s <= raft_log_last_index(&r->log))
+            r->log.handed = s;
+        if (durable && s > r->log.stable && s <= raft_log_last_index(&r->log))
             r->log.stable = s;
     }
     if (rd->has_hard_state)
@@ -543,13 +566,30 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
         r->applied = rd->committed[rd->n_committed - 1].index;
     r->n_out = 0;
     r->n_read_states = 0;
-    if (r->role == RAFT_LEADER) {
-        struct raft_progress *self = raft_pr(r, r->id);
-        if (self != NULL)
-            raft_pr_maybe_update(self, r->log.stable);
-        if (raft_maybe_commit(r))
-            raft_after_commit(r);
-    }
+    self_durable(r);
+}
+
+void raft_advance(struct raft *r, const struct raft_ready *rd)
+{
+    advance(r, rd, true);
+}
+
+int raft_advance_async(struct raft *r, const struct raft_ready *rd)
+{
+    if (rd->snapshot != NULL)
+        return RAFT_ERR(r, RAFT_EINVAL, "a received snapshot must be durable before it is advanced");
+    advance(r, rd, false);
+    return 0;
+}
+
+void raft_durable_to(struct raft *r, uint64_t index, uint64_t term)
+{
+    /* A write of entries the log has since lost (truncated, or replaced by a snapshot) says nothing:
+     * same index and term means the same entries, and all before them (log matching, §5.3). */
+    if (index <= r->log.stable || index > r->log.handed || raft_log_term(&r->log, index) != term)
+        return;
+    r->log.stable = index;
+    self_durable(r);
 }
 
 uint64_t raft_id(const struct raft *r)

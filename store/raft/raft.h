@@ -11,7 +11,7 @@
  *   inputs:  raft_step(msg) raft_tick() raft_propose() raft_read_index() raft_propose_conf_change()
  *            raft_transfer_leadership() raft_compact()             (any order, any number)
  *   then, while raft_has_ready():
- *     raft_ready(&rd)                          -- no other raft_* call until raft_advance()
+ *     raft_ready(&rd)                          -- no other raft_* call until raft_advance[_async]()
  *     1. persist rd.snapshot (if any), then rd.entries: the log is truncated from
  *        rd.entries[0].index and these appended; then rd.hard_state (if has_hard_state).
  *        The three may go in one atomic write. ALL OF IT MUST BE DURABLE BEFORE STEP 2: a vote
@@ -20,13 +20,32 @@
  *     3. install rd.snapshot into the state machine (if any), then apply rd.committed in order.
  *        rd.read_states: serve each read once the state machine has applied read_state.index.
  *     4. raft_advance(&rd): tells the core that everything in rd is durable and applied.
- *   The leader counts its own log toward a commit quorum only for entries acknowledged durable by
- *   raft_advance(), so committing never outruns the leader's disk. Committed entries are handed
- *   out only once they are durable locally. Pointers in rd are valid until raft_advance().
+ *   The leader counts its own log toward a commit quorum only for entries acknowledged durable (by
+ *   raft_advance(), or raft_durable_to() below), so its own vote never outruns its disk. Committed
+ *   entries are handed out only once they are durable locally. Pointers in rd are valid until
+ *   raft_advance() (or raft_advance_async()).
  *
  * Glue that persists on another thread (group commit) keeps its inputs queued while a ready is
  * with the WAL thread and calls raft_advance() when the write is reported durable; many proposals
  * made before raft_ready() travel in one ready and one append message per follower.
+ *
+ * The pipeline (optional): a ready without a snapshot may be advanced before its writes are durable,
+ * so that the core takes input and hands out later readies (with the entries that follow) while the
+ * writes run: the caller starts rd's writes, applies rd.committed (those entries are durable
+ * already), calls raft_advance_async(&rd), and sends rd.messages
+ *   - at once if rd.early_send (a leader's ready with no new term or vote: its appends, heartbeats
+ *     and refusals promise nothing about its own new writes; Raft thesis §10.2.1);
+ *   - otherwise only once rd's writes are durable (a follower's append response promises its
+ *     entries, a vote its vote): the caller keeps copies of them until then, even for a ready with
+ *     nothing to write, if earlier writes are still under way.
+ * When a write is durable the caller reports raft_durable_to(index, term) of its last entry. Only
+ * then does the core count its own log toward a commit quorum (a leader) and hand those entries out
+ * as committed (a majority of others may commit them first; they are still applied here only once
+ * durable here). Writes MUST become durable in the order their readies were handed out (one FIFO
+ * write queue): raft_advance() of a later ready also vouches for every entry handed out before it,
+ * and no other raft_* call (raft_durable_to() included) is made while a ready is out. Entries of a
+ * ready advanced with raft_advance_async() may be truncated away in the core (a new leader's log)
+ * before the write is durable: the caller's write must own a copy of them, not rd's pointers.
  *
  * Errors: functions return 0 or a small positive RAFT_E* code; raft_errmsg() says more.
  */
@@ -145,6 +164,7 @@ struct raft_ready {
     size_t n_committed;
     const struct raft_read_state *read_states;
     size_t n_read_states;
+    bool early_send; /* with raft_advance_async(): rd.messages may go before rd's writes are durable */
 };
 
 struct raft_config {
@@ -215,6 +235,13 @@ int raft_compact(struct raft *r, uint64_t index, const void *data, uint64_t len,
 bool raft_has_ready(const struct raft *r);
 void raft_ready(struct raft *r, struct raft_ready *rd);
 void raft_advance(struct raft *r, const struct raft_ready *rd);
+/* The pipeline (above): rd's writes are under way, rd.committed applied, rd.messages sent (early_send) or
+ * held by the caller until rd's writes are durable. RAFT_EINVAL (nothing done) for a ready with a
+ * snapshot, which is always persisted and installed before raft_advance(). */
+int raft_advance_async(struct raft *r, const struct raft_ready *rd);
+/* The writes of entries up to index (that entry's term: term) are durable. Entries the log no longer
+ * holds at that term (truncated meanwhile) are ignored. */
+void raft_durable_to(struct raft *r, uint64_t index, uint64_t term);
 
 /* Introspection (for the glue's status and for tests). */
 uint64_t raft_id(const struct raft *r);

@@ -21,6 +21,110 @@
 #include "tests/sim/sim_invariants.h"
 #include "tests/sim/sim_model.h"
 
+/* ---- the leader's pipeline (raft_advance_async): writes under way, durable in order ---- */
+static inline void sim_send(struct sim *s, const struct raft_message *m);
+
+/* Start rd's writes (none: a barrier behind the earlier ones, holding rd's messages). */
+static inline void sim_pw_push(struct sim *s, struct sim_node *n, const struct raft_ready *rd, bool disk)
+{
+    if (n->n_pw == n->cap_pw) {
+        n->cap_pw = n->cap_pw ? n->cap_pw * 2 : 8;
+        n->pw = realloc(n->pw, n->cap_pw * sizeof(*n->pw));
+    }
+    struct sim_pwrite *w = &n->pw[n->n_pw++];
+    memset(w, 0, sizeof(*w));
+    w->at = disk ? s->now + 1 + sim_rand_n(s, s->cfg.disk_lat_max) : s->now;
+    if (n->n_pw > 1 && n->pw[n->n_pw - 2].at > w->at)
+        w->at = n->pw[n->n_pw - 2].at; /* one disk queue */
+    w->n = rd->n_entries;
+    w->es = w->n ? calloc(w->n, sizeof(*w->es)) : NULL;
+    for (size_t i = 0; i < w->n; i++) {
+        w->es[i] = rd->entries[i];
+        w->es[i].data = NULL;
+        if (rd->entries[i].len) {
+            w->es[i].data = malloc(rd->entries[i].len);
+            memcpy(w->es[i].data, rd->entries[i].data, rd->entries[i].len);
+        }
+    }
+    w->has_hs = disk && rd->has_hard_state;
+    w->hs = rd->hard_state;
+    if (!rd->early_send && rd->n_messages > 0) {
+        w->msgs = calloc(rd->n_messages, sizeof(*w->msgs));
+        w->msg_lens = calloc(rd->n_messages, sizeof(*w->msg_lens));
+        for (size_t i = 0; i < rd->n_messages; i++) {
+            size_t sz = raft_msg_size(&rd->messages[i]);
+            w->msgs[i] = malloc(sz);
+            if (raft_msg_encode(&rd->messages[i], w->msgs[i], sz, &w->msg_lens[i]) != 0)
+                sim_fail(s, "encode failed for a held message");
+        }
+        w->n_msgs = rd->n_messages;
+    }
+    struct sim_event ev = {.at = w->at, .kind = SIM_EV_AWRITE, .node = (uint8_t)n->id, .gen = n->gen};
+    sim_push(s, ev);
+}
+
+static inline void sim_pw_free(struct sim_pwrite *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free(w->es[i].data);
+    free(w->es);
+    for (size_t i = 0; i < w->n_msgs; i++)
+        free(w->msgs[i]);
+    free(w->msgs);
+    free(w->msg_lens);
+    w->n_msgs = 0;
+}
+
+/* The writes due by t reach the disk (in order); the messages they held go out. */
+static inline void sim_pw_land(struct sim *s, struct sim_node *n, uint64_t t)
+{
+    for (size_t k = 0; k < n->n_pw && n->pw[k].at <= t; k++) {
+        struct sim_pwrite *w = &n->pw[k];
+        if (w->on_disk)
+            continue;
+        if (w->n > 0) {
+            sim_disk_truncate(n, w->es[0].index);
+            for (size_t i = 0; i < w->n; i++)
+                sim_disk_append(n, &w->es[i]);
+        }
+        if (w->has_hs)
+            n->hs = w->hs;
+        w->on_disk = true;
+        for (size_t i = 0; i < w->n_msgs; i++) {
+            struct raft_message m;
+            if (raft_msg_decode(w->msgs[i], w->msg_lens[i], &m, NULL) != 0) {
+                sim_fail(s, "decode failed for a held message");
+                continue;
+            }
+            sim_send(s, &m);
+            raft_msg_release(&m, NULL);
+        }
+    }
+}
+
+/* Tell the core which writes are durable (no ready may be out). */
+static inline void sim_pw_tell(struct sim_node *n)
+{
+    size_t k = 0;
+    for (; k < n->n_pw && n->pw[k].on_disk; k++) {
+        struct sim_pwrite *w = &n->pw[k];
+        if (w->n > 0)
+            raft_durable_to(n->r, w->es[w->n - 1].index, w->es[w->n - 1].term);
+        sim_pw_free(w);
+    }
+    if (k == 0)
+        return;
+    memmove(n->pw, n->pw + k, (n->n_pw - k) * sizeof(*n->pw));
+    n->n_pw -= k;
+}
+
+static inline void sim_pw_drop(struct sim_node *n)
+{
+    for (size_t k = 0; k < n->n_pw; k++)
+        sim_pw_free(&n->pw[k]);
+    n->n_pw = 0;
+}
+
 /* ---- nodes ---- */
 static inline int sim_node_start(struct sim *s, struct sim_node *n)
 {
@@ -97,6 +201,7 @@ static inline void sim_crash(struct sim *s, struct sim_node *n)
     n->r = NULL;
     n->up = false;
     n->writing = false;
+    sim_pw_drop(n); /* the pipeline's writes not yet durable die too */
     n->gen++;
     n->fail_alloc_in = 0;
 }
@@ -155,10 +260,25 @@ static inline void sim_apply_entry(struct sim *s, struct sim_node *n, const stru
 }
 
 /* Step 1-4 of the ordering contract for one ready whose disk write is done. */
+static inline void sim_lm_ready(struct sim *s, struct sim_node *n, const struct raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_entries && s->cfg.check_invariants; i++) {
+        const struct raft_entry *e = &rd->entries[i];
+        uint64_t pt = i > 0 ? rd->entries[i - 1].term : raft_entry_term(n->r, e->index - 1);
+        sim_lm_check(s, n, e->index, e->term, pt, sim_entry_hash(e));
+    }
+}
+
+/* Step 3: install, apply, serve reads. */
+static inline void sim_effects(struct sim *s, struct sim_node *n, const struct raft_ready *rd);
+/* The state machine snapshots itself now and then. */
+static inline void sim_maybe_compact(struct sim *s, struct sim_node *n);
+
 static inline void sim_finish_ready(struct sim *s, struct sim_node *n)
 {
     struct raft_ready *rd = &n->rd;
     struct raft *r = n->r;
+    sim_pw_land(s, n, UINT64_MAX); /* the disk queue: what the pipeline started is written first */
     if (rd->snapshot != NULL) {
         sim_disk_set_snapshot(n, &rd->snapshot->meta, rd->snapshot->data, rd->snapshot->len);
         sim_disk_truncate(n, 0);
@@ -171,19 +291,23 @@ static inline void sim_finish_ready(struct sim *s, struct sim_node *n)
             sim_fail(s, "leader append-only: leader %" PRIu64 " rewrites its disk from %" PRIu64, n->id,
                      first);
         sim_disk_truncate(n, first);
-        for (size_t i = 0; i < rd->n_entries; i++) {
-            const struct raft_entry *e = &rd->entries[i];
-            if (s->cfg.check_invariants) {
-                uint64_t pt = i > 0 ? rd->entries[i - 1].term : raft_entry_term(r, e->index - 1);
-                sim_lm_check(s, n, e->index, e->term, pt, sim_entry_hash(e));
-            }
-            sim_disk_append(n, e);
-        }
+        sim_lm_ready(s, n, rd);
+        for (size_t i = 0; i < rd->n_entries; i++)
+            sim_disk_append(n, &rd->entries[i]);
     }
     if (rd->has_hard_state)
         n->hs = rd->hard_state;
     for (size_t i = 0; i < rd->n_messages; i++)
         sim_send(s, &rd->messages[i]);
+    sim_effects(s, n, rd);
+    raft_advance(r, rd);
+    n->writing = false;
+    sim_pw_tell(n); /* the pipeline's writes landed above: now the core may hear of them */
+    sim_maybe_compact(s, n);
+}
+
+static inline void sim_effects(struct sim *s, struct sim_node *n, const struct raft_ready *rd)
+{
     if (rd->snapshot != NULL) {
         n->applied = rd->snapshot->meta.index;
         if (rd->snapshot->len == 16)
@@ -208,9 +332,11 @@ static inline void sim_finish_ready(struct sim *s, struct sim_node *n)
             break;
         }
     }
-    raft_advance(r, rd);
-    n->writing = false;
-    /* The state machine snapshots itself now and then. */
+}
+
+static inline void sim_maybe_compact(struct sim *s, struct sim_node *n)
+{
+    struct raft *r = n->r;
     if (s->cfg.compact_every > 0 && n->applied >= raft_snapshot_index(r) + s->cfg.compact_every &&
         n->applied >= raft_first_index(r)) {
         uint8_t img[16];
@@ -229,9 +355,26 @@ static inline void sim_process(struct sim *s, struct sim_node *n)
     while (n->up && !n->writing && raft_has_ready(n->r) && !s->failed) {
         raft_ready(n->r, &n->rd);
         bool disk = n->rd.has_hard_state || n->rd.n_entries > 0 || n->rd.snapshot != NULL;
+        if ((disk || n->n_pw > 0) && s->cfg.disk_lat_max > 0 && s->cfg.pipeline && !n->rd.snapshot) {
+            /* the pipeline: the write goes on while the core takes input; the messages go now
+             * (early_send) or when the write (and every one before it) is durable */
+            sim_lm_ready(s, n, &n->rd);
+            sim_pw_push(s, n, &n->rd, disk);
+            if (n->rd.early_send)
+                for (size_t i = 0; i < n->rd.n_messages; i++)
+                    sim_send(s, &n->rd.messages[i]);
+            sim_effects(s, n, &n->rd);
+            if (raft_advance_async(n->r, &n->rd) != 0)
+                sim_fail(s, "raft_advance_async refused a ready: %s", raft_errmsg(n->r));
+            n->pipelined++;
+            sim_maybe_compact(s, n);
+            continue;
+        }
         if (disk && s->cfg.disk_lat_max > 0) {
             n->writing = true;
             n->write_done_at = s->now + 1 + sim_rand_n(s, s->cfg.disk_lat_max);
+            if (n->n_pw > 0 && n->pw[n->n_pw - 1].at > n->write_done_at)
+                n->write_done_at = n->pw[n->n_pw - 1].at; /* after the pipeline's writes */
             struct sim_event ev = {
                 .at = n->write_done_at, .kind = SIM_EV_WRITE, .node = (uint8_t)n->id, .gen = n->gen};
             sim_push(s, ev);
@@ -306,6 +449,15 @@ static inline bool sim_step(struct sim *s)
         }
         sim_node_tick(s, n);
         break;
+    case SIM_EV_AWRITE:
+        if (!n->up || ev.gen != n->gen)
+            break;
+        sim_pw_land(s, n, s->now);
+        if (!n->writing) { /* else the synchronous ready's completion tells the core */
+            sim_pw_tell(n);
+            sim_process(s, n);
+        }
+        break;
     case SIM_EV_WRITE:
         if (!n->up || ev.gen != n->gen || !n->writing)
             break;
@@ -369,6 +521,8 @@ static inline void sim_destroy(struct sim *s)
             free(n->log[k].data);
         free(n->log);
         free(n->snap.data);
+        sim_pw_drop(n);
+        free(n->pw);
     }
     for (size_t i = 0; i < s->n_heap; i++)
         free(s->heap[i].buf);

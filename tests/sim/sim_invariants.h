@@ -131,9 +131,25 @@ static inline void sim_check(struct sim *s)
             else if (c == raft_snapshot_index(r) || c == raft_first_index(r) - 1)
                 sim_truth_check(s, n, c, raft_entry_term(r, c), 0, "committed (snapshot)");
         }
+        bool moved = commit > n->last_commit;
         n->last_commit = commit;
         if (raft_role(r) != RAFT_LEADER)
             continue;
+        /* Durability: what a leader commits is on the disks of a majority of its voters (the leader's
+         * own disk counts only for what was written, pipeline or not). */
+        if (moved && raft_entry_at(r, commit) != NULL) {
+            const struct raft_conf *c = raft_configuration(r);
+            uint64_t t = raft_entry_term(r, commit);
+            unsigned have = 0;
+            for (uint32_t v = 0; v < c->n; v++)
+                if (c->ids[v] <= SIM_MAX && sim_disk_has(&s->nodes[c->ids[v]], commit, t))
+                    have++;
+            if (have < c->n / 2 + 1)
+                sim_fail(s,
+                         "durability: leader %" PRIu64 " committed %" PRIu64 " (term %" PRIu64
+                         ") held by %u of %u voters' disks",
+                         n->id, commit, t, have, c->n);
+        }
         uint64_t *slot = sim_leader_slot(s, term);
         uint64_t last = raft_last_index(r);
         if (*slot == 0) {

@@ -19,7 +19,7 @@
 #define SIM_MAX 16
 #define SIM_TICK 10 /* time units per node tick */
 
-enum sim_ev { SIM_EV_MSG = 1, SIM_EV_TICK, SIM_EV_WRITE };
+enum sim_ev { SIM_EV_MSG = 1, SIM_EV_TICK, SIM_EV_WRITE, SIM_EV_AWRITE };
 
 struct sim_event {
     uint64_t at, seq;
@@ -44,6 +44,19 @@ struct sim_read {
     uint64_t ctx, min_index;
 };
 
+/* A leader's write started by raft_advance_async() (the pipeline), durable at `at` unless the node
+ * crashes first. The disk takes writes in the order they were started. */
+struct sim_pwrite {
+    uint64_t at;
+    struct raft_entry *es; /* copies: the core may drop its own meanwhile */
+    size_t n;
+    bool has_hs;
+    struct raft_hard_state hs;
+    bool on_disk; /* written, raft_durable_to() not yet told (a synchronous ready was out) */
+    uint8_t **msgs; /* messages held until the write is durable (not early_send), encoded */
+    size_t *msg_lens, n_msgs;
+};
+
 struct sim;
 
 struct sim_node {
@@ -63,6 +76,9 @@ struct sim_node {
     bool writing;
     uint64_t write_done_at;
     struct raft_ready rd;
+    struct sim_pwrite *pw; /* the pipeline's writes under way, oldest first */
+    size_t n_pw, cap_pw;
+    uint64_t pipelined;    /* readies advanced with raft_advance_async() */
     unsigned pending_ticks;
     /* the state machine: a hash chain over applied entries */
     uint64_t applied, sm_hash;
@@ -89,6 +105,7 @@ struct sim_config {
     unsigned trailing;
     bool check_invariants;
     bool manual_ticks; /* scenario tests tick nodes themselves */
+    bool pipeline;     /* readies are advanced before their writes are durable (raft_advance_async) */
 };
 
 struct sim {
@@ -246,6 +263,16 @@ static inline void sim_disk_append(struct sim_node *n, const struct raft_entry *
         d->data = malloc(e->len);
         memcpy(d->data, e->data, e->len);
     }
+}
+/* The disk holds entry (idx, term), or a snapshot covering it. */
+static inline bool sim_disk_has(const struct sim_node *n, uint64_t idx, uint64_t term)
+{
+    if (n->has_snap && n->snap.meta.index >= idx)
+        return true;
+    for (size_t i = n->n_log; i > 0; i--)
+        if (n->log[i - 1].index == idx)
+            return n->log[i - 1].term == term;
+    return false;
 }
 static inline void sim_disk_set_snapshot(struct sim_node *n, const struct raft_snapshot_meta *meta,
                                          const void *data, uint64_t len)

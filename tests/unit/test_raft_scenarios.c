@@ -581,6 +581,77 @@ static void test_single_node_commits_only_after_its_disk_acknowledges(void **sta
     raft_free(r);
 }
 
+/* The pipeline: readies advanced before their writes are durable hand out the entries that follow,
+ * and nothing is committed or applied until raft_durable_to() says it is on disk. A leader's ready
+ * may send at once; the one with a new term may not. */
+static void test_pipelined_leader_commits_only_what_its_disk_reported(void **state)
+{
+    struct raft_config cfg;
+    raft_config_defaults(&cfg);
+    cfg.id = 1;
+    cfg.bootstrap.n = 1;
+    cfg.bootstrap.ids[0] = 1;
+    struct raft *r;
+    char err[64];
+    assert_int_equal(raft_new(&r, &cfg, NULL, err, sizeof(err)), 0);
+    struct raft_ready rd;
+    bool refused = false; /* saw the new term's ready */
+    for (int i = 0; i < 40 && raft_role(r) != RAFT_LEADER; i++) {
+        raft_tick(r);
+        while (raft_has_ready(r)) {
+            raft_ready(r, &rd);
+            if (rd.has_hard_state && rd.hard_state.term != 0 && !refused) {
+                /* a new term (and vote) must be durable before anything is sent */
+                assert_false(rd.early_send);
+                refused = true;
+            }
+            raft_advance(r, &rd);
+        }
+    }
+    assert_true(refused);
+    assert_int_equal(raft_role(r), RAFT_LEADER);
+    uint64_t term = raft_term(r);
+    assert_int_equal(raft_propose(r, "a", 1), 0);
+    uint64_t i1 = raft_last_index(r);
+    raft_ready(r, &rd);
+    assert_true(rd.early_send);
+    assert_int_equal(rd.entries[rd.n_entries - 1].index, i1);
+    assert_int_equal(raft_advance_async(r, &rd), 0);
+    assert_true(raft_commit_index(r) < i1);
+    /* the next batch while the first is being written: only the new entry */
+    assert_int_equal(raft_propose(r, "b", 1), 0);
+    uint64_t i2 = raft_last_index(r);
+    assert_true(raft_has_ready(r));
+    raft_ready(r, &rd);
+    assert_int_equal(rd.n_entries, 1);
+    assert_int_equal(rd.entries[0].index, i2);
+    assert_int_equal(rd.n_committed, 0);
+    assert_int_equal(raft_advance_async(r, &rd), 0);
+    assert_false(raft_has_ready(r));
+    assert_true(raft_commit_index(r) < i1);
+    /* a report of another term's entry at that index says nothing */
+    raft_durable_to(r, i1, term + 1);
+    assert_true(raft_commit_index(r) < i1);
+    assert_false(raft_has_ready(r));
+    /* the first write is durable: it commits and is handed out to apply, the second is not */
+    raft_durable_to(r, i1, term);
+    assert_int_equal(raft_commit_index(r), i1);
+    raft_ready(r, &rd);
+    assert_int_equal(rd.committed[rd.n_committed - 1].index, i1);
+    assert_memory_equal(rd.committed[rd.n_committed - 1].data, "a", 1);
+    raft_advance(r, &rd);
+    assert_false(raft_has_ready(r));
+    raft_durable_to(r, i2, term);
+    assert_int_equal(raft_commit_index(r), i2);
+    raft_ready(r, &rd);
+    assert_int_equal(rd.n_committed, 1);
+    assert_int_equal(rd.committed[0].index, i2);
+    raft_advance(r, &rd);
+    raft_durable_to(r, i2, term); /* again: nothing */
+    assert_false(raft_has_ready(r));
+    raft_free(r);
+}
+
 static void test_bad_configuration_and_messages_are_rejected(void **state)
 {
     struct raft_config cfg;
@@ -629,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_added_node_catches_up_and_votes),
         cmocka_unit_test(test_failed_allocation_is_an_error_not_a_crash),
         cmocka_unit_test(test_single_node_commits_only_after_its_disk_acknowledges),
+        cmocka_unit_test(test_pipelined_leader_commits_only_what_its_disk_reported),
         cmocka_unit_test(test_bad_configuration_and_messages_are_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
