@@ -536,8 +536,10 @@ static void test_failed_allocation_is_an_error_not_a_crash(void **state)
     }
 }
 
-/* One voter: it elects itself, and commits once its own disk has the entry (not before). */
-static void test_single_node_commits_only_after_its_disk_acknowledges(void **state)
+/* A one-voter core (id 1), ticked until it leads; each ready is advanced at once. With
+ * saw_new_term, a ready that carries the new term is checked not to be early_send (a new term and
+ * vote must be durable before anything is sent) and *saw_new_term says one came. */
+static struct raft *single_voter_leader(bool *saw_new_term)
 {
     struct raft_config cfg;
     raft_config_defaults(&cfg);
@@ -552,10 +554,22 @@ static void test_single_node_commits_only_after_its_disk_acknowledges(void **sta
         raft_tick(r);
         while (raft_has_ready(r)) {
             raft_ready(r, &rd);
+            if (saw_new_term && rd.has_hard_state && rd.hard_state.term != 0 && !*saw_new_term) {
+                assert_false(rd.early_send);
+                *saw_new_term = true;
+            }
             raft_advance(r, &rd);
         }
     }
     assert_int_equal(raft_role(r), RAFT_LEADER);
+    return r;
+}
+
+/* One voter: it elects itself, and commits once its own disk has the entry (not before). */
+static void test_single_node_commits_only_after_its_disk_acknowledges(void **state)
+{
+    struct raft *r = single_voter_leader(NULL);
+    struct raft_ready rd;
     assert_int_equal(raft_propose(r, "hello", 5), 0);
     uint64_t idx = raft_last_index(r);
     raft_ready(r, &rd);
@@ -586,30 +600,10 @@ static void test_single_node_commits_only_after_its_disk_acknowledges(void **sta
  * may send at once; the one with a new term may not. */
 static void test_pipelined_leader_commits_only_what_its_disk_reported(void **state)
 {
-    struct raft_config cfg;
-    raft_config_defaults(&cfg);
-    cfg.id = 1;
-    cfg.bootstrap.n = 1;
-    cfg.bootstrap.ids[0] = 1;
-    struct raft *r;
-    char err[64];
-    assert_int_equal(raft_new(&r, &cfg, NULL, err, sizeof(err)), 0);
+    bool refused = false; /* saw the new term's ready, which may not send early */
+    struct raft *r = single_voter_leader(&refused);
     struct raft_ready rd;
-    bool refused = false; /* saw the new term's ready */
-    for (int i = 0; i < 40 && raft_role(r) != RAFT_LEADER; i++) {
-        raft_tick(r);
-        while (raft_has_ready(r)) {
-            raft_ready(r, &rd);
-            if (rd.has_hard_state && rd.hard_state.term != 0 && !refused) {
-                /* a new term (and vote) must be durable before anything is sent */
-                assert_false(rd.early_send);
-                refused = true;
-            }
-            raft_advance(r, &rd);
-        }
-    }
     assert_true(refused);
-    assert_int_equal(raft_role(r), RAFT_LEADER);
     uint64_t term = raft_term(r);
     assert_int_equal(raft_propose(r, "a", 1), 0);
     uint64_t i1 = raft_last_index(r);
