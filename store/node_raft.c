@@ -8,7 +8,7 @@
  *   and snapshot marker go to the WAL thread as one batch; when the WAL reports the batch durable,
  *   messages are sent and the core is advanced. Proposals that arrive meanwhile wait in a queue and
  *   enter the core together, so a burst of writes shares one fdatasync (group commit).
- *   Most readies are pipelined instead (raft.h): the batch (with copies of the entries) goes to the
+ *   Most readies are pipelined instead (raft.h; node_pipe.c): the batch (with copies of the entries) goes to the
  *   WAL and the core is advanced at once, so the store thread proposes and submits the next batch
  *   while this one's fdatasync runs and the WAL thread syncs back to back; a leader's messages go out
  *   at once, a follower's when its batch is durable. Each completed batch is reported with
@@ -57,7 +57,7 @@ void node_raft_health(struct node *n, bool ok, const char *reason)
 }
 
 /* The WAL failed: never acknowledge anything again (until a restart re-reads what is durable). */
-static void poison(struct node *n, const char *what)
+void node_raft_poison(struct node *n, const char *what)
 {
     struct node_raft *d = n->drv;
     if (d->poisoned)
@@ -225,7 +225,7 @@ static void on_snap_written(struct node *n, bool ok, const struct snap_meta *m, 
         char why[512];
         if (wal_thread_error(d->wt, why, sizeof(why)) == 0)
             snprintf(why, sizeof(why), "%s", strerror(-rv));
-        poison(n, why);
+        node_raft_poison(n, why);
     }
 }
 
@@ -340,161 +340,6 @@ static void maybe_snapshot(struct node *n)
     }
 }
 
-/* ---------------------------------------------------------------- the pipeline */
-
-/* A ready (raft.h: the pipeline) is written while the core goes on: the store thread proposes, steps
- * and hands the WAL the next batch during this one's fdatasync. A leader's messages go at once
- * (early_send: its appends reach the followers before its own write); anyone else's (append
- * responses, votes) travel with the batch and go when it is durable, as do those of a ready with
- * nothing to write while earlier batches are out (an empty batch: a barrier). The batch owns copies
- * of its entries and messages (the core may truncate its log meanwhile). The WAL completes batches in
- * submission order, so the store thread only counts completions; raft_durable_to() then lets the
- * core commit and hand the entries out to apply, never before they are durable here. A received
- * snapshot is never pipelined. */
-#define PIPE_MAX 64 /* batches in flight; beyond, a ready waits for its write as before */
-
-struct pbatch {
-    struct wal_batch b;
-    struct pbatch *next;
-    struct raft_hard_state hs;
-    uint64_t last_index, last_term; /* 0: no entries */
-    struct raft_message *msgs;      /* held until durable (NULL: sent already) */
-    size_t n_msgs;
-    struct raft_entry es[];         /* then the messages, then the entries' bytes */
-};
-
-static void on_pbatch_done(void *arg, int err, const char *msg)
-{
-    struct node *n = arg; /* WAL thread */
-    struct node_raft *d = n->drv;
-    pthread_mutex_lock(&d->mu);
-    d->pq_done++;
-    if (err && !d->pq_err) {
-        d->pq_err = err;
-        snprintf(d->pq_msg, sizeof(d->pq_msg), "%s", msg && *msg ? msg : strerror(err < 0 ? -err : err));
-    }
-    if (!d->closing)
-        uv_async_send(&d->wal_async);
-    pthread_mutex_unlock(&d->mu);
-}
-
-/* Can the ready that is out go through the pipeline? Held messages are copied flat, so they may not
- * point anywhere (entries, a snapshot): those readies (rare: a leader's ready with a new term) are
- * written the ordinary way. */
-static bool pipe_fits(const struct node_raft *d)
-{
-    if (d->rd.snapshot || d->pq_n >= PIPE_MAX)
-        return false;
-    for (size_t i = 0; !d->rd.early_send && i < d->rd.n_messages; i++)
-        if (d->rd.messages[i].type == RAFT_MSG_SNAPSHOT || d->rd.messages[i].n_entries > 0)
-            return false;
-    return true;
-}
-
-/* Hand the ready that is out to the WAL as a pipelined batch (writes=false: nothing to write, a
- * barrier for its messages). -ENOMEM: not submitted (the caller writes it the ordinary way); another
- * error: the WAL is poisoned. */
-static int pipe_submit(struct node *n, bool writes)
-{
-    struct node_raft *d = n->drv;
-    const struct raft_ready *rd = &d->rd;
-    size_t ne = writes ? rd->n_entries : 0, nm = rd->early_send ? 0 : rd->n_messages, bytes = 0;
-    for (size_t i = 0; i < ne; i++)
-        bytes += rd->entries[i].len;
-    struct pbatch *p = malloc(sizeof(*p) + ne * sizeof(struct raft_entry) + nm * sizeof(struct raft_message) + bytes);
-    if (!p)
-        return -ENOMEM;
-    memset(p, 0, sizeof(*p));
-    p->msgs = nm ? (struct raft_message *)(p->es + ne) : NULL;
-    p->n_msgs = nm;
-    if (nm)
-        memcpy(p->msgs, rd->messages, nm * sizeof(*p->msgs));
-    uint8_t *data = (uint8_t *)(p->es + ne) + nm * sizeof(struct raft_message);
-    for (size_t i = 0; i < ne; i++) {
-        p->es[i] = rd->entries[i];
-        p->es[i].data = data;
-        if (rd->entries[i].len)
-            memcpy(data, rd->entries[i].data, rd->entries[i].len);
-        data += rd->entries[i].len;
-    }
-    p->b.entries = p->es;
-    p->b.n_entries = ne;
-    if (writes && rd->has_hard_state) {
-        p->hs = rd->hard_state;
-        p->b.hard_state = &p->hs;
-    }
-    if (ne) {
-        p->last_index = rd->entries[ne - 1].index;
-        p->last_term = rd->entries[ne - 1].term;
-    }
-    p->b.done = on_pbatch_done;
-    p->b.arg = n;
-    int rv = wal_thread_submit(d->wt, &p->b);
-    if (rv != 0) {
-        free(p);
-        char msg[512];
-        if (wal_thread_error(d->wt, msg, sizeof(msg)) == 0)
-            snprintf(msg, sizeof(msg), "%s", strerror(-rv));
-        poison(n, msg);
-        return rv;
-    }
-    if (p->b.hard_state)
-        d->hs_disk = rd->hard_state;
-    if (d->pq_tail)
-        d->pq_tail->next = p;
-    else
-        d->pq_head = p;
-    d->pq_tail = p;
-    d->pq_n++;
-    return 0;
-}
-
-/* count more batches are durable: the messages they held may go (a ready may be out: no raft call). */
-static void pipe_land(struct node *n, size_t count)
-{
-    struct node_raft *d = n->drv;
-    struct pbatch *p = d->pq_head;
-    for (size_t i = 0; p && i < d->pq_landed; i++)
-        p = p->next;
-    for (; p && count > 0; p = p->next, count--) {
-        d->pq_landed++;
-        if (p->n_msgs) {
-            struct raft_ready held = {.messages = p->msgs, .n_messages = p->n_msgs};
-            node_peers_send(n, &held);
-            p->n_msgs = 0;
-        }
-    }
-}
-
-/* Tell the core which pipelined batches are durable (never while a ready is out). */
-static void pipe_tell(struct node *n)
-{
-    struct node_raft *d = n->drv;
-    while (!d->rd_out && !d->poisoned && d->pq_landed > 0) {
-        struct pbatch *p = d->pq_head;
-        d->pq_head = p->next;
-        if (!d->pq_head)
-            d->pq_tail = NULL;
-        d->pq_landed--;
-        d->pq_n--;
-        if (p->last_index)
-            raft_durable_to(d->raft, p->last_index, p->last_term);
-        free(p);
-    }
-}
-
-void node_raft_pipe_free(struct node *n)
-{
-    struct node_raft *d = n->drv;
-    struct pbatch *p;
-    while ((p = d->pq_head)) {
-        d->pq_head = p->next;
-        free(p);
-    }
-    d->pq_tail = NULL;
-    d->pq_n = d->pq_landed = 0;
-}
-
 /* The ready's writes are durable (or, durable=false, under way in the pipeline): send, advance,
  * compact now and then, go on. */
 static void finish_ready(struct node *n, bool durable)
@@ -505,7 +350,7 @@ static void finish_ready(struct node *n, bool durable)
     if (d->rd.snapshot) {
         char why[512];
         if (node_peers_install_snapshot(n, d->rd.snapshot, why, sizeof(why)) != 0) {
-            poison(n, why);
+            node_raft_poison(n, why);
             return;
         }
         node_conf_sync(n); /* the snapshot's membership */
@@ -515,7 +360,7 @@ static void finish_ready(struct node *n, bool durable)
     else
         raft_advance_async(d->raft, &d->rd); /* no snapshot (pipe_fits): cannot fail */
     d->rd_out = false;
-    pipe_tell(n); /* pipelined batches that landed while this ready was out */
+    node_pipe_tell(n); /* pipelined batches that landed while this ready was out */
     __atomic_store_n(&n->st_term, raft_term(d->raft), __ATOMIC_RELAXED);
     __atomic_store_n(&n->st_commit, raft_commit_index(d->raft), __ATOMIC_RELAXED);
     if (d->rd.soft_state_changed && d->rd.lead != __atomic_load_n(&n->st_leader, __ATOMIC_RELAXED)) {
@@ -569,12 +414,12 @@ void node_raft_on_wal(uv_async_t *a)
     d->pq_done = 0;
     pthread_mutex_unlock(&d->mu);
     if (perr) { /* a pipelined batch failed: nothing after it may be acknowledged */
-        poison(n, pmsg);
+        node_raft_poison(n, pmsg);
         return;
     }
-    pipe_land(n, pdone);
+    node_pipe_land(n, pdone);
     if (mdone && merr) {
-        poison(n, mmsg);
+        node_raft_poison(n, mmsg);
         return;
     }
     if (mdone)
@@ -584,13 +429,13 @@ void node_raft_on_wal(uv_async_t *a)
             maybe_snapshot(n); /* compact now */
         if (pdone && !d->rd_out) {
             count_wal(n);
-            pipe_tell(n);
+            node_pipe_tell(n);
             drive(n); /* what they commit is handed out to apply */
         }
         return;
     }
     if (err) {
-        poison(n, msg); /* the ready stays out: the core is never advanced past what is not durable */
+        node_raft_poison(n, msg); /* the ready stays out: the core is never advanced past what is not durable */
         return;
     }
     count_wal(n);
@@ -726,15 +571,15 @@ static void drive(struct node *n)
                    (d->rd.hard_state.term != d->hs_disk.term || d->rd.hard_state.vote != d->hs_disk.vote);
     bool writes = d->rd.n_entries || promise || d->rd.snapshot;
     if (d->rd.snapshot && !d->wt) {
-        poison(n, "a snapshot arrived but there is no data dir to keep it");
+        node_raft_poison(n, "a snapshot arrived but there is no data dir to keep it");
         return;
     }
     if (!d->wt || (!writes && (!d->pq_n || d->rd.early_send))) { /* nothing to wait for */
         finish_ready(n, true);
         return;
     }
-    if (pipe_fits(d)) {
-        int rv = pipe_submit(n, writes);
+    if (node_pipe_fits(d)) {
+        int rv = node_pipe_submit(n, writes);
         if (rv == 0)
             finish_ready(n, false);
         if (rv != -ENOMEM)
@@ -747,7 +592,7 @@ static void drive(struct node *n)
         /* a snapshot from the leader: its file goes into our snap dir (durable) before the marker */
         char why[512];
         if (node_peers_persist_snapshot(n, d->rd.snapshot, why, sizeof(why)) != 0) {
-            poison(n, why);
+            node_raft_poison(n, why);
             return;
         }
         d->batch.has_snapshot = true;
@@ -767,7 +612,7 @@ static void drive(struct node *n)
         char msg[512];
         if (wal_thread_error(d->wt, msg, sizeof(msg)) == 0)
             snprintf(msg, sizeof(msg), "%s", strerror(-rv));
-        poison(n, msg);
+        node_raft_poison(n, msg);
     }
 }
 

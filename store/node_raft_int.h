@@ -134,6 +134,14 @@ void node_raft_apply(struct node *n, const struct raft_entry *es, size_t count);
 void node_raft_on_tick(uv_timer_t *t);
 void node_raft_on_wal(uv_async_t *a);
 void node_raft_on_kick(uv_async_t *a);
+/* A failed write or fsync: nothing is acknowledged after it, writes get 5xx, /health says what */
+void node_raft_poison(struct node *n, const char *what);
+
+/* node_pipe.c: the pipeline of readies advanced before they are durable (store thread) */
+bool node_pipe_fits(const struct node_raft *d);  /* may the ready that is out be pipelined? */
+int node_pipe_submit(struct node *n, bool writes); /* hand it to the WAL (-ENOMEM: write it as usual) */
+void node_pipe_land(struct node *n, size_t count); /* count more batches are durable: send held messages */
+void node_pipe_tell(struct node *n);               /* report landed batches to the core (no ready out) */
 void node_raft_pipe_free(struct node *n); /* after the WAL thread stopped: drop the pipeline's batches */
 
 /* node_peers.c: a cluster's side of the driver (see there) */
