@@ -136,6 +136,7 @@ static struct svc_guard *guard_of(h2o_socket_t *sock)
 
 void h2o_socket_read_stop(h2o_socket_t *sock)
 {
+    pthread_once(&h2o_once, find_h2o); /* done by svc_guard_thread_init, unless a socket came first */
     struct svc_guard *c = guard_of(sock);
     if (c == NULL || sock->ssl != NULL) {
         h2o_read_stop(sock);
@@ -147,6 +148,7 @@ void h2o_socket_read_stop(h2o_socket_t *sock)
 
 void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
 {
+    pthread_once(&h2o_once, find_h2o);
     struct svc_guard *c = guard_of(sock);
     if (c != NULL && c->paused) {
         c->paused = false;
