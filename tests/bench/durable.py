@@ -18,7 +18,6 @@ every loop is bounded in count and time. Python 3 standard library; needs etcd a
 
 import argparse
 import glob
-import http.client
 import json
 import os
 import re
@@ -104,14 +103,8 @@ class Server:
         self.proc = None
 
 
-def get(port_, path, timeout=5):
-    c = http.client.HTTPConnection("127.0.0.1", port_, timeout=timeout)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
+def get(port, path, timeout=5):
+    return bench_helper.http_get(port, path, timeout)
 
 
 def wait_ready(srv, timeout=60):

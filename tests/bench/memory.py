@@ -71,13 +71,7 @@ def status_kb(pid, field):
 
 
 def get(port, path, timeout=10):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
+    return bench_helper.http_get(port, path, timeout)
 
 
 def metrics(port):
