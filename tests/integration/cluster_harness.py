@@ -1,5 +1,5 @@
 # tests/integration/cluster_harness.py — a cluster of discoveryd processes for the cluster tests
-# (test_cluster.py, test_nemesis.py): members on loopback with their own data dirs and logs, started,
+# (test_cluster.py, test_nemesis.py; test_membership.py builds its own on Member): members on loopback with their own data dirs and logs, started,
 # SIGKILLed, paused and restarted; optionally with a fault-injecting proxy (faultproxy.py) in front of
 # every member's peer port, so partitions and one-way loss can be made between them.
 
@@ -15,26 +15,15 @@ import faultproxy
 BIN = os.environ.get("DISCOVERYD_BIN", "")
 
 
-class Node:
-    def __init__(self, checks, name, port, peer_port, cluster_flag, data_dir, listen_peer=None, extra=()):
-        self.name, self.port, self.peer_port = name, port, peer_port
-        self.hostport = "127.0.0.1:%d" % port
-        self.base = "http://" + self.hostport
-        self.data_dir = data_dir
-        self.id = None  # the member ID (int), once read from /v2/members
-        self.paused = False
-        self.log = os.path.join(os.path.dirname(data_dir), name + ".log")
-        self.argv = [BIN, "--name", name, "--initial-cluster", cluster_flag, "--listen", self.hostport,
-                     "--data-dir", data_dir, "--public-url", self.base, "--snapshot-count", "300"] + \
-            (["--listen-peer-urls", listen_peer] if listen_peer else []) + list(extra) + \
-            h.DiscoverydBackend.RELAXED_LIMITS + shlex.split(os.environ.get("DISCOVERYD_ITEST_ARGS", ""))
-        checks.add_log(name, self.log, 30)
-        self.proc = None
-        self.start()
+class Member:
+    """A discoveryd process of a cluster test: what every kind of member shares. A subclass sets
+    name, hostport, log and argv (a list) before start()."""
+    proc = None
+    paused = False
 
     def start(self):
         with open(self.log, "ab") as f:
-            f.write(("=== start %.3f\n" % time.time()).encode())
+            f.write(("=== start %.3f %s\n" % (time.time(), getattr(self, "state", ""))).encode())
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISCOVERYD_")}
         self.proc = h.spawn(self.argv, self.log, env=env)
         self.paused = False
@@ -43,19 +32,9 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
     def kill9(self):
-        if self.proc.poll() is None:
+        if self.alive():
             self.proc.kill()  # SIGKILL works on a stopped process too
             self.proc.wait(timeout=10)
-        self.paused = False
-
-    def pause(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGSTOP)
-            self.paused = True
-
-    def resume(self):
-        if self.alive() and self.paused:
-            self.proc.send_signal(signal.SIGCONT)
         self.paused = False
 
     def metrics_text(self):
@@ -74,6 +53,32 @@ class Node:
             return h.http_request(self.hostport, "GET", "/health", timeout=2).status == 200
         except Exception:  # noqa: BLE001
             return False
+
+
+class Node(Member):
+    def __init__(self, checks, name, port, peer_port, cluster_flag, data_dir, listen_peer=None, extra=()):
+        self.name, self.port, self.peer_port = name, port, peer_port
+        self.hostport = "127.0.0.1:%d" % port
+        self.base = "http://" + self.hostport
+        self.data_dir = data_dir
+        self.id = None  # the member ID (int), once read from /v2/members
+        self.log = os.path.join(os.path.dirname(data_dir), name + ".log")
+        self.argv = [BIN, "--name", name, "--initial-cluster", cluster_flag, "--listen", self.hostport,
+                     "--data-dir", data_dir, "--public-url", self.base, "--snapshot-count", "300"] + \
+            (["--listen-peer-urls", listen_peer] if listen_peer else []) + list(extra) + \
+            h.DiscoverydBackend.RELAXED_LIMITS + shlex.split(os.environ.get("DISCOVERYD_ITEST_ARGS", ""))
+        checks.add_log(name, self.log, 30)
+        self.start()
+
+    def pause(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self):
+        if self.alive() and self.paused:
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
 
 
 def start_cluster(c, n=3, proxied=False, extra=()):

@@ -24,6 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster_harness as ch  # noqa: E402
 import harness as h  # noqa: E402
 
 BIN = os.environ.get("DISCOVERYD_BIN", "")
@@ -62,7 +63,7 @@ def stable_ports(n):
     return ports if len(ports) == n else h.free_ports(n)
 
 
-class Node:
+class Node(ch.Member):
     def __init__(self, checks, root, name, cluster_flag, state="new", extra=()):
         self.name, self.extra = name, list(extra)
         self.port, self.peer_port = stable_ports(2)
@@ -72,42 +73,14 @@ class Node:
         self.log = os.path.join(root, name + ".log")
         self.root, self.checks = root, checks
         self.cluster_flag, self.state = cluster_flag, state
-        self.proc = None
         checks.add_log(name, self.log, 30)
 
-    def argv(self):
+    @property
+    def argv(self):  # the state and the cluster flag change between starts
         return [BIN, "--name", self.name, "--initial-cluster", self.cluster_flag,
                 "--initial-cluster-state", self.state, "--listen", self.hostport, "--data-dir", self.data_dir,
                 "--public-url", "http://" + self.hostport, "--snapshot-count", SNAPSHOT_COUNT] + self.extra + \
             h.DiscoverydBackend.RELAXED_LIMITS + shlex.split(os.environ.get("DISCOVERYD_ITEST_ARGS", ""))
-
-    def start(self):
-        with open(self.log, "ab") as f:
-            f.write(("=== start %.3f %s\n" % (time.time(), self.state)).encode())
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DISCOVERYD_")}
-        self.proc = h.spawn(self.argv(), self.log, env=env)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self):
-        if self.alive():
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def metric(self, name):
-        try:
-            t = h.http_request(self.hostport, "GET", "/metrics", timeout=2).text
-        except Exception:  # noqa: BLE001
-            return None
-        m = re.search(r"^%s (\d+)$" % re.escape(name), t, re.M)
-        return int(m.group(1)) if m else None
-
-    def healthy(self):
-        try:
-            return h.http_request(self.hostport, "GET", "/health", timeout=2).status == 200
-        except Exception:  # noqa: BLE001
-            return False
 
     def members(self):
         return h.http_request(self.hostport, "GET", "/v2/members", timeout=5).json()["members"]
