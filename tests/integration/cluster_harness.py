@@ -1,7 +1,8 @@
 # tests/integration/cluster_harness.py — a cluster of discoveryd processes for the cluster tests
-# (test_cluster.py, test_nemesis.py; test_membership.py builds its own on Member): members on loopback with their own data dirs and logs, started,
-# SIGKILLed, paused and restarted; optionally with a fault-injecting proxy (faultproxy.py) in front of
-# every member's peer port, so partitions and one-way loss can be made between them.
+# (test_cluster.py, test_nemesis.py; test_membership.py builds its own members on Member): members on
+# loopback with their own data dirs and logs, started, SIGKILLed, paused and restarted; optionally
+# with a fault-injecting proxy (faultproxy.py) in front of every member's peer port, so partitions and
+# one-way loss can be made between them.
 
 import os
 import re
